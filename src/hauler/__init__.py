@@ -1,0 +1,3 @@
+"""hauler: a distributed download engine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""hauler get commands (filled in by their issue)."""

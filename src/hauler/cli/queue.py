@@ -1,0 +1,1 @@
+"""hauler queue commands (filled in by their issue)."""

@@ -1,0 +1,1 @@
+"""hauler worker commands (filled in by their issue)."""

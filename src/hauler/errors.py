@@ -1,0 +1,181 @@
+"""The HaulerError tree, split by what the caller does next.
+
+::
+
+    HaulerError
+    ├── Transient               retry later (optionally after ``retry_after_s``)
+    │   ├── Throttled           429/503: the origin asked us to slow down
+    │   ├── ConnectionFailed    reset, refused, DNS, TLS, truncated body
+    │   ├── Stalled             below the lowest-speed limit for too long
+    │   └── StoreUnavailable    the job store (SQLite/Redis) cannot be reached
+    ├── Bannable                rotate a resource (proxy or account), then retry
+    ├── RestartTransfer         the partial file is useless: start the transfer over
+    │   ├── OriginChanged       validators (ETag/Last-Modified/size) differ from the partial's
+    │   └── RangeIgnored        the origin answered 200 to a Range request mid-file
+    ├── Fatal                   give up now, with a clear reason
+    │   ├── BadRequest          a URL or option the user must fix (scheme, syntax, private address)
+    │   ├── NotFound            404
+    │   ├── Gone                410
+    │   ├── Forbidden           401/403 and other 4xx the origin will keep answering
+    │   ├── TooLarge            over a configured size limit
+    │   ├── ContentMismatch     size or checksum differ after a complete download
+    │   └── LocalError          disk full, permission denied, unwritable output directory
+    └── LeaseLost               this worker's fencing token is no longer current
+
+Library exceptions (aiohttp, redis, sqlite3, OSError) are mapped to these at the I/O
+boundary with ``raise ... from exc``; nothing above that boundary parses error strings.
+Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorClass(StrEnum):
+    """The short class name stored with a failed job and used by ``requeue --reason``."""
+
+    TRANSIENT = "transient"
+    THROTTLED = "throttled"
+    CONNECTION = "connection"
+    STALLED = "stalled"
+    STORE = "store"
+    BANNABLE = "bannable"
+    ORIGIN_CHANGED = "origin_changed"
+    RANGE_IGNORED = "range_ignored"
+    FATAL = "fatal"
+    BAD_REQUEST = "bad_request"
+    NOT_FOUND = "not_found"
+    GONE = "gone"
+    FORBIDDEN = "forbidden"
+    TOO_LARGE = "too_large"
+    CONTENT_MISMATCH = "content_mismatch"
+    LOCAL = "local"
+    LEASE_LOST = "lease_lost"
+    CANCELLED = "cancelled"
+
+
+class HaulerError(Exception):
+    """hauler failed."""
+
+    error_class: ErrorClass = ErrorClass.FATAL
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or type(self).__name__).strip().splitlines()[0]
+        super().__init__(self.message)
+
+
+class Transient(HaulerError):
+    """A temporary failure; trying again later may succeed."""
+
+    error_class = ErrorClass.TRANSIENT
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Throttled(Transient):
+    """The origin is throttling us (429/503)."""
+
+    error_class = ErrorClass.THROTTLED
+
+
+class ConnectionFailed(Transient):
+    """The connection to the origin failed."""
+
+    error_class = ErrorClass.CONNECTION
+
+
+class Stalled(Transient):
+    """The transfer stalled below the lowest-speed limit."""
+
+    error_class = ErrorClass.STALLED
+
+
+class StoreUnavailable(Transient):
+    """The job store cannot be reached; check that it is running and the --store URL."""
+
+    error_class = ErrorClass.STORE
+
+
+class Bannable(HaulerError):
+    """The origin refused this proxy or account; rotate it and try again."""
+
+    error_class = ErrorClass.BANNABLE
+
+    def __init__(self, message: str | None = None, *, resource: str = "proxy") -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+class RestartTransfer(HaulerError):
+    """The partial download cannot be continued; the transfer must start over."""
+
+    error_class = ErrorClass.TRANSIENT
+
+
+class OriginChanged(RestartTransfer):
+    """The remote file changed since the partial download began."""
+
+    error_class = ErrorClass.ORIGIN_CHANGED
+
+
+class RangeIgnored(RestartTransfer):
+    """The origin ignored a Range request in the middle of the file."""
+
+    error_class = ErrorClass.RANGE_IGNORED
+
+
+class Fatal(HaulerError):
+    """A permanent failure; retrying will not help."""
+
+    error_class = ErrorClass.FATAL
+
+
+class BadRequest(Fatal):
+    """The URL or an option is invalid."""
+
+    error_class = ErrorClass.BAD_REQUEST
+
+
+class NotFound(Fatal):
+    """The origin answered 404 Not Found."""
+
+    error_class = ErrorClass.NOT_FOUND
+
+
+class Gone(Fatal):
+    """The origin answered 410 Gone."""
+
+    error_class = ErrorClass.GONE
+
+
+class Forbidden(Fatal):
+    """The origin refused access (401/403)."""
+
+    error_class = ErrorClass.FORBIDDEN
+
+
+class TooLarge(Fatal):
+    """The file is larger than the configured limit."""
+
+    error_class = ErrorClass.TOO_LARGE
+
+
+class ContentMismatch(Fatal):
+    """The downloaded content does not match the expected size or checksum."""
+
+    error_class = ErrorClass.CONTENT_MISMATCH
+
+
+class LocalError(Fatal):
+    """A local failure: disk full, permission denied or an unwritable output directory."""
+
+    error_class = ErrorClass.LOCAL
+
+
+class LeaseLost(HaulerError):
+    """This worker no longer holds the job's lease; another worker owns it now."""
+
+    error_class = ErrorClass.LEASE_LOST

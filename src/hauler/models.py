@@ -1,0 +1,188 @@
+"""The nouns every layer shares: job specs, jobs and their states, leases, workers.
+
+Pure data: no I/O library is imported here (an import-linter contract checks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CHECKSUM_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+
+
+class JobKind(StrEnum):
+    """What a job downloads; ``auto`` lets the pipeline decide from the URL."""
+
+    AUTO = "auto"
+    FILE = "file"
+    MEDIA = "media"
+    LIVE = "live"
+
+
+class JobState(StrEnum):
+    """Where a job is in its life. See ``TRANSITIONS`` for the legal moves."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    DONE = "done"
+    FAILED = "failed"
+
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # queued → running: claim.
+    JobState.QUEUED: frozenset({JobState.RUNNING}),
+    # running → queued: released, or the lease expired and was reclaimed.
+    JobState.RUNNING: frozenset(
+        {JobState.DONE, JobState.FAILED, JobState.RETRYING, JobState.QUEUED}
+    ),
+    # retrying → queued: due; → running: claimed directly once due.
+    JobState.RETRYING: frozenset({JobState.QUEUED, JobState.RUNNING}),
+    # done/failed → queued: requeue.
+    JobState.DONE: frozenset({JobState.QUEUED}),
+    JobState.FAILED: frozenset({JobState.QUEUED}),
+}
+
+
+def is_legal_transition(old: JobState, new: JobState) -> bool:
+    """True when a job may move from ``old`` to ``new``."""
+    return new in TRANSITIONS[old]
+
+
+class Checksum(BaseModel):
+    """An expected digest, written ``ALGO=HEX`` on the command line."""
+
+    model_config = ConfigDict(frozen=True)
+
+    algorithm: str
+    hexdigest: str
+
+    @classmethod
+    def parse(cls, text: str) -> Checksum:
+        """Parse ``sha256=ab12...``; raises ``ValueError`` with the accepted forms."""
+        algo, sep, digest = text.partition("=")
+        algo = algo.strip().lower().replace("-", "")
+        digest = digest.strip().lower()
+        if not sep or algo not in CHECKSUM_ALGORITHMS:
+            raise ValueError(
+                f"bad checksum {text!r}: write ALGO=HEX with ALGO one of "
+                + ", ".join(CHECKSUM_ALGORITHMS)
+            )
+        expected_len = hashlib.new(algo).digest_size * 2
+        if len(digest) != expected_len or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"bad checksum {text!r}: {algo} needs {expected_len} hex digits")
+        return cls(algorithm=algo, hexdigest=digest)
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}={self.hexdigest}"
+
+
+def normalise_url(url: str) -> str:
+    """The dedupe form of a URL: scheme and host lower-cased, default port and fragment dropped."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port is not None and not (
+        (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
+    ):
+        host = f"{host}:{port}"
+    if parts.username or parts.password:
+        host = f"{parts.username or ''}:{parts.password or ''}@{host}"
+    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+
+
+class JobSpec(BaseModel):
+    """What the user asked for: one URL and how to fetch it. Stored as JSON with the job."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    kind: JobKind = JobKind.AUTO
+    output: str | None = Field(
+        default=None, description="file name or path template, relative to the output directory"
+    )
+    checksum: Checksum | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    priority: int = Field(default=0, description="higher runs first")
+    collection: str = "default"
+    tags: tuple[str, ...] = ()
+    max_attempts: int = Field(default=5, ge=1, le=1000)
+    key: str | None = Field(default=None, description="dedupe key; the normalised URL if unset")
+
+    @field_validator("checksum", mode="before")
+    @classmethod
+    def _parse_checksum(cls, value: Any) -> Any:
+        return Checksum.parse(value) if isinstance(value, str) else value
+
+    @property
+    def dedupe_key(self) -> str:
+        """The key under which this job is recognised as a duplicate."""
+        return self.key or normalise_url(self.url)
+
+    @property
+    def host(self) -> str:
+        """The URL's host name, lower-cased (used by ``requeue --host``)."""
+        return (urlsplit(self.url).hostname or "").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why a job's last attempt failed."""
+
+    error_class: str
+    message: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the store holds it."""
+
+    id: str
+    key: str
+    spec: JobSpec
+    state: JobState
+    priority: int
+    attempts: int
+    max_attempts: int
+    ready_at: float
+    created_at: float
+    updated_at: float
+    token: int = 0
+    lease_until: float | None = None
+    worker: str | None = None
+    node: str | None = None
+    error: JobError | None = None
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claim on a job: valid while ``token`` is the job's current token and not expired."""
+
+    job_id: str
+    token: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker's heartbeat record, as ``hauler status`` shows it."""
+
+    name: str
+    node: str
+    pid: int
+    started_at: float
+    seen_at: float
+    concurrency: int
+    is_paused: bool = False
+    bytes_per_s: float = 0.0
+    bytes_total: int = 0
+    current_jobs: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,29 @@
+"""Job stores behind one contract; ``open_store(url)`` picks the backend by URL scheme."""
+
+from __future__ import annotations
+
+from hauler.clock import Clock, SystemClock
+from hauler.store.base import AddResult, Completion, JobFilter, Store
+
+__all__ = ["AddResult", "Completion", "JobFilter", "Store", "open_store"]
+
+
+async def open_store(url: str, clock: Clock | None = None) -> Store:
+    """Open ``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``redis://…`` or ``rediss://…``.
+
+    The backend module is imported only when used. Raises ``BadRequest`` for an unknown scheme
+    and ``StoreUnavailable`` when the store cannot be reached.
+    """
+    clock = clock or SystemClock()
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        from hauler.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(url, clock)
+    if scheme in ("redis", "rediss", "unix"):
+        from hauler.store.redis import RedisStore
+
+        return await RedisStore.open(url, clock)
+    from hauler.errors import BadRequest
+
+    raise BadRequest(f"unknown store URL {url!r}: use sqlite:///path.db or redis://host:port/db")

@@ -1,0 +1,172 @@
+"""The ``Store`` contract: the only state the fleet shares.
+
+Both backends (``sqlite.py``, ``redis.py``) implement this Protocol and pass one contract
+suite (``tests/store/``). Every method is atomic on its own: a crash between two calls may
+leave a job running with an unexpired lease, never half-moved between states.
+
+Fencing: every successful claim gives the job a new, larger ``token``. ``heartbeat``,
+``complete``, ``fail`` and ``release`` act only when the token passed is the job's current
+one and the job is ``running``; otherwise they change nothing and report the job as lost
+(``LeaseLost`` for single-job calls, the id in the returned list for batch calls).
+
+Attempts: ``attempts`` counts claims. A job whose lease expired is put back to ``queued`` by
+the next ``claim`` (any worker's) without failing it, keeping ``node`` so that the worker
+holding its partial file gets the first chance to resume it (affinity, see ``claim``).
+
+Time: every timestamp is epoch seconds from the store's injected ``Clock``.
+
+Errors: a store that cannot be reached raises ``StoreUnavailable`` (transient) with a message
+that tells the user what to check; bad arguments raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What ``add`` did: ids of the jobs it created, and how many specs were duplicates."""
+
+    ids: list[str]
+    skipped: int
+
+    @property
+    def added(self) -> int:
+        """How many jobs were created."""
+        return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One finished job, for ``complete``."""
+
+    job_id: str
+    token: int
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs ``list_jobs``/``requeue``/``clear`` act on. Unset fields match everything.
+
+    ``reason`` matches the error class of the last failure (``JobError.error_class``), ``host``
+    the URL's host name, ``since`` jobs updated at or after that epoch time.
+    """
+
+    state: JobState | None = None
+    reason: str | None = None
+    host: str | None = None
+    since: float | None = None
+    collection: str | None = None
+    limit: int | None = None
+
+
+class Store(Protocol):
+    """Jobs, worker heartbeats and fleet flags, shared by every worker."""
+
+    async def add(self, specs: Sequence[JobSpec]) -> AddResult:
+        """Queue ``specs`` (state ``queued``, ``ready_at`` now), skipping any whose
+        ``dedupe_key`` the store already knows, in any state, and duplicates within the batch.
+        The batch is applied atomically. Callers stream large inputs in batches (~1,000)."""
+        ...
+
+    async def claim(
+        self, worker: str, node: str, n: int, lease_s: float, affinity_s: float = 30.0
+    ) -> list[Job]:
+        """Atomically take up to ``n`` jobs for ``worker`` running on ``node``.
+
+        First moves due ``retrying`` jobs (``ready_at <= now``) and expired ``running`` leases
+        (``lease_until <= now``) back to ``queued``. Then takes ``queued`` jobs ordered by
+        priority (higher first), then ``ready_at``, then insertion order, skipping jobs whose
+        ``node`` is another node while ``ready_at + affinity_s > now`` (that node holds their
+        partial file). Each taken job becomes ``running`` with ``worker``, ``node``,
+        ``lease_until = now + lease_s``, a new larger ``token`` and ``attempts + 1``.
+        Returns the claimed jobs as they now are (possibly fewer than ``n``, or none)."""
+        ...
+
+    async def heartbeat(self, leases: Sequence[tuple[str, int]], lease_s: float) -> list[str]:
+        """Extend each (job_id, token) lease to ``now + lease_s``; return the ids whose token
+        is no longer current (lost: the worker must abandon them)."""
+        ...
+
+    async def complete(self, done: Sequence[Completion]) -> list[str]:
+        """Mark each job ``done`` with its result; return the ids that were lost (not changed)."""
+        ...
+
+    async def fail(
+        self, job_id: str, token: int, error: JobError, retry_at: float | None
+    ) -> JobState:
+        """Record ``error``; move to ``retrying`` with ``ready_at = retry_at``, or to ``failed``
+        when ``retry_at`` is None. Returns the new state; raises ``LeaseLost``."""
+        ...
+
+    async def release(self, job_id: str, token: int) -> None:
+        """Give a running job back (graceful shutdown): ``queued``, ``ready_at`` now, the
+        attempt not counted, ``node`` kept for affinity. Raises ``LeaseLost``."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        ...
+
+    async def list_jobs(self, flt: JobFilter = JobFilter()) -> list[Job]:
+        """Jobs matching ``flt``, most recently updated first, at most ``flt.limit``."""
+        ...
+
+    async def counts(self) -> dict[JobState, int]:
+        """The number of jobs in every state (every state present, zeros included).
+        Maintained by the atomic operations themselves, not by scanning."""
+        ...
+
+    async def requeue(self, flt: JobFilter) -> int:
+        """Move matching jobs (``flt.state`` defaults to ``failed``; ``running`` is refused with
+        ``ValueError``) back to ``queued`` with ``attempts`` 0 and ``ready_at`` now.
+        Returns how many moved."""
+        ...
+
+    async def clear(self, flt: JobFilter) -> int:
+        """Delete matching jobs (``running`` ones only if ``flt.state`` is ``running``) and
+        forget their dedupe keys. Returns how many were deleted."""
+        ...
+
+    async def set_paused(self, paused: bool, worker: str | None = None) -> None:
+        """Pause or resume every worker (``worker`` None) or the named one."""
+        ...
+
+    async def is_paused(self, worker: str) -> bool:
+        """True when the fleet or this worker is paused."""
+        ...
+
+    async def paused_workers(self) -> tuple[bool, list[str]]:
+        """(is the whole fleet paused, names of individually paused workers)."""
+        ...
+
+    async def request_stop(self) -> float:
+        """Ask every worker running now to exit gracefully; returns the time of the request.
+        Workers started after it are not affected."""
+        ...
+
+    async def stop_requested_at(self) -> float | None:
+        """When the last stop was requested, or None."""
+        ...
+
+    async def beat_worker(self, info: WorkerInfo, ttl_s: float) -> None:
+        """Record a worker's heartbeat; it counts as alive until ``info.seen_at + ttl_s``."""
+        ...
+
+    async def remove_worker(self, name: str) -> None:
+        """Forget a worker (on clean exit)."""
+        ...
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The workers alive now."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+        ...

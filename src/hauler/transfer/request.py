@@ -1,0 +1,70 @@
+"""What the engine is asked to do, what it reports back, and how it reports progress."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from hauler.models import Checksum
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """One file to download into ``output_dir``.
+
+    ``filename`` is a name or relative path chosen by the user; when None the engine names the
+    file from Content-Disposition, else from the URL path. Either way the name is sanitised and
+    never leaves ``output_dir``.
+    """
+
+    url: str
+    output_dir: Path
+    filename: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    checksum: Checksum | None = None
+    connections: int | None = None
+    limit_rate_bps: int | None = None
+    proxy: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """A verified file under its final name."""
+
+    url: str
+    final_url: str
+    path: Path
+    size: int
+    bytes_fetched: int
+    resumed_bytes: int
+    elapsed_s: float
+    skipped: bool = False
+    checksum: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+
+
+class ProgressSink(Protocol):
+    """Receives a transfer's progress. Called from the event loop; must not block."""
+
+    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
+        """The file's name and size are known; ``done_bytes`` were already on disk."""
+        ...
+
+    def advanced(self, nbytes: int) -> None:
+        """``nbytes`` more bytes were written."""
+        ...
+
+
+class NullProgress:
+    """A ``ProgressSink`` that ignores everything."""
+
+    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
+        return None
+
+    def advanced(self, nbytes: int) -> None:
+        return None
