@@ -17,12 +17,13 @@ CHECKSUM_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 
 
 class JobKind(StrEnum):
-    """What a job downloads; ``auto`` lets the pipeline decide from the URL."""
+    """What a job downloads; ``auto`` lets the pipeline decide from the URL.
+
+    Media pages and live streams join this enum with the issues that build them.
+    """
 
     AUTO = "auto"
     FILE = "file"
-    MEDIA = "media"
-    LIVE = "live"
 
 
 class JobState(StrEnum):
