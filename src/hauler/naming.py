@@ -1,0 +1,136 @@
+"""Safe output names: whatever a URL, a Content-Disposition header or a user option says, the file
+lands inside the output directory under a name every common file system accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from hauler.errors import BadRequest
+
+FALLBACK_NAME = "download"
+INDEX_NAME = "index.html"
+MAX_COMPONENT_BYTES = 255
+# An extension longer than this is more likely part of the name than a real suffix.
+_MAX_EXT_BYTES = 32
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_INVALID = re.compile(r'[<>:"|?*]')
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAM = re.compile(rf';\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_EXT_VALUE = re.compile(r"^([!#$%&+^_`{}~0-9A-Za-z-]*)'[^']*'(.*)$")
+
+
+def safe_name(name: str) -> str:
+    """Sanitise a relative name or path so that it is portable and cannot climb out of a directory.
+
+    Control characters are removed, backslashes become separators, empty/``.``/``..`` components
+    are dropped, characters Windows forbids become ``_``, reserved device names are prefixed
+    with ``_`` and each component is capped at 255 UTF-8 bytes, keeping its extension.
+    Never returns an empty string.
+    """
+    # Lone surrogates (undecodable header bytes) cannot be encoded; "?" then becomes "_".
+    text = name.encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL.sub("", text).replace("\\", "/")
+    parts = [_safe_component(part) for part in text.split("/")]
+    kept = [part for part in parts if part]
+    return "/".join(kept) or FALLBACK_NAME
+
+
+def _safe_component(part: str) -> str:
+    """One path component made safe; "" when nothing usable is left."""
+    part = _INVALID.sub("_", part).rstrip(". ")
+    if not part.strip():
+        return ""
+    if part.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        part = "_" + part
+    return _cap_bytes(part).rstrip(". ")
+
+
+def _cap_bytes(part: str) -> str:
+    """Truncate ``part`` to 255 UTF-8 bytes on a character boundary, keeping a short extension."""
+    if len(part.encode("utf-8")) <= MAX_COMPONENT_BYTES:
+        return part
+    stem, dot, ext = part.rpartition(".")
+    suffix = dot + ext
+    if not stem or len(suffix.encode("utf-8")) > _MAX_EXT_BYTES:
+        stem, suffix = part, ""
+    budget = MAX_COMPONENT_BYTES - len(suffix.encode("utf-8"))
+    return stem.encode("utf-8")[:budget].decode("utf-8", "ignore") + suffix
+
+
+def safe_path(output_dir: Path, name: str) -> Path:
+    """``output_dir / safe_name(name)``, resolved, and guaranteed strictly inside ``output_dir``.
+
+    Raises ``BadRequest`` when a symlink already in ``output_dir`` would lead the path outside.
+    """
+    base = output_dir.resolve()
+    path = (base / safe_name(name)).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise BadRequest(f"output name {name!r} leads outside the output directory {base}")
+    return path
+
+
+def name_from_response(url: str, content_disposition: str | None) -> str:
+    """The file name an origin suggests: Content-Disposition (``filename*`` first), else the
+    last non-empty URL path segment, else ``index.html``; always sanitised and never a path.
+    """
+    for candidate in (_disposition_name(content_disposition), _url_name(url)):
+        base = _basename(candidate) if candidate else None
+        if base:
+            return safe_name(base)
+    return INDEX_NAME
+
+
+def _basename(text: str) -> str | None:
+    """The last component of ``text`` that names something (not empty, ``.`` or ``..``)."""
+    parts = [p for p in text.replace("\\", "/").split("/") if p.strip(" .")]
+    return parts[-1] if parts else None
+
+
+def _url_name(url: str) -> str | None:
+    """The last non-empty path segment of ``url``, percent-decoded."""
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    return unquote(segments[-1], errors="replace") if segments else None
+
+
+def _disposition_name(header: str | None) -> str | None:
+    """The file name of an RFC 6266 Content-Disposition header; ``filename*`` wins."""
+    if not header:
+        return None
+    params: dict[str, str] = {}
+    _, _, rest = header.partition(";")
+    for key, raw in _PARAM.findall(";" + rest):
+        params.setdefault(key.lower(), raw.strip())
+    extended = params.get("filename*")
+    if extended is not None:
+        decoded = _decode_ext_value(_unquote_string(extended))
+        if decoded:
+            return decoded
+    plain = params.get("filename")
+    return _unquote_string(plain) if plain else None
+
+
+def _unquote_string(raw: str) -> str:
+    """The content of an RFC 7230 quoted-string (or a bare token as is)."""
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", raw[1:-1])
+    return raw
+
+
+def _decode_ext_value(value: str) -> str | None:
+    """Decode an RFC 8187 ext-value ``charset'lang'pct-encoded``; None if malformed."""
+    match = _EXT_VALUE.match(value)
+    if not match:
+        return None
+    charset = match.group(1).lower() or "utf-8"
+    if charset not in ("utf-8", "iso-8859-1"):
+        return None
+    return unquote(match.group(2), encoding=charset, errors="replace")
