@@ -1,0 +1,38 @@
+"""Turning an exception from a job into what the store records: error, and retry time or none."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from hauler.errors import ErrorClass, HaulerError
+from hauler.models import Job, JobError
+from hauler.policy.retry import Action, RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """What to pass to ``store.fail``."""
+
+    error: JobError
+    retry_at: float | None
+
+
+def classify(error: BaseException, job: Job, policy: RetryPolicy, now: float) -> FailureRecord:
+    """Decide retry or failure for ``job`` after ``error`` at time ``now``.
+
+    ``job.attempts`` already counts this attempt (claims count attempts). Unknown exceptions
+    are logged with their traceback and retried: losing a job is worse than a retry.
+    """
+    if isinstance(error, HaulerError):
+        error_class = str(error.error_class)
+        message = error.message
+    else:
+        logger.error("unexpected error in job %s", job.id, exc_info=error)
+        error_class = str(ErrorClass.TRANSIENT)
+        message = f"{type(error).__name__}: {error}"
+    decision = policy.decide(error, job.attempts, job.max_attempts)
+    retry_at = now + decision.delay_s if decision.action is Action.RETRY else None
+    return FailureRecord(JobError(error_class, message, now), retry_at)

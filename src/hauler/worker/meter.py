@@ -1,0 +1,43 @@
+"""Bytes transferred by this worker: a progress sink per job, one total for the heartbeat."""
+
+from __future__ import annotations
+
+
+class ByteMeter:
+    """Counts bytes written by every lane and turns them into a speed between two samples."""
+
+    def __init__(self, now_mono: float) -> None:
+        self.bytes_total = 0
+        self._last_total = 0
+        self._last_mono = now_mono
+        self.bytes_per_s = 0.0
+
+    def sink(self) -> LaneProgress:
+        """A ``ProgressSink`` for one job that adds into this meter."""
+        return LaneProgress(self)
+
+    def sample(self, now_mono: float) -> float:
+        """The speed since the previous sample, in bytes per second."""
+        elapsed = now_mono - self._last_mono
+        if elapsed > 0:
+            self.bytes_per_s = (self.bytes_total - self._last_total) / elapsed
+            self._last_total = self.bytes_total
+            self._last_mono = now_mono
+        return self.bytes_per_s
+
+
+class LaneProgress:
+    """The ``ProgressSink`` handed to ``pipeline.run`` for one job."""
+
+    def __init__(self, meter: ByteMeter) -> None:
+        self._meter = meter
+        self.bytes_done = 0
+
+    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
+        """Bytes already on disk are not counted: only what this worker transferred."""
+        return None
+
+    def advanced(self, nbytes: int) -> None:
+        """``nbytes`` more bytes were written."""
+        self.bytes_done += nbytes
+        self._meter.bytes_total += nbytes

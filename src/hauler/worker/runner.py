@@ -1,0 +1,408 @@
+"""The worker: lanes running one job each through the pipeline, the claim loop, the heartbeat,
+pause/stop flags and the graceful shutdown that hands unfinished jobs back to the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from hauler import pipeline
+from hauler.clock import Clock, SystemClock
+from hauler.config import WorkerSettings
+from hauler.errors import LeaseLost, StoreUnavailable
+from hauler.models import Job, JobState, WorkerInfo
+from hauler.policy.retry import RetryPolicy
+from hauler.store.base import Completion, Store
+from hauler.worker.completions import CompletionBatcher
+from hauler.worker.failures import classify
+from hauler.worker.flags import Flags, read_flags
+from hauler.worker.lease import LeaseKeeper
+from hauler.worker.meter import ByteMeter
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_STORE_TRIES = 6
+_PENDING_STATES = (JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
+
+
+class Mode(StrEnum):
+    """When a worker exits by itself."""
+
+    FOREVER = "forever"  # never: only a signal or `hauler stop`
+    DRAIN = "drain"  # when nothing is queued, retrying or running anywhere, and its lanes are idle
+    ONCE = "once"  # after running one claimed batch
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this worker is in the fleet."""
+
+    name: str
+    node: str
+    pid: int
+
+    @classmethod
+    def of(cls, settings: WorkerSettings) -> Identity:
+        """The configured name/node, defaulting to the host name and ``{node}-{pid}``."""
+        node = settings.node or socket.gethostname()
+        pid = os.getpid()
+        return cls(settings.name or f"{node}-{pid}", node, pid)
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a worker did, reported at exit."""
+
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    released: int = 0
+    lost: int = 0
+    bytes_total: int = 0
+    stopped_by: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class _Held:
+    """A claimed job and the lane task running it."""
+
+    job: Job
+    task: asyncio.Task[None] | None = None
+    # settling: the transfer is over and its outcome is being recorded; never cancel it then.
+    is_settling: bool = False
+    is_lost: bool = False
+
+
+@dataclass(slots=True)
+class _PollState:
+    """The claim loop's memory between rounds."""
+
+    idle_rounds: int = 0
+    flags: Flags = field(default_factory=lambda: Flags(False, False))
+    flags_read_mono: float | None = None
+
+
+class Worker:
+    """One worker process: up to ``settings.concurrency`` jobs at a time, each in its own lane.
+
+    ``run`` returns when the mode says so or after ``request_stop`` (signals, `hauler stop`),
+    having released the jobs it could not finish within ``settings.grace_s``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        ctx: pipeline.PipelineContext,
+        settings: WorkerSettings,
+        *,
+        mode: Mode | None = None,
+        identity: Identity | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.identity = identity or Identity.of(settings)
+        self.summary = Summary()
+        self._store = store
+        self._ctx = ctx
+        self._settings = settings
+        self._mode = mode or Mode(settings.mode)
+        self._clock = clock or SystemClock()
+        self._policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
+        self._keeper = LeaseKeeper(store, settings.lease_s, self._on_lost)
+        self._batcher = CompletionBatcher(store)
+        self._meter = ByteMeter(self._clock.monotonic())
+        # Renew well inside the lease: two missed beats still leave the lease alive.
+        self._beat_s = min(settings.heartbeat_s, settings.lease_s / 4)
+        self._held: dict[str, _Held] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._forced = asyncio.Event()
+        self._poll = _PollState()
+        self._started_at = 0.0
+
+    def request_stop(self, reason: str = "signal") -> None:
+        """First call: stop claiming and finish within the grace period. Second: stop now."""
+        if self._stopping.is_set():
+            logger.warning("stopping now: cancelling %d running jobs", len(self._held))
+            self._forced.set()
+        else:
+            logger.warning(
+                "stopping (%s): finishing running jobs, %.0fs grace", reason, self._settings.grace_s
+            )
+            self.summary.stopped_by = reason
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> Summary:
+        """Work until the mode or a stop says to exit; return what was done."""
+        self._started_at = self._clock.now()
+        await self._store.beat_worker(self._info(), self._beat_ttl_s())
+        background = [
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._batcher.run(), name="completions"),
+        ]
+        try:
+            await self._claim_loop()
+            await self._shutdown()
+        finally:
+            await self._cancel_all([h.task for h in self._held.values() if h.task], background)
+            await self._final_flush()
+            await self._leave()
+        self.summary.bytes_total = self._meter.bytes_total
+        return self.summary
+
+    # -- claim loop --------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if await self._round():
+                    return
+            except StoreUnavailable as exc:
+                logger.warning("store unavailable, retrying: %s", exc)
+                self._poll.idle_rounds += 1
+            await self._sleep(self._delay_s())
+
+    async def _round(self) -> bool:
+        """Read flags, claim into free lanes. True when it is time to exit."""
+        flags = await self._read_flags()
+        if flags.is_stop_requested:
+            self.request_stop("stop requested")
+            return True
+        claimed, asked = 0, 0
+        if not flags.is_paused and self._free_lanes() > 0:
+            claimed, asked = await self._claim()
+            if self._mode is Mode.ONCE:
+                await self._wait_lanes_idle()
+                return True
+        self._poll.idle_rounds = 0 if asked and claimed >= asked else self._poll.idle_rounds + 1
+        return self._mode is Mode.DRAIN and not claimed and await self._is_drained()
+
+    async def _claim(self) -> tuple[int, int]:
+        asked = min(self._free_lanes(), self._settings.claim_batch)
+        jobs = await self._store.claim(
+            self.identity.name,
+            self.identity.node,
+            asked,
+            self._settings.lease_s,
+            self._settings.affinity_s,
+        )
+        for job in jobs:
+            self._start(job)
+        return len(jobs), asked
+
+    async def _is_drained(self) -> bool:
+        if self._held:
+            return False
+        counts = await self._store.counts()
+        return all(counts.get(state, 0) == 0 for state in _PENDING_STATES)
+
+    async def _read_flags(self) -> Flags:
+        now_mono = self._clock.monotonic()
+        last = self._poll.flags_read_mono
+        if last is None or now_mono - last >= self._settings.poll_s:
+            flags = await read_flags(
+                self._store, self.identity.name, self._ctx.output_dir, self._started_at
+            )
+            if flags.is_paused != self._poll.flags.is_paused:
+                logger.warning("worker %s", "paused: no new jobs" if flags.is_paused else "resumed")
+            self._poll.flags, self._poll.flags_read_mono = flags, now_mono
+        return self._poll.flags
+
+    def _free_lanes(self) -> int:
+        return self._settings.concurrency - len(self._held)
+
+    def _delay_s(self) -> float:
+        if self._free_lanes() <= 0:
+            return self._settings.poll_s  # a finishing lane wakes the loop sooner
+        return min(self._settings.poll_s, 0.01 * 2.0 ** min(self._poll.idle_rounds, 20))
+
+    async def _sleep(self, delay_s: float) -> None:
+        try:
+            async with asyncio.timeout(delay_s):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _wait_lanes_idle(self) -> None:
+        while self._held and not self._stopping.is_set():
+            await self._sleep(self._settings.poll_s)
+
+    # -- lanes -------------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        previous = self._held.get(job.id)
+        if previous is not None and previous.task is not None:
+            # Our own older lease expired and we claimed the job again: the old lane must go.
+            previous.is_lost = True
+            previous.task.cancel()
+        held = _Held(job)
+        self._held[job.id] = held
+        self._keeper.hold(job.id, job.token)
+        held.task = asyncio.create_task(self._lane(held, previous), name=f"job-{job.id}")
+        held.task.add_done_callback(lambda task: self._lane_done(held, task))
+
+    async def _lane(self, held: _Held, previous: _Held | None) -> None:
+        if previous is not None and previous.task is not None:
+            await asyncio.wait([previous.task])  # never two lanes on one partial file
+        job = held.job
+        try:
+            result = await pipeline.run(job.spec, self._ctx, self._meter.sink(), job.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            held.is_settling = True
+            await self._record_failure(job, exc)
+            return
+        held.is_settling = True
+        completion = Completion(job.id, job.token, pipeline.result_record(result))
+        if await self._batcher.complete(completion):
+            self.summary.done += 1
+            logger.info("done: %s (%d bytes)", result.path.name, result.size)
+        else:
+            self.summary.lost += 1
+            logger.warning("lease lost before completion; another worker owns the job now")
+
+    async def _record_failure(self, job: Job, exc: Exception) -> None:
+        record = classify(exc, job, self._policy, self._clock.now())
+        try:
+            state = await self._with_store_retry(
+                lambda: self._store.fail(job.id, job.token, record.error, record.retry_at)
+            )
+        except LeaseLost:
+            self.summary.lost += 1
+            logger.warning("lease lost before recording failure: %s", record.error.message)
+            return
+        if state is JobState.FAILED:
+            self.summary.failed += 1
+            logger.info("failed (%s): %s", record.error.error_class, record.error.message)
+        else:
+            self.summary.retried += 1
+            delay = (record.retry_at or 0.0) - record.error.at
+            logger.info(
+                "retry in %.1fs (%s): %s", delay, record.error.error_class, record.error.message
+            )
+
+    def _lane_done(self, held: _Held, task: asyncio.Task[None]) -> None:
+        if self._held.get(held.job.id) is held:
+            del self._held[held.job.id]
+        self._keeper.drop(held.job.id, held.job.token)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("lane for job %s crashed", held.job.id, exc_info=exc)
+        self._wake.set()
+
+    def _on_lost(self, job_id: str) -> None:
+        held = self._held.get(job_id)
+        if held is None or held.is_lost:
+            return
+        held.is_lost = True
+        if not held.is_settling and held.task is not None:
+            logger.warning("lease on job %s lost: cancelling its transfer", job_id)
+            self.summary.lost += 1
+            held.task.cancel()
+
+    # -- heartbeat ---------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._beat_s)
+            try:
+                await self._keeper.renew()
+                await self._store.beat_worker(self._info(), self._beat_ttl_s())
+            except StoreUnavailable as exc:
+                logger.warning("heartbeat failed: %s", exc)
+
+    def _beat_ttl_s(self) -> float:
+        return 3 * self._beat_s + 1.0
+
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
+            name=self.identity.name,
+            node=self.identity.node,
+            pid=self.identity.pid,
+            started_at=self._started_at,
+            seen_at=self._clock.now(),
+            concurrency=self._settings.concurrency,
+            is_paused=self._poll.flags.is_paused,
+            bytes_per_s=self._meter.sample(self._clock.monotonic()),
+            bytes_total=self._meter.bytes_total,
+            current_jobs=tuple(self._held),
+        )
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        """Let lanes finish within the grace period, then cancel and release the rest."""
+        lanes = [h.task for h in self._held.values() if h.task is not None]
+        if lanes and not self._forced.is_set():
+            all_done = asyncio.create_task(asyncio.wait(lanes))
+            forced = asyncio.create_task(self._forced.wait())
+            await asyncio.wait(
+                [all_done, forced],
+                timeout=self._settings.grace_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            all_done.cancel()
+            forced.cancel()
+        to_release = [h for h in self._held.values() if not h.is_settling and not h.is_lost]
+        for held in to_release:
+            if held.task is not None:
+                held.task.cancel()
+        # Settling lanes are not cancelled: their outcome is being recorded right now.
+        remaining = [h.task for h in self._held.values() if h.task is not None]
+        if remaining:
+            await asyncio.wait(remaining)
+        for held in to_release:
+            await self._release(held.job)
+
+    async def _release(self, job: Job) -> None:
+        try:
+            await self._with_store_retry(lambda: self._store.release(job.id, job.token))
+            self.summary.released += 1
+            logger.info("released job %s back to the queue", job.id)
+        except LeaseLost:
+            logger.info("job %s was taken over before it could be released", job.id)
+        except StoreUnavailable as exc:
+            logger.warning("could not release job %s (its lease will expire): %s", job.id, exc)
+
+    async def _cancel_all(
+        self, lanes: list[asyncio.Task[None]], background: list[asyncio.Task[None]]
+    ) -> None:
+        for task in lanes:
+            task.cancel()
+        if lanes:
+            await asyncio.wait(lanes)
+        for task in background:
+            task.cancel()
+        await asyncio.wait(background)
+
+    async def _final_flush(self) -> None:
+        try:
+            await self._with_store_retry(self._batcher.flush)
+        except StoreUnavailable as exc:
+            logger.warning("could not record completions at exit: %s", exc)
+            self._batcher.abandon()
+
+    async def _leave(self) -> None:
+        try:
+            await self._store.remove_worker(self.identity.name)
+        except StoreUnavailable as exc:
+            logger.warning("could not remove the worker record: %s", exc)
+
+    async def _with_store_retry(self, op: Callable[[], Awaitable[T]]) -> T:
+        """``op()``, retried with backoff while the store is unavailable (a restart, a blip)."""
+        for attempt in range(_STORE_TRIES):
+            try:
+                return await op()
+            except StoreUnavailable as exc:
+                if attempt == _STORE_TRIES - 1:
+                    raise
+                logger.warning("store unavailable, retrying: %s", exc)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable")
