@@ -1,0 +1,79 @@
+"""How both backends turn stored fields into models and back.
+
+A job is stored as flat fields (an SQLite row, a Redis hash). Redis keeps every value as a
+string and writes ``""`` for "none", so the readers here accept both ``None`` and ``""``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _error(fields: Mapping[str, Any]) -> JobError | None:
+    error_class = _opt_str(fields.get("error_class"))
+    if error_class is None:
+        return None
+    return JobError(
+        error_class=error_class,
+        message=str(fields.get("error_message") or ""),
+        at=float(fields.get("error_at") or 0.0),
+    )
+
+
+def _result(value: Any) -> dict[str, Any] | None:
+    if value is None or value == "":
+        return None
+    loaded = json.loads(value)
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+def job_from_fields(fields: Mapping[str, Any]) -> Job:
+    """Build a ``Job`` from a stored record (column or hash-field names as in schema.sql)."""
+    return Job(
+        id=str(fields["id"]),
+        key=str(fields["key"]),
+        spec=JobSpec.model_validate_json(fields["spec"]),
+        state=JobState(fields["state"]),
+        priority=int(fields["priority"]),
+        attempts=int(fields["attempts"]),
+        max_attempts=int(fields["max_attempts"]),
+        ready_at=float(fields["ready_at"]),
+        created_at=float(fields["created_at"]),
+        updated_at=float(fields["updated_at"]),
+        token=int(fields.get("token") or 0),
+        lease_until=_opt_float(fields.get("lease_until")),
+        worker=_opt_str(fields.get("worker")),
+        node=_opt_str(fields.get("node")),
+        error=_error(fields),
+        result=_result(fields.get("result")),
+    )
+
+
+def result_to_json(result: Mapping[str, Any]) -> str:
+    """A completion's result as stored (compact JSON; non-JSON values become strings)."""
+    return json.dumps(dict(result), separators=(",", ":"), default=str)
+
+
+def worker_to_json(info: WorkerInfo) -> str:
+    """A worker heartbeat as stored."""
+    return json.dumps(dataclasses.asdict(info), separators=(",", ":"))
+
+
+def worker_from_json(text: str) -> WorkerInfo:
+    """The inverse of ``worker_to_json``."""
+    data = json.loads(text)
+    data["current_jobs"] = tuple(data.get("current_jobs") or ())
+    return WorkerInfo(**data)

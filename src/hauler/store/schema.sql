@@ -1,0 +1,79 @@
+-- The SQLite job store's schema, as numbered migrations.
+--
+-- Each block starts with a line `-- migration: N`; `SqliteStore` applies every block whose N is
+-- above the file's `PRAGMA user_version`, one transaction per block, then sets user_version to N.
+-- Never edit a released block: append a new one.
+
+-- migration: 1
+
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids of cleared jobs are never reused
+    key           TEXT    NOT NULL UNIQUE,            -- dedupe key
+    spec          TEXT    NOT NULL,                   -- JobSpec as JSON
+    state         TEXT    NOT NULL,
+    priority      INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    max_attempts  INTEGER NOT NULL,
+    ready_at      REAL    NOT NULL,                   -- when the job became (or becomes) claimable
+    lease_until   REAL,
+    token         INTEGER NOT NULL DEFAULT 0,         -- fencing token, +1 at every claim
+    worker        TEXT,
+    node          TEXT,                               -- the node holding the partial file
+    error_class   TEXT,
+    error_message TEXT,
+    error_at      REAL,
+    result        TEXT,                               -- JSON
+    host          TEXT    NOT NULL,
+    collection    TEXT    NOT NULL,
+    created_at    REAL    NOT NULL,
+    updated_at    REAL    NOT NULL
+);
+
+-- claim: the best queued jobs, in claim order.
+CREATE INDEX jobs_claim ON jobs (state, priority DESC, ready_at, id);
+-- claim: expired leases and due retries, without scanning the other states.
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+CREATE INDEX jobs_retry ON jobs (ready_at) WHERE state = 'retrying';
+-- list/requeue/clear: most recently updated first.
+CREATE INDEX jobs_updated ON jobs (updated_at);
+
+-- Jobs per state, kept by the triggers below inside the very transaction that changes a job,
+-- so `counts` never scans and never disagrees with the jobs table.
+CREATE TABLE job_counts (
+    state TEXT PRIMARY KEY,
+    n     INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO job_counts (state, n) VALUES
+    ('queued', 0), ('running', 0), ('retrying', 0), ('done', 0), ('failed', 0);
+
+CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs
+BEGIN
+    UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs
+BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state
+BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+    UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+-- Fleet flags: 'paused' (1.0 when the whole fleet is paused), 'stop_at' (epoch seconds).
+CREATE TABLE flags (
+    name  TEXT PRIMARY KEY,
+    value REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE paused_workers (
+    name TEXT PRIMARY KEY
+) WITHOUT ROWID;
+
+CREATE TABLE workers (
+    name       TEXT PRIMARY KEY,
+    info       TEXT NOT NULL,                         -- WorkerInfo as JSON
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;

@@ -1,0 +1,347 @@
+"""The embedded job store: one SQLite file (WAL), shared by the worker processes of one machine.
+
+Every blocking sqlite3 call runs on the store's own thread (one connection, one thread), so a
+worker's event loop keeps moving its transfers while the store waits for the file lock.
+Every write is one short ``BEGIN IMMEDIATE`` transaction; counts per state are kept by
+triggers (schema.sql) inside the same transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hauler.clock import Clock
+from hauler.errors import LeaseLost, StoreUnavailable
+from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
+from hauler.store import sqlite_db
+from hauler.store.base import AddResult, Completion, JobFilter
+from hauler.store.codec import job_from_fields, result_to_json, worker_from_json, worker_to_json
+from hauler.store.sqlite_db import transaction
+
+T = TypeVar("T")
+
+_ALL = JobFilter()
+
+_INSERT = """
+INSERT INTO jobs (key, spec, state, priority, max_attempts, ready_at, host, collection,
+                  created_at, updated_at)
+VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO NOTHING
+RETURNING id
+"""
+_MOVE_DUE_RETRIES = """
+UPDATE jobs SET state = 'queued', updated_at = :now
+WHERE state = 'retrying' AND ready_at <= :now
+"""
+# An expired lease becomes claimable at its expiry time: that is its new ready_at, which
+# also starts the affinity window of the node that holds its partial file.
+_RECLAIM_EXPIRED = """
+UPDATE jobs SET state = 'queued', ready_at = lease_until, lease_until = NULL, updated_at = :now
+WHERE state = 'running' AND lease_until <= :now
+"""
+_TAKE = """
+UPDATE jobs SET state = 'running', worker = :worker, node = :node, lease_until = :lease_until,
+                token = token + 1, attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state = 'queued' AND (node IS NULL OR node = :node OR ready_at + :affinity_s <= :now)
+    ORDER BY priority DESC, ready_at, id
+    LIMIT :n
+)
+RETURNING *
+"""
+_FENCE = "id = :id AND token = :token AND state = 'running'"
+_HEARTBEAT = f"UPDATE jobs SET lease_until = :lease_until WHERE {_FENCE}"
+_COMPLETE = f"""
+UPDATE jobs SET state = 'done', result = :result, lease_until = NULL, updated_at = :now
+WHERE {_FENCE}
+"""
+_FAIL = f"""
+UPDATE jobs SET state = :state, ready_at = COALESCE(:retry_at, ready_at), lease_until = NULL,
+                error_class = :error_class, error_message = :error_message,
+                error_at = :error_at, updated_at = :now
+WHERE {_FENCE}
+RETURNING state
+"""
+_RELEASE = f"""
+UPDATE jobs SET state = 'queued', ready_at = :now, attempts = attempts - 1, lease_until = NULL,
+                updated_at = :now
+WHERE {_FENCE}
+RETURNING id
+"""
+_REQUEUE = """
+UPDATE jobs SET state = 'queued', attempts = 0, ready_at = :now, lease_until = NULL,
+                updated_at = :now
+WHERE id IN ({select})
+"""
+
+
+def _claim_order(job: Job) -> tuple[int, float, int]:
+    return (-job.priority, job.ready_at, int(job.id))
+
+
+def _where(flt: JobFilter, state_sql: str) -> tuple[str, dict[str, Any]]:
+    """A SELECT of matching ids (most recently updated first) and its parameters."""
+    clauses = [state_sql]
+    params: dict[str, Any] = {"state": flt.state, "limit": -1 if flt.limit is None else flt.limit}
+    for column, value, op in (
+        ("error_class", flt.reason, "="),
+        ("host", flt.host.lower() if flt.host else None, "="),
+        ("updated_at", flt.since, ">="),
+        ("collection", flt.collection, "="),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} :{column}")
+            params[column] = value
+    where = " AND ".join(clauses)
+    return (
+        f"SELECT id FROM jobs WHERE {where} ORDER BY updated_at DESC, id DESC LIMIT :limit",
+        params,
+    )
+
+
+class SqliteStore:
+    """The ``Store`` contract over one SQLite file (see ``hauler.store.base``)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, path: Path, clock: Clock
+    ) -> None:
+        self._conn = conn
+        self._executor = executor
+        self._path = path
+        self._clock = clock
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, clock: Clock) -> SqliteStore:
+        """Open (create, migrate) the file named by ``url``; raises ``StoreUnavailable``."""
+        path = sqlite_db.path_from_url(url)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauler-sqlite")
+        loop = asyncio.get_running_loop()
+        try:
+            conn = await loop.run_in_executor(executor, sqlite_db.connect, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(conn, executor, path, clock)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the store's thread, with sqlite3 errors mapped."""
+        if self._closed:
+            raise StoreUnavailable(f"the SQLite store {self._path} is closed")
+        call = functools.partial(sqlite_db.guarded, self._path, functools.partial(fn, self._conn))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` inside one write transaction on the store's thread."""
+
+        def in_transaction(conn: sqlite3.Connection) -> T:
+            with transaction(conn):
+                result = fn(conn)
+            return result
+
+        return await self._run(in_transaction)
+
+    async def add(self, specs: Sequence[JobSpec]) -> AddResult:
+        """See ``Store.add``: one transaction for the whole batch."""
+        now = self._clock.now()
+        rows = [
+            (s.dedupe_key, s.model_dump_json(), s.priority, s.max_attempts, now, s.host,
+             s.collection, now, now)
+            for s in specs
+        ]  # fmt: skip
+
+        def insert(conn: sqlite3.Connection) -> list[str]:
+            ids: list[str] = []
+            for row in rows:
+                inserted = conn.execute(_INSERT, row).fetchall()
+                ids.extend(str(r["id"]) for r in inserted)
+            return ids
+
+        ids = await self._write(insert)
+        return AddResult(ids=ids, skipped=len(specs) - len(ids))
+
+    async def claim(
+        self, worker: str, node: str, n: int, lease_s: float, affinity_s: float = 30.0
+    ) -> list[Job]:
+        """See ``Store.claim``."""
+        if n <= 0:
+            return []
+        now = self._clock.now()
+        params = {
+            "now": now, "worker": worker, "node": node, "n": n,
+            "lease_until": now + lease_s, "affinity_s": affinity_s,
+        }  # fmt: skip
+
+        def take(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            conn.execute(_MOVE_DUE_RETRIES, params)
+            conn.execute(_RECLAIM_EXPIRED, params)
+            return conn.execute(_TAKE, params).fetchall()
+
+        jobs = [job_from_fields(row) for row in await self._write(take)]
+        return sorted(jobs, key=_claim_order)
+
+    async def heartbeat(self, leases: Sequence[tuple[str, int]], lease_s: float) -> list[str]:
+        """See ``Store.heartbeat``."""
+        lease_until = self._clock.now() + lease_s
+        params = [{"id": i, "token": t, "lease_until": lease_until} for i, t in leases]
+        return await self._write(functools.partial(_fenced_each, _HEARTBEAT, params))
+
+    async def complete(self, done: Sequence[Completion]) -> list[str]:
+        """See ``Store.complete``."""
+        now = self._clock.now()
+        params = [
+            {"id": c.job_id, "token": c.token, "result": result_to_json(c.result), "now": now}
+            for c in done
+        ]
+        return await self._write(functools.partial(_fenced_each, _COMPLETE, params))
+
+    async def fail(
+        self, job_id: str, token: int, error: JobError, retry_at: float | None
+    ) -> JobState:
+        """See ``Store.fail``."""
+        params = {
+            "id": job_id, "token": token, "now": self._clock.now(), "retry_at": retry_at,
+            "state": JobState.FAILED if retry_at is None else JobState.RETRYING,
+            "error_class": error.error_class, "error_message": error.message,
+            "error_at": error.at,
+        }  # fmt: skip
+        rows = await self._write(lambda conn: conn.execute(_FAIL, params).fetchall())
+        if not rows:
+            raise LeaseLost(f"job {job_id}: token {token} is no longer current")
+        return JobState(rows[0]["state"])
+
+    async def release(self, job_id: str, token: int) -> None:
+        """See ``Store.release``."""
+        params = {"id": job_id, "token": token, "now": self._clock.now()}
+        rows = await self._write(lambda conn: conn.execute(_RELEASE, params).fetchall())
+        if not rows:
+            raise LeaseLost(f"job {job_id}: token {token} is no longer current")
+
+    async def get(self, job_id: str) -> Job | None:
+        """See ``Store.get``."""
+        sql = "SELECT * FROM jobs WHERE id = ?"
+        rows = await self._run(lambda conn: conn.execute(sql, (job_id,)).fetchall())
+        return job_from_fields(rows[0]) if rows else None
+
+    async def list_jobs(self, flt: JobFilter = _ALL) -> list[Job]:
+        """See ``Store.list_jobs``."""
+        select, params = _where(flt, "state = :state" if flt.state else "1")
+        sql = f"SELECT * FROM jobs WHERE id IN ({select}) ORDER BY updated_at DESC, id DESC"
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [job_from_fields(row) for row in rows]
+
+    async def counts(self) -> dict[JobState, int]:
+        """See ``Store.counts``: read from the trigger-maintained table, no scan."""
+        sql = "SELECT state, n FROM job_counts"
+        rows = await self._run(lambda conn: conn.execute(sql).fetchall())
+        found = {row["state"]: int(row["n"]) for row in rows}
+        return {state: found.get(state.value, 0) for state in JobState}
+
+    async def requeue(self, flt: JobFilter) -> int:
+        """See ``Store.requeue``."""
+        state = flt.state or JobState.FAILED
+        if state is JobState.RUNNING:
+            raise ValueError("running jobs cannot be requeued; stop their workers first")
+        select, params = _where(flt, "state = :state")
+        params.update(state=state, now=self._clock.now())
+        sql = _REQUEUE.format(select=select)
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def clear(self, flt: JobFilter) -> int:
+        """See ``Store.clear``: deleting a row forgets its dedupe key too."""
+        select, params = _where(flt, "state = :state" if flt.state else "state <> 'running'")
+        sql = f"DELETE FROM jobs WHERE id IN ({select})"
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def set_paused(self, paused: bool, worker: str | None = None) -> None:
+        """See ``Store.set_paused``; resuming the fleet also resumes every paused worker."""
+        statements: list[tuple[str, tuple[Any, ...]]]
+        if worker is None and paused:
+            statements = [("INSERT OR REPLACE INTO flags VALUES ('paused', 1)", ())]
+        elif worker is None:
+            statements = [("DELETE FROM flags WHERE name = 'paused'", ()),
+                          ("DELETE FROM paused_workers", ())]  # fmt: skip
+        elif paused:
+            statements = [("INSERT OR IGNORE INTO paused_workers VALUES (?)", (worker,))]
+        else:
+            statements = [("DELETE FROM paused_workers WHERE name = ?", (worker,))]
+        await self._write(functools.partial(_execute_all, statements))
+
+    async def is_paused(self, worker: str) -> bool:
+        """See ``Store.is_paused``."""
+        sql = (
+            "SELECT EXISTS (SELECT 1 FROM flags WHERE name = 'paused')"
+            " OR EXISTS (SELECT 1 FROM paused_workers WHERE name = ?) AS paused"
+        )
+        rows = await self._run(lambda conn: conn.execute(sql, (worker,)).fetchall())
+        return bool(rows[0]["paused"])
+
+    async def paused_workers(self) -> tuple[bool, list[str]]:
+        """See ``Store.paused_workers``."""
+
+        def read(conn: sqlite3.Connection) -> tuple[bool, list[str]]:
+            fleet = conn.execute("SELECT 1 FROM flags WHERE name = 'paused'").fetchall()
+            names = conn.execute("SELECT name FROM paused_workers ORDER BY name").fetchall()
+            return bool(fleet), [row["name"] for row in names]
+
+        return await self._run(read)
+
+    async def request_stop(self) -> float:
+        """See ``Store.request_stop``."""
+        now = self._clock.now()
+        sql = "INSERT OR REPLACE INTO flags VALUES ('stop_at', ?)"
+        await self._write(lambda conn: conn.execute(sql, (now,)))
+        return now
+
+    async def stop_requested_at(self) -> float | None:
+        """See ``Store.stop_requested_at``."""
+        sql = "SELECT value FROM flags WHERE name = 'stop_at'"
+        rows = await self._run(lambda conn: conn.execute(sql).fetchall())
+        return float(rows[0]["value"]) if rows else None
+
+    async def beat_worker(self, info: WorkerInfo, ttl_s: float) -> None:
+        """See ``Store.beat_worker``; also forgets workers whose heartbeat ran out."""
+        statements = [
+            ("DELETE FROM workers WHERE expires_at <= ?", (self._clock.now(),)),
+            ("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)",
+             (info.name, worker_to_json(info), info.seen_at + ttl_s)),
+        ]  # fmt: skip
+        await self._write(functools.partial(_execute_all, statements))
+
+    async def remove_worker(self, name: str) -> None:
+        """See ``Store.remove_worker``."""
+        statements = [("DELETE FROM workers WHERE name = ?", (name,))]
+        await self._write(functools.partial(_execute_all, statements))
+
+    async def workers(self) -> list[WorkerInfo]:
+        """See ``Store.workers``."""
+        sql = "SELECT info FROM workers WHERE expires_at > ? ORDER BY name"
+        now = self._clock.now()
+        rows = await self._run(lambda conn: conn.execute(sql, (now,)).fetchall())
+        return [worker_from_json(row["info"]) for row in rows]
+
+    async def close(self) -> None:
+        """See ``Store.close``; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=True)
+
+
+def _fenced_each(sql: str, params: list[dict[str, Any]], conn: sqlite3.Connection) -> list[str]:
+    """Run a fenced UPDATE per job; return the ids it did not change (lost)."""
+    return [str(p["id"]) for p in params if conn.execute(sql, p).rowcount == 0]
+
+
+def _execute_all(statements: list[tuple[str, tuple[Any, ...]]], conn: sqlite3.Connection) -> None:
+    for sql, args in statements:
+        conn.execute(sql, args)

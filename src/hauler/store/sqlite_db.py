@@ -1,0 +1,145 @@
+"""The SQLite file under the job store: opening, pragmas, migrations, transactions, errors.
+
+Everything here is blocking and runs on the store's own thread (see ``SqliteStore``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hauler.errors import StoreUnavailable
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 10.0
+_MIGRATION_MARK = "-- migration:"
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///rel.db`` → ``rel.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    prefix = "sqlite:///"
+    if not url.lower().startswith(prefix) or len(url) == len(prefix):
+        raise ValueError(
+            f"bad SQLite store URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db"
+        )
+    return Path(url[len(prefix) :].split("?", 1)[0])
+
+
+def load_migrations() -> list[tuple[int, list[str]]]:
+    """schema.sql split into (version, statements) blocks, in version order."""
+    text = files("hauler.store").joinpath("schema.sql").read_text(encoding="utf-8")
+    blocks: list[tuple[int, list[str]]] = []
+    pending = ""
+    for line in text.splitlines(keepends=True):
+        if line.startswith(_MIGRATION_MARK):
+            blocks.append((int(line[len(_MIGRATION_MARK) :]), []))
+            continue
+        if not blocks or (not pending and line.lstrip().startswith("--")):
+            continue
+        pending += line
+        # complete_statement knows that a ';' inside a trigger's BEGIN…END does not end it.
+        if sqlite3.complete_statement(pending):
+            blocks[-1][1].append(pending.strip())
+            pending = ""
+    return sorted(blocks)
+
+
+def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the store file; raises ``StoreUnavailable``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot create the directory of the SQLite store {path}: {exc.strerror}; "
+            "check the --store path and that its parent directory is writable"
+        ) from exc
+    try:
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise _unopenable(path, exc) from exc
+    try:
+        _configure(conn)
+        migrate(conn, load_migrations())
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _unopenable(path, exc) from exc
+    conn.row_factory = _row_dict
+    return conn
+
+
+def _unopenable(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"cannot open the SQLite store {path}: {exc}; check that the file and its directory "
+        "exist, are writable by this user, and that the file is a hauler store"
+    )
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    # WAL: readers never block the writer, and several worker processes share the file.
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL in WAL mode: a commit survives a crash of the process, but after a power loss or
+    # OS crash the last few commits (since the last checkpoint's fsync) may be rolled back.
+    # The file is never corrupted; a job claimed just before may come back as queued again,
+    # which leases and fencing tolerate.
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def migrate(conn: sqlite3.Connection, blocks: list[tuple[int, list[str]]]) -> None:
+    """Apply each block above ``user_version`` in its own write transaction.
+
+    The version is read again inside the transaction, so two processes opening a fresh file
+    at once apply each block exactly once.
+    """
+    for version, statements in blocks:
+        with transaction(conn):
+            (current,) = conn.execute("PRAGMA user_version").fetchone()
+            if current >= version:
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A short write transaction: ``BEGIN IMMEDIATE`` takes the write lock up front, so it
+    waits (busy_timeout) at the start rather than failing midway on a lock upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        # A failed statement may already have ended the transaction on SQLite's side.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def guarded(path: Path, fn: Callable[[], T]) -> T:
+    """Run ``fn`` and map sqlite3 failures to ``StoreUnavailable`` naming ``path``."""
+    try:
+        return fn()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreUnavailable(
+                f"the SQLite store {path} stayed locked by another process for more than "
+                f"{BUSY_TIMEOUT_S:g} s; check for a stuck hauler process, or use Redis for "
+                "many workers"
+            ) from exc
+        raise StoreUnavailable(f"the SQLite store {path} failed: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(
+            f"the SQLite store {path} is unreadable: {exc}; check the disk and the file"
+        ) from exc
