@@ -1,1 +1,94 @@
-"""hauler worker commands (filled in by their issue)."""
+"""``hauler worker``: run one worker process of the fleet until its mode or a stop says to exit."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from hauler.cli.app import app, globals_of
+from hauler.cli.connection import redacted, store_failure
+from hauler.cli.queue_views import human_bytes, print_json
+from hauler.config import Settings, WorkerSettings
+from hauler.errors import StoreUnavailable
+from hauler.pipeline import PipelineContext
+from hauler.store import open_store
+from hauler.transfer.engine import Engine
+from hauler.worker import Mode, Summary, Worker
+from hauler.worker.signals import install_stop_signals
+
+stdout = Console(highlight=False)
+
+
+def worker_settings(base: WorkerSettings, overrides: dict[str, Any]) -> WorkerSettings:
+    """``base`` with the flags that were given (validated like the settings themselves)."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return WorkerSettings.model_validate(base.model_dump() | given)
+
+
+async def _serve(settings: Settings, ws: WorkerSettings, as_json: bool) -> Summary:
+    ws.output_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.store)
+    try:
+        async with Engine(settings.transfer) as engine:
+            worker = Worker(store, PipelineContext(engine, ws.output_dir), ws)
+            remove_signals = install_stop_signals(worker)
+            if not as_json:
+                who = worker.identity
+                stdout.print(
+                    f"worker {who.name} (pid {who.pid}): {ws.concurrency} lanes, mode {ws.mode}, "
+                    f"files to {ws.output_dir}, store {redacted(settings.store)}",
+                    markup=False,
+                )
+            try:
+                return await worker.run()
+            finally:
+                remove_signals()
+    finally:
+        await store.close()
+
+
+@app.command("worker")
+def worker_command(
+    ctx: typer.Context,
+    *,
+    output_dir: Annotated[
+        Path | None, typer.Option("-o", "--output-dir", help="Where files go [default: downloads].")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("-j", "--concurrency", min=1, help="Jobs at a time.")
+    ] = None,
+    mode: Annotated[Mode | None, typer.Option("--mode", help="When to exit by itself.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="[default: NODE-PID]")] = None,
+    node: Annotated[str | None, typer.Option("--node", help="[default: host name]")] = None,
+    lease: Annotated[float | None, typer.Option("--lease", help="Lease seconds.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Claim jobs from the store and download them until stopped (SIGTERM/SIGINT, `hauler stop`)."""
+    settings = globals_of(ctx).settings
+    flags = {
+        "output_dir": output_dir,
+        "concurrency": concurrency,
+        "mode": mode and str(mode),
+        "name": name,
+        "node": node,
+        "lease_s": lease,
+    }
+    ws = worker_settings(settings.worker, flags)
+    try:
+        summary = asyncio.run(_serve(settings, ws, as_json))
+    except StoreUnavailable as exc:
+        raise store_failure(settings.store, exc) from None
+    if as_json:
+        print_json(dataclasses.asdict(summary))
+        return
+    stdout.print(
+        f"worker exiting: {summary.done} done, {summary.failed} failed, "
+        f"{summary.retried} to retry, "
+        f"{summary.released} released, {human_bytes(summary.bytes_total)} transferred",
+        markup=False,
+    )

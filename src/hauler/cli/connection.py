@@ -1,0 +1,60 @@
+"""Running a command against the job store: open, run, close; a dead store is one line, exit 3."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from rich.console import Console
+
+from hauler.errors import BadRequest, StoreUnavailable
+from hauler.store import Store, open_store
+
+T = TypeVar("T")
+EXIT_STORE_UNAVAILABLE = 3
+EXIT_USAGE = 2
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to print)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def store_failure(url: str, exc: StoreUnavailable) -> typer.Exit:
+    """Print the one-line explanation of an unreachable store; the exit to raise."""
+    message = exc.message
+    if "--store" not in message:
+        message += f" (store {redacted(url)}: check --store / HAULER_STORE)"
+    stderr.print(f"hauler: {message}", markup=False)
+    return typer.Exit(EXIT_STORE_UNAVAILABLE)
+
+
+async def _open_run_close(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    store = await open_store(url)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``action(store)`` on a store opened from ``url``; map store errors to exits."""
+    try:
+        return asyncio.run(_open_run_close(url, action))
+    except StoreUnavailable as exc:
+        raise store_failure(url, exc) from None
+    except BadRequest as exc:
+        stderr.print(f"hauler: {exc.message}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    except ValueError as exc:  # the store refused an argument (e.g. requeue of running jobs)
+        stderr.print(f"hauler: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None

@@ -1,0 +1,113 @@
+"""How jobs, workers and queue counts look: JSON records for scripts, rich tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+
+from hauler.models import Job, JobState, WorkerInfo
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (not through rich: scripts parse it)."""
+    sys.stdout.write(json.dumps(value, indent=None, sort_keys=False) + "\n")
+
+
+def clock_time(epoch_s: float | None) -> str:
+    """``23:10:05`` today's UTC time of ``epoch_s``, or ``-``."""
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%m-%d %H:%M:%S")
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    """A job as a JSON object."""
+    error = None
+    if job.error is not None:
+        error = {"class": job.error.error_class, "message": job.error.message, "at": job.error.at}
+    return {
+        "id": job.id,
+        "url": job.spec.url,
+        "state": str(job.state),
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "ready_at": job.ready_at,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "lease_until": job.lease_until,
+        "worker": job.worker,
+        "node": job.node,
+        "error": error,
+        "result": job.result,
+        "spec": job.spec.model_dump(mode="json", exclude_defaults=True),
+    }
+
+
+def worker_record(info: WorkerInfo) -> dict[str, Any]:
+    """A worker heartbeat as a JSON object."""
+    return {
+        "name": info.name,
+        "node": info.node,
+        "pid": info.pid,
+        "started_at": info.started_at,
+        "seen_at": info.seen_at,
+        "concurrency": info.concurrency,
+        "is_paused": info.is_paused,
+        "bytes_per_s": info.bytes_per_s,
+        "bytes_total": info.bytes_total,
+        "current_jobs": list(info.current_jobs),
+    }
+
+
+def jobs_table(jobs: list[Job]) -> Table:
+    """id, state, attempts, url, error, updated."""
+    table = Table("id", "state", "attempts", "url", "error", "updated", box=None)
+    for job in jobs:
+        error = f"{job.error.error_class}: {job.error.message}" if job.error else ""
+        table.add_row(
+            job.id,
+            str(job.state),
+            f"{job.attempts}/{job.max_attempts}",
+            job.spec.url,
+            error,
+            clock_time(job.updated_at),
+        )
+    return table
+
+
+def counts_table(counts: dict[JobState, int]) -> Table:
+    """One row: the number of jobs in every state, and the total."""
+    table = Table(*[str(s) for s in JobState], "total", box=None)
+    table.add_row(*[str(counts.get(s, 0)) for s in JobState], str(sum(counts.values())))
+    return table
+
+
+def workers_table(workers: list[WorkerInfo]) -> Table:
+    """name, node, lanes in use, speed, bytes, paused, current jobs."""
+    table = Table("worker", "node", "busy", "speed", "bytes", "paused", "jobs", box=None)
+    for info in workers:
+        table.add_row(
+            info.name,
+            info.node,
+            f"{len(info.current_jobs)}/{info.concurrency}",
+            f"{human_bytes(info.bytes_per_s)}/s",
+            human_bytes(info.bytes_total),
+            "yes" if info.is_paused else "",
+            " ".join(info.current_jobs[:4]) + (" …" if len(info.current_jobs) > 4 else ""),
+        )
+    return table
+
+
+def human_bytes(count: float) -> str:
+    """``1.5 MiB``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
