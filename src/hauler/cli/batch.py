@@ -1,0 +1,111 @@
+"""A ``get`` run: many files through ONE engine, at most ``parallel`` at a time, each through
+``pipeline.run`` (the same code path as a worker's lane).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hauler.cli.report import ErrorInfo, FileOutcome, Redactor, Reporter
+from hauler.config import TransferSettings
+from hauler.errors import HaulerError
+from hauler.models import JobSpec
+
+if TYPE_CHECKING:  # the engine (and aiohttp) load only when a download starts
+    from hauler.pipeline import PipelineContext
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """The per-run choices of ``hauler get`` that are not engine settings."""
+
+    output_dir: Path
+    parallel: int
+    force: bool = False
+    connections: int | None = None
+    per_file_rate_bps: int | None = None
+    proxy: str | None = None
+
+
+class Batch:
+    """Downloads ``specs``; ``outcomes`` fills in as files end, so an interrupted run can
+    still report what finished.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[JobSpec],
+        options: BatchOptions,
+        reporter: Reporter,
+        redact: Redactor,
+    ) -> None:
+        self._specs = specs
+        self._options = options
+        self._reporter = reporter
+        self._redact = redact
+        self.outcomes: dict[int, FileOutcome] = {}
+
+    def ordered(self) -> list[FileOutcome]:
+        """The outcomes so far, in input order."""
+        return [self.outcomes[i] for i in sorted(self.outcomes)]
+
+    async def run(self, settings: TransferSettings) -> None:
+        """Download every spec; SIGTERM cancels like Ctrl-C does (partial files are kept)."""
+        from hauler import pipeline
+        from hauler.transfer.engine import Engine
+
+        _cancel_on_sigterm()
+        async with Engine(settings) as engine:
+            ctx = pipeline.PipelineContext(
+                engine=engine,
+                output_dir=self._options.output_dir,
+                force=self._options.force,
+                connections=self._options.connections,
+                limit_rate_bps=self._options.per_file_rate_bps,
+                proxy=self._options.proxy,
+            )
+            pending = iter(enumerate(self._specs))
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self._options.parallel, len(self._specs))):
+                    group.create_task(self._lane(pending, ctx))
+
+    async def _lane(self, pending: Iterator[tuple[int, JobSpec]], ctx: PipelineContext) -> None:
+        """Take the next file until none is left; lanes share one iterator."""
+        for index, spec in pending:
+            self.outcomes[index] = outcome = await self._one(spec, ctx)
+            self._reporter.finished(spec, outcome)
+
+    async def _one(self, spec: JobSpec, ctx: PipelineContext) -> FileOutcome:
+        """One file through the pipeline; every failure becomes an outcome, not an exception."""
+        from hauler import pipeline
+
+        started = time.monotonic()
+        try:
+            result = await pipeline.run(spec, ctx, self._reporter.sink(spec))
+        except HaulerError as exc:
+            return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
+        except Exception as exc:  # a bug below us must not abort the other files
+            logger.error(
+                "internal error on %s: %s",
+                self._redact.url(spec.url),
+                self._redact.text(repr(exc)),
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
+        return FileOutcome(spec.url, time.monotonic() - started, result=result)
+
+
+def _cancel_on_sigterm() -> None:
+    """Make SIGTERM cancel the running main task, so the engine flushes its control files."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)

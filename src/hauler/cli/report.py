@@ -1,0 +1,242 @@
+"""What ``hauler get`` tells the user: one outcome per file, plain lines or one JSON summary.
+
+Secrets (URL passwords, proxy credentials, sensitive header values) are masked in everything
+printed here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from hauler.errors import HaulerError
+from hauler.models import JobSpec
+from hauler.transfer.request import NullProgress, ProgressSink, TransferResult
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
+)
+MASK = "***"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why one file failed: the error's class name, its short code and message."""
+
+    name: str
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorInfo:
+        """Describe ``exc``; anything outside the taxonomy is an internal error."""
+        if isinstance(exc, HaulerError):
+            return cls(type(exc).__name__, exc.error_class.value, exc.message)
+        return cls(type(exc).__name__, "internal", str(exc) or type(exc).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """How one file of a ``get`` ended: a verified result or an error."""
+
+    url: str
+    elapsed_s: float
+    result: TransferResult | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def is_ok(self) -> bool:
+        """True when the file is complete and verified (or was already)."""
+        return self.result is not None
+
+
+class Redactor:
+    """Masks known secrets and URL passwords in text meant for the user."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so that a secret containing another is masked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
+
+    @classmethod
+    def for_run(cls, specs: Sequence[JobSpec], proxy: str | None) -> Redactor:
+        """A redactor for the secrets of these jobs and this proxy."""
+        secrets = [_url_password(spec.url) for spec in specs]
+        secrets += [v for spec in specs for v in _secret_header_values(spec.headers)]
+        secrets.append(_url_password(proxy) if proxy else "")
+        return cls(s for s in secrets if s)
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def url(self, url: str) -> str:
+        """``url`` without its password (and any other known secret)."""
+        parts = urlsplit(url)
+        if parts.password:
+            netloc = parts.netloc.rpartition("@")[2]
+            user = parts.username or ""
+            parts = parts._replace(netloc=f"{user}:{MASK}@{netloc}")
+            url = urlunsplit(parts)
+        return self.text(url)
+
+
+def _url_password(url: str) -> str:
+    """The password in ``url``'s userinfo, or ""."""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+def _secret_header_values(headers: Mapping[str, str]) -> list[str]:
+    """Values of headers that carry credentials, and their bare tokens (``Bearer xyz`` → xyz)."""
+    values = [v for k, v in headers.items() if k.lower() in SECRET_HEADERS]
+    return values + [v.split(None, 1)[1] for v in values if len(v.split(None, 1)) == 2]
+
+
+def format_size(nbytes: float) -> str:
+    """``1536`` → ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(nbytes) < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def outcome_record(outcome: FileOutcome, redact: Redactor) -> dict[str, Any]:
+    """The JSON record of one file, as ``--json`` prints it."""
+    record: dict[str, Any] = {"url": redact.url(outcome.url), "ok": outcome.is_ok}
+    if outcome.result is not None:
+        record |= _result_fields(outcome.result, redact)
+    record["elapsed_s"] = round(outcome.elapsed_s, 3)
+    error = outcome.error
+    record["error"] = (
+        None
+        if error is None
+        else {"class": error.name, "code": error.code, "message": redact.text(error.message)}
+    )
+    return record
+
+
+def _result_fields(result: TransferResult, redact: Redactor) -> dict[str, Any]:
+    """The JSON fields of a finished transfer (the pipeline's record, secrets masked)."""
+    from hauler.pipeline import result_record
+
+    record = result_record(result)
+    record["final_url"] = redact.url(result.final_url)
+    algo, _, digest = (result.checksum or "").partition("=")
+    if algo == "sha256" and digest:
+        record["sha256"] = digest
+    return record
+
+
+def summary_record(
+    outcomes: Sequence[FileOutcome], elapsed_s: float, redact: Redactor
+) -> dict[str, Any]:
+    """The whole run as ``--json`` prints it."""
+    return {
+        "files": [outcome_record(o, redact) for o in outcomes],
+        "ok": sum(1 for o in outcomes if o.is_ok),
+        "failed": sum(1 for o in outcomes if not o.is_ok),
+        "bytes": sum(o.result.bytes_fetched for o in outcomes if o.result is not None),
+        "elapsed_s": round(elapsed_s, 3),
+    }
+
+
+class Reporter(Protocol):
+    """Shows a ``get`` run to the user as it goes."""
+
+    def sink(self, spec: JobSpec) -> ProgressSink:
+        """The progress sink for one file about to start."""
+        ...
+
+    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
+        """One file ended (ok or failed)."""
+        ...
+
+    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
+        """The run ended (also on interruption, with the outcomes so far)."""
+        ...
+
+
+def failure_line(outcome: FileOutcome, redact: Redactor) -> str:
+    """``failed URL: Class: message`` for stderr."""
+    error = outcome.error or ErrorInfo("Error", "internal", "unknown failure")
+    return f"failed {redact.url(outcome.url)}: {error.name}: {redact.text(error.message)}"
+
+
+def success_line(outcome: FileOutcome) -> str:
+    """``done PATH (SIZE in Ns, RATE/s)`` or ``skipped PATH (already complete)``."""
+    result = outcome.result
+    assert result is not None
+    if result.skipped:
+        return f"skipped {result.path} (already complete, {format_size(result.size)})"
+    rate = result.bytes_fetched / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0
+    return (
+        f"done {result.path} ({format_size(result.size)} in {outcome.elapsed_s:.1f} s, "
+        f"{format_size(rate)}/s)"
+    )
+
+
+def summary_line(outcomes: Sequence[FileOutcome], elapsed_s: float) -> str:
+    """``3 ok, 1 failed: 12.0 MiB in 1.2 s (10.0 MiB/s)``."""
+    ok = sum(1 for o in outcomes if o.is_ok)
+    fetched = sum(o.result.bytes_fetched for o in outcomes if o.result is not None)
+    rate = fetched / elapsed_s if elapsed_s > 0 else 0.0
+    return (
+        f"{ok} ok, {len(outcomes) - ok} failed: {format_size(fetched)} in {elapsed_s:.1f} s "
+        f"({format_size(rate)}/s)"
+    )
+
+
+class PlainReporter:
+    """For pipes and logs: one line per file on stdout (failures on stderr), then a summary."""
+
+    def __init__(self, redact: Redactor, out: TextIO | None = None, err: TextIO | None = None):
+        self._redact = redact
+        self._out = out or sys.stdout
+        self._err = err or sys.stderr
+
+    def sink(self, spec: JobSpec) -> ProgressSink:
+        """Plain output shows no progress."""
+        return NullProgress()
+
+    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
+        """Print the file's line."""
+        if outcome.is_ok:
+            print(success_line(outcome), file=self._out, flush=True)
+        else:
+            print(failure_line(outcome, self._redact), file=self._err, flush=True)
+
+    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
+        """Print the summary."""
+        print(summary_line(outcomes, elapsed_s), file=self._out, flush=True)
+
+
+class JsonReporter:
+    """For scripts: failures on stderr as they happen, one JSON object on stdout at the end."""
+
+    def __init__(self, redact: Redactor, out: TextIO | None = None, err: TextIO | None = None):
+        self._redact = redact
+        self._out = out or sys.stdout
+        self._err = err or sys.stderr
+
+    def sink(self, spec: JobSpec) -> ProgressSink:
+        """JSON output shows no progress."""
+        return NullProgress()
+
+    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
+        """Report a failure on stderr; successes wait for the summary."""
+        if not outcome.is_ok:
+            print(failure_line(outcome, self._redact), file=self._err, flush=True)
+
+    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
+        """Print the summary object."""
+        summary = summary_record(outcomes, elapsed_s, self._redact)
+        print(json.dumps(summary, ensure_ascii=False), file=self._out, flush=True)
