@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,11 +15,11 @@ from hauler.cli.connection import redacted, store_failure
 from hauler.cli.queue_views import human_bytes, print_json
 from hauler.config import Settings, WorkerSettings
 from hauler.errors import StoreUnavailable
-from hauler.pipeline import PipelineContext
 from hauler.store import open_store
-from hauler.transfer.engine import Engine
-from hauler.worker import Mode, Summary, Worker
-from hauler.worker.signals import install_stop_signals
+from hauler.worker.modes import Mode
+
+if TYPE_CHECKING:
+    from hauler.worker.runner import Summary
 
 stdout = Console(highlight=False)
 
@@ -31,6 +31,12 @@ def worker_settings(base: WorkerSettings, overrides: dict[str, Any]) -> WorkerSe
 
 
 async def _serve(settings: Settings, ws: WorkerSettings, as_json: bool) -> Summary:
+    # Imported here: the engine and the runner are heavy, and only this command needs them.
+    from hauler.pipeline import PipelineContext
+    from hauler.transfer.engine import Engine
+    from hauler.worker.runner import Worker
+    from hauler.worker.signals import install_stop_signals
+
     ws.output_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.store)
     try:

@@ -1,5 +1,4 @@
-"""The worker fleet's process: lanes, claim loop, leases with fencing, pause/stop, signals."""
+"""The worker fleet's process: lanes, claim loop, leases with fencing, pause/stop, signals.
 
-from hauler.worker.runner import Identity, Mode, Summary, Worker
-
-__all__ = ["Identity", "Mode", "Summary", "Worker"]
+``runner.Worker`` is the process; importing this package imports nothing heavy.
+"""

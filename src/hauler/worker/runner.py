@@ -9,7 +9,6 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TypeVar
 
 from hauler import pipeline
@@ -24,19 +23,12 @@ from hauler.worker.failures import classify
 from hauler.worker.flags import Flags, read_flags
 from hauler.worker.lease import LeaseKeeper
 from hauler.worker.meter import ByteMeter
+from hauler.worker.modes import Mode
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _STORE_TRIES = 6
 _PENDING_STATES = (JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
-
-
-class Mode(StrEnum):
-    """When a worker exits by itself."""
-
-    FOREVER = "forever"  # never: only a signal or `hauler stop`
-    DRAIN = "drain"  # when nothing is queued, retrying or running anywhere, and its lanes are idle
-    ONCE = "once"  # after running one claimed batch
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,78 @@
+"""Reading URL and JSON-lines input: batches, defaults, bad lines with their numbers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from hauler.intake import parse_line, read_batches
+from hauler.models import JobKind
+
+DEFAULTS = {"priority": 2, "collection": "c1", "max_attempts": 3, "kind": JobKind.FILE}
+
+
+def test_plain_urls_take_the_defaults() -> None:
+    spec = parse_line("  http://127.0.0.1:9/a.bin \n", DEFAULTS)
+    assert spec is not None
+    assert (spec.url, spec.priority, spec.collection, spec.max_attempts, spec.kind) == (
+        "http://127.0.0.1:9/a.bin",
+        2,
+        "c1",
+        3,
+        JobKind.FILE,
+    )
+
+
+def test_json_lines_carry_their_own_options() -> None:
+    line = '{"url": "http://127.0.0.1:9/b", "priority": 7, "output": "x/b.bin", "tags": ["t"]}'
+    spec = parse_line(line, DEFAULTS)
+    assert spec is not None
+    assert (spec.priority, spec.output, spec.tags, spec.collection) == (
+        7,
+        "x/b.bin",
+        ("t",),
+        "default",
+    )
+
+
+def test_blank_lines_and_comments_are_not_jobs() -> None:
+    assert parse_line("   \n", DEFAULTS) is None
+    assert parse_line("# a comment", DEFAULTS) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("not a url", "not a URL"),
+        ("127.0.0.1/x", "not a URL"),
+        ('{"url": "http://127.0.0.1/x"', "bad JSON"),
+        ('{"priority": 1}', '"url"'),
+        ('{"url": "http://127.0.0.1/x", "bogus": 1}', "bogus"),
+        ('{"url": "http://127.0.0.1/x", "checksum": "sha256=zz"}', "checksum"),
+        ('{"url": "no-scheme"}', "not a URL"),
+    ],
+)
+def test_bad_lines_say_why(line: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_line(line, DEFAULTS)
+
+
+def test_batches_keep_line_numbers_of_bad_lines() -> None:
+    lines = ["http://127.0.0.1/1", "oops", "", "http://127.0.0.1/2", "{bad", "http://127.0.0.1/3"]
+    batches = list(read_batches(lines, {}, batch_lines=4))
+    assert [len(b.specs) for b in batches] == [2, 1]
+    assert [(bad.line_no, bad.text) for b in batches for bad in b.bad] == [(2, "oops"), (5, "{bad")]
+
+
+def test_batches_are_read_lazily() -> None:
+    """An endless input yields its first batch: nothing reads the whole input first."""
+
+    def endless() -> Iterator[str]:
+        for n in itertools.count():
+            yield f"http://127.0.0.1/{n}"
+
+    first = next(read_batches(endless(), {}, batch_lines=1000))
+    assert len(first.specs) == 1000
+    assert first.specs[-1].url == "http://127.0.0.1/999"
