@@ -216,7 +216,9 @@ class Origin:
             self._tasks.discard(task)
             writer.close()
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, target, _ = lines[0].split(" ", 2)
@@ -339,7 +341,7 @@ async def _respond(
     entry.status = status
     writer.write(_head(status, headers))
     if entry.method != "HEAD":
-        await _send_body(writer, entry, remote, fault, start, end)
+        await _send_body(writer, entry, remote, fault, (start, end))
     await writer.drain()
     if fault.length_delta:
         # The declared length was a lie: this connection cannot carry another response.
@@ -352,9 +354,9 @@ async def _send_body(
     entry: LoggedRequest,
     remote: RemoteFile,
     fault: Fault,
-    start: int,
-    end: int,
+    span: tuple[int, int],
 ) -> None:
+    start, end = span
     rate = fault.rate_bps or remote.rate_bps
     slice_bytes = BLOCK_BYTES if rate is None else max(1024, min(BLOCK_BYTES, rate // 20))
     pos = start

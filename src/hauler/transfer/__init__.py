@@ -1,0 +1,1 @@
+"""The HTTP transfer engine: segmented, resumable, verified downloads (see ``Engine``)."""

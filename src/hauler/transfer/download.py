@@ -1,0 +1,534 @@
+"""One file's transfer: probe, plan, run the connections (lanes), supervise, verify, commit.
+
+A ``Download`` lives for one attempt; the ``Engine`` creates one per attempt and restarts from
+zero when it raises ``RestartTransfer``. Lanes are connections: each fills a segment, then asks
+the plan for more (an idle segment, half of the largest remaining range, or, in the endgame, a
+slow lane's whole tail). A supervisor task flushes the control file on time and closes lanes
+that stay below the lowest-speed limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from hauler.errors import (
+    ConnectionFailed,
+    HaulerError,
+    LocalError,
+    OriginChanged,
+    RangeIgnored,
+    Stalled,
+    TooLarge,
+    Transient,
+)
+from hauler.naming import name_from_response, safe_path
+from hauler.net import redact_url
+from hauler.policy.retry import Action
+from hauler.transfer import integrity
+from hauler.transfer.fetch import Fetcher, RangeAsk, Reply, client_error
+from hauler.transfer.partfile import ControlState, PartFile, Validators, local_error
+from hauler.transfer.probe import probe
+from hauler.transfer.request import ProgressSink, TransferRequest, TransferResult
+from hauler.transfer.segments import Segment, SegmentPlan, is_valid_cover, should_take_over
+from hauler.transfer.throttle import TokenBucket, consume_all
+
+if TYPE_CHECKING:
+    from hauler.transfer.engine import Engine
+
+# A stream of unknown length is one segment that ends where the body ends.
+UNKNOWN_END = 1 << 62
+# Progress is reported in batches of this many bytes (and at the end of each response).
+REPORT_BYTES = 512 * 1024
+# A lane younger than this is not judged slow (its speed is not known yet).
+MIN_JUDGE_AGE_S = 0.5
+
+
+@dataclass(eq=False)
+class Lane:
+    """One connection's state, visible to the supervisor and to other lanes (endgame)."""
+
+    segment: Segment | None = None
+    response: aiohttp.ClientResponse | None = None
+    fetch_started: float = 0.0
+    fetched: int = 0
+    last_bps: float = 0.0
+    mark: tuple[float, int] = (0.0, 0)
+    is_stalled: bool = False
+
+    def speed_bps(self, now: float) -> float:
+        """This lane's speed over its current fetch."""
+        return self.fetched / max(1e-3, now - self.fetch_started)
+
+    def cut(self) -> None:
+        """Stop the current response now (its reader wakes up with an error)."""
+        resp = self.response
+        if resp is not None:
+            resp.content.set_exception(aiohttp.ClientPayloadError("stopped by hauler"))
+            resp.close()
+
+
+@dataclass(eq=False)
+class Download:
+    """One attempt at one ``TransferRequest``."""
+
+    engine: Engine
+    request: TransferRequest
+    progress: ProgressSink
+    is_ranged: bool = True
+    url: str = ""
+    final_path: Path | None = None
+    part: PartFile | None = None
+    plan: SegmentPlan | None = None
+    validators: Validators = field(default_factory=lambda: Validators(None, None, None))
+    reply: Reply | None = None
+    lanes: list[Lane] = field(default_factory=list)
+    buckets: tuple[TokenBucket, ...] = ()
+    fetched: int = 0
+    resumed: int = 0
+    unflushed: int = 0
+    unreported: int = 0
+    last_flush: float = 0.0
+    started_at: float = 0.0
+    has_control: bool = False
+
+    async def run(self) -> TransferResult:
+        """Download, verify and commit; raises the hauler.errors taxonomy only."""
+        self.started_at = self.engine.clock.monotonic()
+        self.url = self.request.url
+        self.buckets = self.engine.buckets(self.request)
+        if self.request.filename is not None:
+            self.final_path = safe_path(self.request.output_dir, self.request.filename)
+            skipped = await self._existing(self.final_path)
+            if skipped is not None:
+                return skipped
+            self._open_part(self.final_path)
+        try:
+            return await self._run_opened()
+        finally:
+            self._close()
+
+    async def _run_opened(self) -> TransferResult:
+        control = self.part.load_control() if self.part else None
+        ask = _resume_ask(control)
+        fetcher = self.engine.fetcher(self.request)
+        resp, reply = await probe(
+            fetcher, self.url, ask, self.engine.policy, self.engine.settings.segment_retries
+        )
+        try:
+            self.reply, self.url = reply, reply.final_url
+            if self.final_path is None:
+                name = name_from_response(reply.final_url, reply.content_disposition)
+                self.final_path = safe_path(self.request.output_dir, name)
+                skipped = await self._existing(self.final_path)
+                if skipped is not None:
+                    return skipped
+                self._open_part(self.final_path)
+                control = self.part.load_control() if self.part else None
+            self._plan(reply, control)
+            await self._transfer(fetcher, resp, reply)
+        finally:
+            resp.close()
+        return await self._finish()
+
+    def _open_part(self, final_path: Path) -> None:
+        self.part = PartFile(final_path)
+        self.part.open()
+
+    def _close(self) -> None:
+        part = self.part
+        if part is None:
+            return
+        if self.plan is not None and not self.plan.is_complete and part.path.exists():
+            with contextlib.suppress(LocalError):
+                self._save_control()
+        part.close()
+
+    async def _existing(self, path: Path) -> TransferResult | None:
+        """A skipped result when ``path`` exists and is not to be replaced."""
+        if self.request.force or not path.exists():
+            return None
+        checksum = self.request.checksum
+        digest = None
+        if checksum is not None:
+            digest = await integrity.file_digest(path, checksum.algorithm)
+            if digest != checksum.hexdigest:
+                raise integrity.mismatch_existing(path, checksum, digest)
+        size = path.stat().st_size
+        return TransferResult(
+            url=self.request.url,
+            final_url=self.request.url,
+            path=path,
+            size=size,
+            bytes_fetched=0,
+            resumed_bytes=0,
+            elapsed_s=self.engine.clock.monotonic() - self.started_at,
+            skipped=True,
+            checksum=digest,
+        )
+
+    def _plan(self, reply: Reply, control: ControlState | None) -> None:
+        """Resume from ``control`` when it pins this version, else start from zero."""
+        size = reply.validators.size
+        limit = self.engine.settings.max_size_bytes
+        if size is not None and limit is not None and size > limit:
+            raise TooLarge(f"{redact_url(self.url)} is {size} bytes, over the limit of {limit}")
+        self.validators = reply.validators
+        assert self.part is not None
+        if _can_resume(control, reply, self.is_ranged):
+            assert control is not None and size is not None
+            self.plan = SegmentPlan(size, control.segments, self.engine.settings.min_split_bytes)
+            self.resumed = self.plan.done_bytes
+            self.has_control = True
+            self._preallocate(size)
+        else:
+            self.part.reset(size)
+            self.plan = self._fresh_plan(reply)
+        self.progress.started(self.final_path.name if self.final_path else "", size, self.resumed)
+
+    def _preallocate(self, size: int) -> None:
+        assert self.part is not None
+        try:
+            self.part.preallocate(size)
+        except OSError as exc:
+            raise local_error(exc, self.part.path) from exc
+
+    def _fresh_plan(self, reply: Reply) -> SegmentPlan:
+        settings = self.engine.settings
+        size = reply.validators.size
+        if size is None:
+            self.is_ranged = False
+            return SegmentPlan(UNKNOWN_END, [Segment(0, UNKNOWN_END, 0)], UNKNOWN_END)
+        if not (self.is_ranged and reply.accepts_ranges):
+            self.is_ranged = False
+            return SegmentPlan(size, [Segment(0, size, 0)], max(1, size))
+        connections = self.request.connections or settings.connections
+        return SegmentPlan.initial(size, connections, settings.min_split_bytes)
+
+    def _lane_count(self) -> int:
+        assert self.plan is not None
+        if not self.is_ranged:
+            return 1
+        connections = self.request.connections or self.engine.settings.connections
+        by_size = self.plan.size // self.engine.settings.min_split_bytes
+        return max(1, min(connections, by_size, max(len(self.plan.segments), by_size)))
+
+    async def _transfer(self, fetcher: Fetcher, resp: aiohttp.ClientResponse, reply: Reply) -> None:
+        assert self.plan is not None
+        self.last_flush = self.engine.clock.monotonic()
+        first = self.plan.segment_at(reply.start)
+        if first is None:
+            resp.close()
+        jobs: list[Awaitable[None]] = []
+        if first is not None:
+            first.is_active = True
+            jobs.append(self._lane(fetcher, first, resp, reply))
+        for _ in range(self._lane_count() - len(jobs)):
+            segment = self._claim(None)
+            if segment is None:
+                break
+            jobs.append(self._lane(fetcher, segment, None, None))
+        supervisor = asyncio.create_task(self._supervise())
+        try:
+            await _gather_first_error(jobs)
+        finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+        self._report()
+
+    async def _lane(
+        self,
+        fetcher: Fetcher,
+        segment: Segment | None,
+        resp: aiohttp.ClientResponse | None,
+        reply: Reply | None,
+    ) -> None:
+        lane = Lane()
+        self.lanes.append(lane)
+        try:
+            while segment is not None:
+                await self._fill(fetcher, lane, segment, resp, reply)
+                resp = reply = None
+                segment = self._claim(lane)
+        finally:
+            self.lanes.remove(lane)
+
+    def _claim(self, lane: Lane | None) -> Segment | None:
+        """The next segment for a free lane: idle, stolen half, or an endgame takeover."""
+        assert self.plan is not None
+        if not self.is_ranged:
+            return None
+        segment = self.plan.next_idle() or self.plan.steal()
+        if segment is None and lane is not None:
+            segment = self._endgame(lane)
+        if segment is not None:
+            segment.is_active = True
+        return segment
+
+    def _endgame(self, thief: Lane) -> Segment | None:
+        """Take over the slowest lane's tail when this lane would finish it much sooner."""
+        assert self.plan is not None
+        now = self.engine.clock.monotonic()
+        busy = [
+            lane
+            for lane in self.lanes
+            if lane is not thief
+            and lane.segment is not None
+            and lane.segment.remaining > 0
+            and now - lane.fetch_started >= MIN_JUDGE_AGE_S
+        ]
+        victim = min(busy, key=lambda lane: lane.speed_bps(now), default=None)
+        if victim is None or victim.segment is None:
+            return None
+        if not should_take_over(victim.segment.remaining, victim.speed_bps(now), thief.last_bps):
+            return None
+        tail = self.plan.take_over(victim.segment)
+        victim.cut()
+        return tail
+
+    async def _fill(
+        self,
+        fetcher: Fetcher,
+        lane: Lane,
+        segment: Segment,
+        resp: aiohttp.ClientResponse | None,
+        reply: Reply | None,
+    ) -> None:
+        """Fetch ``segment`` to its end, retrying transient failures with backoff."""
+        settings = self.engine.settings
+        failures = 0
+        lane.segment = segment
+        began, start_pos = self.engine.clock.monotonic(), segment.pos
+        try:
+            while segment.remaining > 0:
+                before = segment.pos
+                try:
+                    if resp is None or reply is None:
+                        resp, reply = await fetcher.open(self.url, self._ask(segment))
+                    await self._pump(lane, segment, resp, reply)
+                except Transient as exc:
+                    if segment.remaining <= 0:
+                        break
+                    failures = 1 if segment.pos > before else failures + 1
+                    error = self._stall_error() if lane.is_stalled else exc
+                    decision = self.engine.policy.decide(
+                        error, failures, settings.segment_retries + 1
+                    )
+                    if decision.action is Action.FAIL:
+                        raise error from exc
+                    await asyncio.sleep(decision.delay_s)
+                finally:
+                    lane.response = None
+                    if resp is not None:
+                        resp.close()
+                    resp = reply = None
+        finally:
+            segment.is_active = False
+            lane.segment = None
+            elapsed = self.engine.clock.monotonic() - began
+            lane.last_bps = (segment.pos - start_pos) / max(1e-3, elapsed)
+
+    def _stall_error(self) -> Stalled:
+        settings = self.engine.settings
+        return Stalled(
+            f"{redact_url(self.url)}: below {settings.lowest_speed_bps} B/s "
+            f"for {settings.stall_window_s:g} s"
+        )
+
+    def _ask(self, segment: Segment) -> RangeAsk | None:
+        if not self.is_ranged:
+            return None
+        return RangeAsk(segment.pos, segment.end, self.validators.if_range)
+
+    def _check_reply(self, segment: Segment, reply: Reply) -> None:
+        """The reply must be the same version and start where the segment continues."""
+        if not _same_version(self.validators, reply.validators, self.is_ranged):
+            raise OriginChanged(f"{redact_url(self.url)} changed during the download")
+        if reply.start == segment.pos:
+            return
+        if not self.is_ranged and reply.start == 0:
+            # No ranges: every retry starts the only segment over from byte 0.
+            segment.pos = segment.start
+            return
+        raise RangeIgnored(f"{redact_url(self.url)} ignored the Range request at {segment.pos}")
+
+    async def _pump(
+        self, lane: Lane, segment: Segment, resp: aiohttp.ClientResponse, reply: Reply
+    ) -> None:
+        """Stream ``resp`` into ``segment`` until the segment or the body ends."""
+        self._check_reply(segment, reply)
+        lane.response, lane.is_stalled = resp, False
+        lane.fetch_started, lane.fetched = self.engine.clock.monotonic(), 0
+        lane.mark = (lane.fetch_started, segment.pos)
+        read, buckets = resp.content.readany, self.buckets
+        try:
+            while True:
+                data = await read()
+                if not data:
+                    break
+                room = segment.end - segment.pos
+                if len(data) >= room:
+                    self._write(segment, lane, data[:room] if len(data) > room else data)
+                    return
+                self._write(segment, lane, data)
+                if buckets:
+                    await consume_all(buckets, len(data))
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise client_error(exc, self.url) from exc
+        self._body_ended(segment, reply)
+
+    def _write(self, segment: Segment, lane: Lane, data: bytes) -> None:
+        assert self.part is not None
+        if not data:
+            return
+        nbytes = len(data)
+        self.part.write(segment.pos, data)
+        segment.pos += nbytes
+        lane.fetched += nbytes
+        self.fetched += nbytes
+        self.unflushed += nbytes
+        self.unreported += nbytes
+        if self.unreported >= REPORT_BYTES:
+            self._report()
+        if self.unflushed >= self.engine.settings.control_flush_bytes:
+            self._save_control()
+
+    def _body_ended(self, segment: Segment, reply: Reply) -> None:
+        """The body ended cleanly: fine for a stream of unknown length, short otherwise."""
+        if reply.validators.size is None and reply.length is None and not self.is_ranged:
+            segment.end = segment.pos
+            assert self.plan is not None
+            self.plan.size = segment.pos
+            return
+        if segment.remaining > 0:
+            raise ConnectionFailed(
+                f"{redact_url(self.url)}: the body ended at byte {segment.pos}, expected more"
+            )
+
+    def _report(self) -> None:
+        if self.unreported:
+            self.progress.advanced(self.unreported)
+            self.unreported = 0
+
+    def _save_control(self) -> None:
+        if self.part is None or self.plan is None or self.plan.size == UNKNOWN_END:
+            return
+        self.plan.compact()
+        state = ControlState(self.url, self.validators, self.plan.segments)
+        self.part.save_control(state)
+        self.has_control = True
+        self.unflushed = 0
+        self.last_flush = self.engine.clock.monotonic()
+
+    async def _supervise(self) -> None:
+        """Flush the control file on time; cut lanes below the lowest-speed limit."""
+        settings = self.engine.settings
+        tick_s = max(0.05, min(settings.control_flush_s, settings.stall_window_s / 4))
+        while True:
+            await asyncio.sleep(tick_s)
+            now = self.engine.clock.monotonic()
+            if self.unflushed and now - self.last_flush >= settings.control_flush_s:
+                self._save_control()
+            if settings.lowest_speed_bps > 0:
+                self._cut_slow_lanes(now)
+
+    def _cut_slow_lanes(self, now: float) -> None:
+        settings = self.engine.settings
+        for lane in self.lanes:
+            if lane.segment is None or lane.response is None:
+                continue
+            since, pos = lane.mark
+            if now - since < settings.stall_window_s:
+                continue
+            if lane.segment.pos - pos < settings.lowest_speed_bps * (now - since):
+                lane.is_stalled = True
+                lane.cut()
+            lane.mark = (now, lane.segment.pos)
+
+    async def _finish(self) -> TransferResult:
+        """Verify size and checksum, then rename into place."""
+        assert self.part is not None and self.plan is not None and self.final_path is not None
+        size = self.plan.size
+        if not self.plan.is_complete or self.plan.done_bytes != size:
+            raise ConnectionFailed(
+                f"{redact_url(self.url)}: incomplete ({self.plan.done_bytes} of {size})"
+            )
+        self.part.truncate(size)
+        digest = await integrity.check_part(self.part, size, self.request.checksum)
+        self.part.commit()
+        assert self.reply is not None
+        return TransferResult(
+            url=self.request.url,
+            final_url=self.url,
+            path=self.final_path,
+            size=size,
+            bytes_fetched=self.fetched,
+            resumed_bytes=self.resumed,
+            elapsed_s=self.engine.clock.monotonic() - self.started_at,
+            checksum=digest,
+            etag=self.validators.etag,
+            last_modified=self.validators.last_modified,
+            content_type=self.reply.content_type,
+        )
+
+
+def _resume_ask(control: ControlState | None) -> RangeAsk:
+    """The probe's range: from the first missing byte of a resumable partial, else from 0."""
+    if control is None or control.validators.size is None:
+        return RangeAsk()
+    pending = [s for s in control.segments if s.remaining > 0]
+    start = min((s.pos for s in pending), default=max(0, control.validators.size - 1))
+    return RangeAsk(start, None, control.validators.if_range)
+
+
+def _can_resume(control: ControlState | None, reply: Reply, is_ranged: bool) -> bool:
+    size = reply.validators.size
+    return (
+        control is not None
+        and is_ranged
+        and reply.status == 206
+        and size is not None
+        and control.validators.same_version(reply.validators)
+        and is_valid_cover(control.segments, size)
+    )
+
+
+def _same_version(ours: Validators, theirs: Validators, is_ranged: bool) -> bool:
+    if ours.size is None:
+        return True
+    if not is_ranged and theirs.size is None:
+        return ours.etag == theirs.etag
+    return ours.same_version(theirs)
+
+
+async def _gather_first_error(jobs: list[Awaitable[None]]) -> None:
+    """Run ``jobs`` together; on the first failure cancel the rest and raise that failure."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for job in jobs:
+                group.create_task(job)  # type: ignore[arg-type]
+    except BaseExceptionGroup as group_error:
+        raise _first_error(group_error) from None
+
+
+def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The most telling error of a group: a HaulerError first, else the first one."""
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [group_error]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(reversed(error.exceptions))
+        else:
+            flat.append(error)
+    for error in flat:
+        if isinstance(error, HaulerError):
+            return error
+    return flat[0]

@@ -1,0 +1,88 @@
+"""The transfer engine: one shared object that downloads many files at once.
+
+It holds what is shared across downloads (the aiohttp sessions with their connection pools,
+keep-alive and DNS cache, the overall rate limiter, the retry policy); each ``download`` is a
+cheap ``Download`` attempt on top of them, restarted from zero when the origin changed or
+turned out to ignore ranges mid-file.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from hauler.clock import Clock, SystemClock
+from hauler.config import TransferSettings
+from hauler.errors import RangeIgnored, RestartTransfer
+from hauler.net import Sessions, check_url
+from hauler.policy.retry import RetryPolicy
+from hauler.transfer.download import Download
+from hauler.transfer.fetch import Fetcher
+from hauler.transfer.request import NullProgress, ProgressSink, TransferRequest, TransferResult
+from hauler.transfer.throttle import TokenBucket
+
+# How many times one download starts over (changed origin, ranges ignored) before giving up.
+MAX_RESTARTS = 2
+
+
+class Engine:
+    """Downloads files over HTTP(S); share one per process (``async with Engine(...)``)."""
+
+    def __init__(self, settings: TransferSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
+        self._sessions = Sessions(settings)
+        self._overall = (
+            TokenBucket(settings.limit_rate_bps, self.clock) if settings.limit_rate_bps else None
+        )
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the sessions and their connections."""
+        await self._sessions.close()
+
+    async def download(
+        self, request: TransferRequest, progress: ProgressSink | None = None
+    ) -> TransferResult:
+        """Download ``request.url`` into a verified file under ``request.output_dir``.
+
+        Raises only the hauler.errors taxonomy (see the module docs of ``hauler.errors``).
+        """
+        await check_url(request.url, self.settings)
+        sink = progress or NullProgress()
+        is_ranged = True
+        restarts = 0
+        while True:
+            try:
+                return await Download(self, request, sink, is_ranged=is_ranged).run()
+            except RestartTransfer as exc:
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise
+                is_ranged = is_ranged and not isinstance(exc, RangeIgnored)
+
+    def fetcher(self, request: TransferRequest) -> Fetcher:
+        """A fetcher with ``request``'s headers and proxy on the right shared session."""
+        session, proxy = self._sessions.for_proxy(request.proxy or self.settings.proxy)
+        return Fetcher(
+            session=session,
+            headers=dict(request.headers),
+            proxy=proxy,
+            clock=self.clock,
+            max_retry_after_s=self.settings.max_retry_after_s,
+        )
+
+    def buckets(self, request: TransferRequest) -> tuple[TokenBucket, ...]:
+        """The rate limiters a download must respect: overall and its own."""
+        own = (TokenBucket(request.limit_rate_bps, self.clock),) if request.limit_rate_bps else ()
+        return (self._overall, *own) if self._overall else own

@@ -1,0 +1,184 @@
+"""One GET (ranged or not): status checks, Content-Range checks, aiohttp errors mapped.
+
+This is the engine's I/O boundary: aiohttp exceptions and HTTP statuses become the hauler.errors
+taxonomy here, with messages naming the (redacted) URL and the status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+
+from hauler.clock import Clock
+from hauler.errors import (
+    BadRequest,
+    ConnectionFailed,
+    Forbidden,
+    Gone,
+    HaulerError,
+    NotFound,
+    OriginChanged,
+    RangeIgnored,
+    Stalled,
+    Throttled,
+    Transient,
+)
+from hauler.net import redact_url
+from hauler.transfer.partfile import Validators
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a 200/206 answer says about its body and the file."""
+
+    status: int
+    final_url: str
+    start: int  # file offset of the body's first byte
+    length: int | None  # body bytes promised (None: until the connection or chunks end)
+    validators: Validators
+    accepts_ranges: bool
+    content_disposition: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RangeAsk:
+    """A request for ``[start, end)`` (``end`` None: to the end), pinned by ``if_range``."""
+
+    start: int = 0
+    end: int | None = None
+    if_range: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The Range and If-Range headers."""
+        last = "" if self.end is None else str(self.end - 1)
+        headers = {"Range": f"bytes={self.start}-{last}"}
+        if self.if_range:
+            headers["If-Range"] = self.if_range
+        return headers
+
+
+def retry_after_s(value: str | None, clock: Clock, cap_s: float) -> float | None:
+    """A Retry-After header (seconds or an HTTP-date) as seconds from now, capped at ``cap_s``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(cap_s, float(value))
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return min(cap_s, max(0.0, when - clock.now()))
+
+
+def status_error(status: int, url: str, retry_after: float | None) -> HaulerError:
+    """The taxonomy's error for an HTTP status that is not 200/206."""
+    where = f"{redact_url(url)} answered {status}"
+    if status == 404:
+        return NotFound(f"{where} Not Found")
+    if status == 410:
+        return Gone(f"{where} Gone")
+    if status in (401, 403):
+        return Forbidden(f"{where}: access refused")
+    if status in (429, 503):
+        return Throttled(f"{where}: throttled", retry_after_s=retry_after)
+    if status == 416:
+        return OriginChanged(f"{where}: range not satisfiable (the file shrank?)")
+    if status in (408, 425) or status >= 500:
+        return Transient(f"{where}: server error", retry_after_s=retry_after)
+    if 400 <= status < 500:
+        return Forbidden(f"{where}: the request was refused")
+    return ConnectionFailed(f"{where}: unexpected status")
+
+
+def client_error(exc: BaseException, url: str) -> HaulerError:
+    """An aiohttp/OS exception as the taxonomy's error."""
+    where = redact_url(url)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return BadRequest(f"not a valid URL: {where}")
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return BadRequest(f"too many redirects from {where}")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ConnectionFailed(f"{where}: the body was cut short ({exc})")
+    if isinstance(exc, TimeoutError):
+        return Stalled(f"{where}: no data within the read timeout")
+    return ConnectionFailed(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def parse_reply(resp: aiohttp.ClientResponse, ask: RangeAsk) -> Reply:
+    """Check a 200/206 answer against ``ask`` and describe it."""
+    headers = resp.headers
+    length = _header_int(headers, "Content-Length")
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        length = None
+    start, total = 0, length
+    if resp.status == 206:
+        match = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
+        if match is None or int(match.group(1)) != ask.start:
+            raise RangeIgnored(f"{redact_url(ask_url(resp))}: bad Content-Range for {ask}")
+        start, last = int(match.group(1)), int(match.group(2))
+        total = None if match.group(3) == "*" else int(match.group(3))
+        if length is not None and length != last - start + 1:
+            raise ConnectionFailed(
+                f"{redact_url(ask_url(resp))}: Content-Length disagrees with Content-Range"
+            )
+        length = last - start + 1
+    validators = Validators(total, headers.get("ETag"), headers.get("Last-Modified"))
+    return Reply(
+        status=resp.status,
+        final_url=str(resp.url),
+        start=start,
+        length=length,
+        validators=validators,
+        accepts_ranges=resp.status == 206 or "bytes" in headers.get("Accept-Ranges", "").lower(),
+        content_disposition=headers.get("Content-Disposition"),
+        content_type=headers.get("Content-Type"),
+    )
+
+
+def ask_url(resp: aiohttp.ClientResponse) -> str:
+    """The URL a response came from (after redirects)."""
+    return str(resp.url)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetcher:
+    """Opens GETs on one session with the request's headers and proxy."""
+
+    session: aiohttp.ClientSession
+    headers: Mapping[str, str]
+    proxy: str | None
+    clock: Clock
+    max_retry_after_s: float
+
+    async def open(self, url: str, ask: RangeAsk | None) -> tuple[aiohttp.ClientResponse, Reply]:
+        """GET ``url`` for ``ask`` (None: the whole file, no Range); a 200/206 response with
+        its body unread, and what it says."""
+        extra = ask.headers() if ask is not None else {}
+        try:
+            resp = await self.session.get(url, headers={**self.headers, **extra}, proxy=self.proxy)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise client_error(exc, url) from exc
+        if resp.status not in (200, 206):
+            retry = retry_after_s(
+                resp.headers.get("Retry-After"), self.clock, self.max_retry_after_s
+            )
+            resp.release()
+            raise status_error(resp.status, url, retry)
+        try:
+            return resp, parse_reply(resp, ask or RangeAsk())
+        except HaulerError:
+            resp.close()
+            raise

@@ -1,0 +1,191 @@
+"""The in-place partial file ``<name>.part``, its control file ``<name>.part.json``, the commit.
+
+Bytes go straight to their offset with ``os.pwrite`` into one pre-allocated file: no chunk files,
+no assembly copy. The control file records validators and per-segment progress and is replaced
+atomically (write a temp file, rename). An exclusive ``flock`` on the ``.part`` file keeps two
+processes from writing the same partial; the kernel frees it when a process dies, even by kill -9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hauler.errors import LocalError, Transient
+from hauler.transfer.segments import Segment
+
+CONTROL_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What pins one version of a remote file."""
+
+    size: int | None
+    etag: str | None
+    last_modified: str | None
+
+    def same_version(self, other: Validators) -> bool:
+        """True when nothing says the two differ and at least one strong hint matches."""
+        if self.size != other.size:
+            return False
+        if self.etag or other.etag:
+            return self.etag == other.etag
+        return self.last_modified is not None and self.last_modified == other.last_modified
+
+    @property
+    def if_range(self) -> str | None:
+        """The If-Range value: the ETag (unless weak), else Last-Modified."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+@dataclass(frozen=True, slots=True)
+class ControlState:
+    """A control file's content."""
+
+    url: str
+    validators: Validators
+    segments: list[Segment]
+
+    def to_json(self) -> str:
+        """The file's text."""
+        return json.dumps(
+            {
+                "version": CONTROL_VERSION,
+                "url": self.url,
+                "size": self.validators.size,
+                "etag": self.validators.etag,
+                "last_modified": self.validators.last_modified,
+                "segments": [[s.start, s.end, s.pos] for s in self.segments],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ControlState | None:
+        """Parse; None when the text is not a usable control file."""
+        try:
+            data: dict[str, Any] = json.loads(text)
+            if data.get("version") != CONTROL_VERSION:
+                return None
+            segments = [Segment(int(a), int(b), int(c)) for a, b, c in data["segments"]]
+            validators = Validators(data["size"], data["etag"], data["last_modified"])
+            return cls(str(data["url"]), validators, segments)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def local_error(exc: OSError, path: Path) -> LocalError:
+    """An ``OSError`` as the taxonomy's ``LocalError`` with a message a user can act on."""
+    reason = {
+        errno.ENOSPC: "disk full",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "read-only file system",
+    }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return LocalError(f"{reason}: {path}")
+
+
+class PartFile:
+    """An open, locked ``<final>.part`` file and its control file."""
+
+    def __init__(self, final_path: Path) -> None:
+        self.final_path = final_path
+        self.path = final_path.with_name(final_path.name + ".part")
+        self.control_path = final_path.with_name(final_path.name + ".part.json")
+        self.fd = -1
+
+    def open(self) -> None:
+        """Create or open the ``.part`` file and lock it; ``Transient`` if another has it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise local_error(exc, self.path) from exc
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self.close()
+            raise Transient(f"{self.final_path.name} is being downloaded elsewhere") from exc
+
+    def close(self) -> None:
+        """Close the file, which releases the lock."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def load_control(self) -> ControlState | None:
+        """The control file's state, or None when there is none usable."""
+        try:
+            return ControlState.from_json(self.control_path.read_text())
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def save_control(self, state: ControlState) -> None:
+        """Atomically replace the control file."""
+        tmp = self.control_path.with_name(self.control_path.name + ".tmp")
+        try:
+            tmp.write_text(state.to_json())
+            os.replace(tmp, self.control_path)
+        except OSError as exc:
+            raise local_error(exc, self.control_path) from exc
+
+    def reset(self, size: int | None) -> None:
+        """Empty the file and pre-allocate ``size`` bytes (when known)."""
+        try:
+            os.ftruncate(self.fd, 0)
+            if size:
+                self.preallocate(size)
+        except OSError as exc:
+            raise local_error(exc, self.path) from exc
+        with contextlib.suppress(FileNotFoundError):
+            self.control_path.unlink()
+
+    def preallocate(self, size: int) -> None:
+        """Reserve ``size`` bytes so that a full disk shows now, not at 99 %."""
+        try:
+            os.posix_fallocate(self.fd, 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            os.ftruncate(self.fd, size)
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        """Write all of ``data`` at ``offset``."""
+        try:
+            written = os.pwrite(self.fd, data, offset)
+            while written < len(data):
+                view = memoryview(data)[written:]
+                written += os.pwrite(self.fd, view, offset + written)
+        except OSError as exc:
+            raise local_error(exc, self.path) from exc
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to ``size`` bytes (a stream of unknown length ended)."""
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise local_error(exc, self.path) from exc
+
+    def commit(self) -> None:
+        """Rename the verified ``.part`` to its final name, then drop the control file."""
+        try:
+            os.replace(self.path, self.final_path)
+        except OSError as exc:
+            raise local_error(exc, self.final_path) from exc
+        with contextlib.suppress(FileNotFoundError):
+            self.control_path.unlink()
+
+    def discard(self) -> None:
+        """Delete the ``.part`` and control files (their bytes are wrong)."""
+        for path in (self.path, self.control_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

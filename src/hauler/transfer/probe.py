@@ -1,0 +1,32 @@
+"""The probe: the first GET ``Range: bytes=<offset>-`` (not HEAD: many servers lie to HEAD).
+
+It learns the size, range support, validators, final URL (after redirects), Content-Disposition
+and Content-Type, and its body keeps streaming into the first segment while the other
+connections start. Transient failures (503 with Retry-After, resets) are retried here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from hauler.errors import Transient
+from hauler.policy.retry import Action, RetryPolicy
+from hauler.transfer.fetch import Fetcher, RangeAsk, Reply
+
+
+async def probe(
+    fetcher: Fetcher, url: str, ask: RangeAsk, policy: RetryPolicy, retries: int
+) -> tuple[aiohttp.ClientResponse, Reply]:
+    """Open ``url`` for ``ask``, retrying transient failures up to ``retries`` times."""
+    failures = 0
+    while True:
+        try:
+            return await fetcher.open(url, ask)
+        except Transient as exc:
+            failures += 1
+            decision = policy.decide(exc, failures, retries + 1)
+            if decision.action is Action.FAIL:
+                raise
+            await asyncio.sleep(decision.delay_s)
