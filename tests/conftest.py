@@ -1,0 +1,34 @@
+"""Fixtures shared by every test package (each block is self-contained; append, don't edit)."""
+
+# --- redis-server (store engineer) ---------------------------------------------------------
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.redis_server import RedisServer, start_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server (AOF, appendfsync always) for the session; tests share it through
+    unique namespaces and never FLUSHDB it."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dedicated_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, free to be killed (``kill``) and ``restart``-ed."""
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+# --- end redis-server ------------------------------------------------------------------------
+
+# --- job stores on both backends (fleet engineer) ---------------------------------------------
+from tests.worker.backends import store, store_url  # noqa: E402, F401
+
+# --- end job stores ----------------------------------------------------------------------------
