@@ -17,7 +17,7 @@ T = TypeVar("T")
 EXIT_STORE_UNAVAILABLE = 3
 EXIT_USAGE = 2
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def redacted(url: str) -> str:
