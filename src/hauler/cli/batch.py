@@ -17,6 +17,7 @@ from hauler.cli.report import ErrorInfo, FileOutcome, Redactor, Reporter
 from hauler.config import TransferSettings
 from hauler.errors import HaulerError
 from hauler.models import JobSpec
+from hauler.naming import name_from_response
 
 if TYPE_CHECKING:  # the engine (and aiohttp) load only when a download starts
     from hauler.pipeline import PipelineContext
@@ -90,7 +91,8 @@ class Batch:
 
         started = time.monotonic()
         try:
-            result = await pipeline.run(spec, ctx, self._reporter.sink(spec))
+            job = _named_if_present(spec, self._options)
+            result = await pipeline.run(job, ctx, self._reporter.sink(spec))
         except HaulerError as exc:
             return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
         except Exception as exc:  # a bug below us must not abort the other files
@@ -102,6 +104,18 @@ class Batch:
             )
             return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
         return FileOutcome(spec.url, time.monotonic() - started, result=result)
+
+
+def _named_if_present(spec: JobSpec, options: BatchOptions) -> JobSpec:
+    """Like ``wget -nc``: when the file the URL names is already in the output directory, name
+    the job after it, so that the engine skips it without sending a single request.
+    """
+    if spec.output is not None or options.force:
+        return spec
+    name = name_from_response(spec.url, None)
+    if (options.output_dir / name).is_file():
+        return spec.model_copy(update={"output": name})
+    return spec
 
 
 def _cancel_on_sigterm() -> None:
