@@ -1,0 +1,100 @@
+"""Helpers for worker tests: settings with small numbers, running a worker in-process, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from hauler.config import TransferSettings, WorkerSettings
+from hauler.models import JobSpec, JobState
+from hauler.pipeline import PipelineContext
+from hauler.store import Store
+from hauler.transfer.engine import Engine
+from hauler.worker.modes import Mode
+from hauler.worker.runner import Identity, Summary, Worker
+
+RUN_TIMEOUT_S = 30.0
+
+
+def worker_settings(**overrides: Any) -> WorkerSettings:
+    """Small leases and polls, fast retries: a worker that reacts in milliseconds."""
+    base: dict[str, Any] = {
+        "concurrency": 4,
+        "lease_s": 5.0,
+        "heartbeat_s": 0.1,
+        "poll_s": 0.05,
+        "grace_s": 5.0,
+        "affinity_s": 0.0,
+        "retry_base_s": 0.05,
+        "retry_cap_s": 0.1,
+    }
+    return WorkerSettings(**(base | overrides))
+
+
+def transfer_settings(**overrides: Any) -> TransferSettings:
+    """An engine that gives up on a file at once (the worker's retries are under test)."""
+    base: dict[str, Any] = {"connections": 2, "segment_retries": 0, "control_flush_s": 0.1}
+    return TransferSettings(**(base | overrides))
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file on disk."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@asynccontextmanager
+async def worker_in_process(
+    store: Store, out_dir: Path, mode: Mode, name: str = "w1", **overrides: Any
+) -> AsyncIterator[tuple[Worker, asyncio.Task[Summary]]]:
+    """A worker running as a task of this event loop; stopped (bounded) on exit."""
+    async with Engine(transfer_settings()) as engine:
+        worker = Worker(
+            store,
+            PipelineContext(engine, out_dir),
+            worker_settings(**overrides),
+            mode=mode,
+            identity=Identity(name, "node-1", 1),
+        )
+        task = asyncio.create_task(worker.run())
+        try:
+            yield worker, task
+        finally:
+            if not task.done():
+                worker.request_stop("test over")
+            async with asyncio.timeout(RUN_TIMEOUT_S):
+                await asyncio.wait([task])
+
+
+async def drain(store: Store, out_dir: Path, **overrides: Any) -> Summary:
+    """Run a drain-mode worker to its end (bounded)."""
+    async with worker_in_process(store, out_dir, Mode.DRAIN, **overrides) as (_, task):
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            return await task
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> None:
+    """Poll ``check`` every 20 ms until true; fail after ``timeout_s`` (bounded)."""
+    async with asyncio.timeout(timeout_s):
+        for _ in range(int(timeout_s / 0.02) + 1):
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"condition not met within {timeout_s}s")
+
+
+async def add_urls(store: Store, urls: list[str], **spec: Any) -> list[str]:
+    """Queue ``urls``; their job ids in order."""
+    added = await store.add([JobSpec(url=url, **spec) for url in urls])
+    assert added.added == len(urls)
+    return added.ids
+
+
+async def state_of(store: Store, job_id: str) -> JobState:
+    """The job's state now."""
+    job = await store.get(job_id)
+    assert job is not None
+    return job.state

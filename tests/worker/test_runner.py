@@ -1,0 +1,130 @@
+"""The worker against real stores (SQLite, Redis) and the fault-injecting origin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hauler.models import JobState
+from hauler.store import JobFilter, Store
+from hauler.worker.flags import PAUSE_FILE
+from hauler.worker.modes import Mode
+from tests.transfer.origin import Fault, Origin
+from tests.worker.fleet import (
+    add_urls,
+    drain,
+    sha256_of,
+    state_of,
+    wait_for,
+    worker_in_process,
+)
+
+KIB = 1024
+
+
+async def test_drain_downloads_every_job(store: Store, origin: Origin, tmp_path: Path) -> None:
+    sizes = {
+        f"f{i}.bin": size
+        for i, size in enumerate([1, 1000, 64 * KIB, 300 * KIB, 1200 * KIB, 5, 77 * KIB, 2 * KIB])
+    }
+    for name, size in sizes.items():
+        origin.add(name, size)
+    ids = await add_urls(store, [origin.url(name) for name in sizes])
+    summary = await drain(store, tmp_path)
+    assert (summary.done, summary.failed, summary.retried) == (len(sizes), 0, 0)
+    assert summary.bytes_total == sum(sizes.values())
+    counts = await store.counts()
+    assert counts[JobState.DONE] == len(sizes)
+    for job_id, name in zip(ids, sizes, strict=True):
+        job = await store.get(job_id)
+        assert job is not None and job.state is JobState.DONE and job.result is not None
+        assert sha256_of(Path(job.result["path"])) == origin.sha256(name)
+    assert not list(tmp_path.glob("*.part*"))
+    assert await store.workers() == []  # the worker removed its record on exit
+
+
+async def test_transient_errors_retry_then_succeed(
+    store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    origin.add("flaky.bin", 100 * KIB, faults={1: Fault(status=503), 2: Fault(status=500)})
+    [job_id] = await add_urls(store, [origin.url("flaky.bin")])
+    summary = await drain(store, tmp_path)
+    assert (summary.done, summary.retried, summary.failed) == (1, 2, 0)
+    job = await store.get(job_id)
+    assert job is not None and job.state is JobState.DONE and job.attempts == 3
+    assert sha256_of(tmp_path / "flaky.bin") == origin.sha256("flaky.bin")
+
+
+async def test_fatal_404_fails_with_reason_and_requeue_works(
+    store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    [job_id] = await add_urls(store, [origin.url("late.bin")], max_attempts=5)
+    summary = await drain(store, tmp_path)
+    assert (summary.failed, summary.retried) == (1, 0)
+    job = await store.get(job_id)
+    assert job is not None and job.state is JobState.FAILED and job.attempts == 1
+    assert job.error is not None and job.error.error_class == "not_found"
+    origin.add("late.bin", 10 * KIB)
+    assert await store.requeue(JobFilter(reason="not_found")) == 1
+    assert (await drain(store, tmp_path)).done == 1
+    assert sha256_of(tmp_path / "late.bin") == origin.sha256("late.bin")
+
+
+async def test_pause_by_store_flag_and_by_file(
+    store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    origin.add("a.bin", 10 * KIB)
+    origin.add("b.bin", 10 * KIB)
+    await store.set_paused(True)
+    [first] = await add_urls(store, [origin.url("a.bin")])
+    async with worker_in_process(store, tmp_path, Mode.FOREVER) as (_, task):
+
+        async def is_paused_beat() -> bool:
+            return any(w.is_paused for w in await store.workers())
+
+        await wait_for(is_paused_beat)  # the worker has read the flag (and claimed nothing)
+        assert await state_of(store, first) is JobState.QUEUED
+        await store.set_paused(False)
+        await wait_for(lambda: _is_state(store, first, JobState.DONE))
+
+        (tmp_path / PAUSE_FILE).touch()
+        await wait_for(is_paused_beat)
+        [second] = await add_urls(store, [origin.url("b.bin")])
+        await wait_for(is_paused_beat)  # a beat after the add: still paused, still queued
+        assert await state_of(store, second) is JobState.QUEUED
+        (tmp_path / PAUSE_FILE).unlink()
+        await wait_for(lambda: _is_state(store, second, JobState.DONE))
+        assert not task.done()
+    assert sha256_of(tmp_path / "b.bin") == origin.sha256("b.bin")
+
+
+async def _is_state(store: Store, job_id: str, state: JobState) -> bool:
+    return await state_of(store, job_id) is state
+
+
+async def test_stop_request_ends_a_forever_worker(store: Store, tmp_path: Path) -> None:
+    async with worker_in_process(store, tmp_path, Mode.FOREVER) as (_, task):
+        await wait_for(lambda: _has_workers(store))
+        await store.request_stop()
+        await wait_for(lambda: _is_done(task))
+        assert task.result().stopped_by == "stop requested"
+    assert await store.workers() == []
+
+
+async def _has_workers(store: Store) -> bool:
+    return bool(await store.workers())
+
+
+async def _is_done(task: object) -> bool:
+    return bool(task.done())  # type: ignore[attr-defined]
+
+
+async def test_once_mode_runs_one_batch(store: Store, origin: Origin, tmp_path: Path) -> None:
+    names = [f"o{i}.bin" for i in range(5)]
+    for name in names:
+        origin.add(name, 4 * KIB)
+    await add_urls(store, [origin.url(name) for name in names])
+    async with worker_in_process(store, tmp_path, Mode.ONCE, concurrency=3) as (_, task):
+        await wait_for(lambda: _is_done(task))
+    assert task.result().done == 3
+    counts = await store.counts()
+    assert (counts[JobState.DONE], counts[JobState.QUEUED]) == (3, 2)
