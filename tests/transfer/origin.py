@@ -153,6 +153,7 @@ class Origin:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._is_closing = False
 
     async def start(self, port: int = 0) -> Origin:
         """Listen on 127.0.0.1:``port`` (0: a free port)."""
@@ -162,6 +163,7 @@ class Origin:
 
     async def close(self) -> None:
         """Stop listening and end every open connection."""
+        self._is_closing = True
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -211,7 +213,9 @@ class Origin:
             pass
         except asyncio.CancelledError:
             _abort(writer)
-            raise
+            if not self._is_closing:
+                raise
+            # Our own shutdown cancelled this handler: end quietly (asyncio would log it).
         finally:
             self._tasks.discard(task)
             writer.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,6 +96,10 @@ class Download:
     last_flush: float = 0.0
     started_at: float = 0.0
     has_control: bool = False
+    fetcher: Fetcher | None = None
+    group: asyncio.TaskGroup | None = None
+    lane_target: int = 1
+    best_bps: float = 0.0
 
     async def run(self) -> TransferResult:
         """Download, verify and commit; raises the hauler.errors taxonomy only."""
@@ -221,41 +224,59 @@ class Download:
 
     async def _transfer(self, fetcher: Fetcher, resp: aiohttp.ClientResponse, reply: Reply) -> None:
         assert self.plan is not None
-        self.last_flush = self.engine.clock.monotonic()
+        self.fetcher, self.last_flush = fetcher, self.engine.clock.monotonic()
+        self.lane_target = self._lane_count()
         first = self.plan.segment_at(reply.start)
         if first is None:
             resp.close()
-        jobs: list[Awaitable[None]] = []
-        if first is not None:
-            first.is_active = True
-            jobs.append(self._lane(fetcher, first, resp, reply))
-        for _ in range(self._lane_count() - len(jobs)):
-            segment = self._claim(None)
-            if segment is None:
-                break
-            jobs.append(self._lane(fetcher, segment, None, None))
         supervisor = asyncio.create_task(self._supervise())
         try:
-            await _gather_first_error(jobs)
+            async with asyncio.TaskGroup() as group:
+                self.group = group
+                if first is not None:
+                    first.is_active = True
+                    self._spawn(first, resp, reply)
+                while len(self.lanes) < self.lane_target and self._spawn(self._claim(None)):
+                    pass
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
         finally:
+            self.group = None
             supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+            await asyncio.wait([supervisor])
         self._report()
+
+    def _spawn(
+        self,
+        segment: Segment | None,
+        resp: aiohttp.ClientResponse | None = None,
+        reply: Reply | None = None,
+    ) -> bool:
+        """Start a lane on ``segment`` (already marked active); False if there is none."""
+        if segment is None or self.group is None:
+            return False
+        lane = Lane()
+        self.lanes.append(lane)
+        try:
+            self.group.create_task(self._lane(lane, segment, resp, reply))
+        except RuntimeError:  # the group is finishing or failing: nothing to add
+            self.lanes.remove(lane)
+            segment.is_active = False
+            return False
+        return True
 
     async def _lane(
         self,
-        fetcher: Fetcher,
+        lane: Lane,
         segment: Segment | None,
         resp: aiohttp.ClientResponse | None,
         reply: Reply | None,
     ) -> None:
-        lane = Lane()
-        self.lanes.append(lane)
         try:
             while segment is not None:
-                await self._fill(fetcher, lane, segment, resp, reply)
+                await self._fill(lane, segment, resp, reply)
                 resp = reply = None
+                self.best_bps = max(self.best_bps, lane.last_bps)
                 segment = self._claim(lane)
         finally:
             self.lanes.remove(lane)
@@ -266,14 +287,15 @@ class Download:
         if not self.is_ranged:
             return None
         segment = self.plan.next_idle() or self.plan.steal()
-        if segment is None and lane is not None:
-            segment = self._endgame(lane)
+        if segment is None:
+            segment = self._endgame(lane.last_bps if lane else self.best_bps, lane)
         if segment is not None:
             segment.is_active = True
         return segment
 
-    def _endgame(self, thief: Lane) -> Segment | None:
-        """Take over the slowest lane's tail when this lane would finish it much sooner."""
+    def _endgame(self, thief_bps: float, thief: Lane | None) -> Segment | None:
+        """Take over the slowest lane's tail when a lane at ``thief_bps`` would finish it much
+        sooner."""
         assert self.plan is not None
         now = self.engine.clock.monotonic()
         busy = [
@@ -287,7 +309,7 @@ class Download:
         victim = min(busy, key=lambda lane: lane.speed_bps(now), default=None)
         if victim is None or victim.segment is None:
             return None
-        if not should_take_over(victim.segment.remaining, victim.speed_bps(now), thief.last_bps):
+        if not should_take_over(victim.segment.remaining, victim.speed_bps(now), thief_bps):
             return None
         tail = self.plan.take_over(victim.segment)
         victim.cut()
@@ -295,7 +317,6 @@ class Download:
 
     async def _fill(
         self,
-        fetcher: Fetcher,
         lane: Lane,
         segment: Segment,
         resp: aiohttp.ClientResponse | None,
@@ -311,7 +332,8 @@ class Download:
                 before = segment.pos
                 try:
                     if resp is None or reply is None:
-                        resp, reply = await fetcher.open(self.url, self._ask(segment))
+                        assert self.fetcher is not None
+                        resp, reply = await self.fetcher.open(self.url, self._ask(segment))
                     await self._pump(lane, segment, resp, reply)
                 except Transient as exc:
                     if segment.remaining <= 0:
@@ -438,6 +460,9 @@ class Download:
                 self._save_control()
             if settings.lowest_speed_bps > 0:
                 self._cut_slow_lanes(now)
+            if len(self.lanes) < self.lane_target:
+                # Lanes retire when nothing is left to split; a slow straggler may need help.
+                self._spawn(self._claim(None))
 
     def _cut_slow_lanes(self, now: float) -> None:
         settings = self.engine.settings
@@ -506,16 +531,6 @@ def _same_version(ours: Validators, theirs: Validators, is_ranged: bool) -> bool
     if not is_ranged and theirs.size is None:
         return ours.etag == theirs.etag
     return ours.same_version(theirs)
-
-
-async def _gather_first_error(jobs: list[Awaitable[None]]) -> None:
-    """Run ``jobs`` together; on the first failure cancel the rest and raise that failure."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            for job in jobs:
-                group.create_task(job)  # type: ignore[arg-type]
-    except BaseExceptionGroup as group_error:
-        raise _first_error(group_error) from None
 
 
 def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -1,0 +1,197 @@
+"""Every fault the origin can inject, each handled, each ending with a sha256 comparison."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from hauler.errors import (
+    ConnectionFailed,
+    Forbidden,
+    Gone,
+    HaulerError,
+    NotFound,
+    Stalled,
+    Throttled,
+)
+from hauler.transfer.engine import Engine
+from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, leftovers, sha256_file
+from tests.transfer.origin import Fault, Origin
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(404, NotFound), (410, Gone), (401, Forbidden), (403, Forbidden), (400, Forbidden)],
+)
+async def test_fatal_statuses_fail_at_once_naming_url_and_status(
+    origin: Origin, engine: Engine, tmp_path: Path, status: int, error: type[HaulerError]
+) -> None:
+    origin.add("f.bin", 100 * KIB, faults={1: Fault(status=status)})
+    with pytest.raises(error, match=rf"127\.0\.0\.1.*f\.bin.*{status}"):
+        await fetch(engine, origin.url("f.bin"), tmp_path)
+    assert len(origin.requests_for("f.bin")) == 1
+
+
+async def test_missing_file_is_not_found(origin: Origin, engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="404"):
+        await fetch(engine, origin.url("nothing-here.bin"), tmp_path)
+
+
+async def test_503_with_retry_after_seconds_is_honoured(origin: Origin, tmp_path: Path) -> None:
+    faults = {1: Fault(status=503, retry_after="1"), 2: Fault(status=429, retry_after="0")}
+    origin.add("t.bin", 1 * MIB, faults=faults)
+    async with Engine(fast_settings()) as engine:
+        began = time.monotonic()
+        result = await fetch(engine, origin.url("t.bin"), tmp_path)
+        waited = time.monotonic() - began
+    assert sha256_file(result.path) == origin.sha256("t.bin")
+    assert [r.status for r in origin.requests_for("t.bin")][:3] == [503, 429, 206]
+    assert waited >= 0.95, "Retry-After: 1 must be a floor for the delay"
+
+
+async def test_retry_after_http_date_is_capped(origin: Origin, tmp_path: Path) -> None:
+    far_future = formatdate(time.time() + 3600, usegmt=True)
+    origin.add("d.bin", 200 * KIB, faults={1: Fault(status=503, retry_after=far_future)})
+    async with Engine(fast_settings(max_retry_after_s=0.2)) as engine:
+        result = await fetch(engine, origin.url("d.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("d.bin")
+
+
+async def test_throttled_when_retries_run_out(origin: Origin, tmp_path: Path) -> None:
+    origin.add("busy.bin", 100 * KIB, faults={i: Fault(status=429) for i in range(1, 10)})
+    async with Engine(fast_settings(segment_retries=2)) as engine:
+        with pytest.raises(Throttled, match="429"):
+            await fetch(engine, origin.url("busy.bin"), tmp_path)
+    assert len(origin.requests_for("busy.bin")) == 3
+
+
+async def test_reset_mid_body_is_retried_from_where_it_stopped(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    faults = {1: Fault(reset_after=100 * KIB), 2: Fault(reset_after=10 * KIB)}
+    origin.add("r.bin", 2 * MIB, faults=faults)
+    result = await fetch(engine, origin.url("r.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("r.bin")
+    assert origin.bytes_sent("r.bin") < 2 * MIB + 2 * 256 * KIB, "resets must not refetch all"
+
+
+async def test_connection_failed_when_every_attempt_resets(origin: Origin, tmp_path: Path) -> None:
+    origin.add("dead.bin", 1 * MIB, faults={i: Fault(reset_after=0) for i in range(1, 30)})
+    async with Engine(fast_settings(segment_retries=2)) as engine:
+        with pytest.raises(ConnectionFailed, match=r"dead\.bin"):
+            await fetch(engine, origin.url("dead.bin"), tmp_path)
+
+
+async def test_clean_close_with_a_short_body_is_never_accepted(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("short.bin", 1 * MIB, faults={1: Fault(close_after=300 * KIB)})
+    result = await fetch(engine, origin.url("short.bin"), tmp_path, connections=1)
+    assert result.size == 1 * MIB
+    assert sha256_file(result.path) == origin.sha256("short.bin")
+    assert len(origin.requests_for("short.bin")) == 2
+
+
+@pytest.mark.parametrize("delta", [5000, -5000])
+async def test_lying_content_length_is_detected(
+    origin: Origin, engine: Engine, tmp_path: Path, delta: int
+) -> None:
+    origin.add("lie.bin", 1 * MIB, faults={2: Fault(length_delta=delta)})
+    result = await fetch(engine, origin.url("lie.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("lie.bin")
+
+
+async def test_origin_without_ranges_gets_one_connection(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("nr.bin", 2 * MIB, accepts_ranges=False)
+    result = await fetch(engine, origin.url("nr.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("nr.bin")
+    assert [r.status for r in origin.requests_for("nr.bin")] == [200]
+
+
+async def test_range_ignored_mid_file_restarts_on_one_connection(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    faults = {i: Fault(ignore_range=True) for i in range(2, 40)}
+    origin.add("ign.bin", 2 * MIB, faults=faults)
+    result = await fetch(engine, origin.url("ign.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("ign.bin")
+    last = origin.requests_for("ign.bin")[-1]
+    assert (last.status, last.bytes_sent) == (200, 2 * MIB)
+    assert len(origin.requests_for("ign.bin")) < 12
+
+
+async def test_unranged_stream_restarts_from_zero_after_a_reset(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("nr.bin", 1 * MIB, accepts_ranges=False, faults={1: Fault(reset_after=200 * KIB)})
+    result = await fetch(engine, origin.url("nr.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("nr.bin")
+
+
+async def test_chunked_body_of_unknown_size(origin: Origin, engine: Engine, tmp_path: Path) -> None:
+    origin.add("ch.bin", 1 * MIB + 17, chunked=True)
+    result = await fetch(engine, origin.url("ch.bin"), tmp_path)
+    assert result.size == 1 * MIB + 17
+    assert sha256_file(result.path) == origin.sha256("ch.bin")
+    assert leftovers(tmp_path) == []
+
+
+async def test_chunked_body_cut_short_is_fetched_again(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("ch.bin", 1 * MIB, chunked=True, faults={1: Fault(close_after=128 * KIB)})
+    result = await fetch(engine, origin.url("ch.bin"), tmp_path)
+    assert result.size == 1 * MIB
+    assert sha256_file(result.path) == origin.sha256("ch.bin")
+
+
+async def test_stalled_connection_is_reopened(origin: Origin, tmp_path: Path) -> None:
+    origin.add("st.bin", 1 * MIB, faults={2: Fault(stall_after=16 * KIB)})
+    settings = fast_settings(lowest_speed_bps=10 * KIB, stall_window_s=0.4, connections=2)
+    async with Engine(settings) as engine:
+        result = await fetch(engine, origin.url("st.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("st.bin")
+    assert len(origin.requests_for("st.bin")) >= 3
+
+
+async def test_too_slow_connection_is_reopened(origin: Origin, tmp_path: Path) -> None:
+    origin.add("slow.bin", 1 * MIB, faults={2: Fault(rate_bps=4 * KIB)})
+    settings = fast_settings(lowest_speed_bps=64 * KIB, stall_window_s=0.4, connections=2)
+    async with Engine(settings) as engine:
+        result = await fetch(engine, origin.url("slow.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("slow.bin")
+    second = origin.requests_for("slow.bin")[1]
+    assert second.bytes_sent < 64 * KIB, "the slow response must have been cut"
+
+
+async def test_stalled_everywhere_fails_as_stalled(origin: Origin, tmp_path: Path) -> None:
+    faults = {i: Fault(stall_after=0) for i in range(1, 20)}
+    origin.add("stuck.bin", 256 * KIB, faults=faults)
+    settings = fast_settings(lowest_speed_bps=1024, stall_window_s=0.2, segment_retries=1)
+    async with Engine(settings) as engine:
+        with pytest.raises(Stalled, match=r"stuck\.bin"):
+            await fetch(engine, origin.url("stuck.bin"), tmp_path, connections=1)
+
+
+async def test_endgame_takes_over_a_far_slower_connection(origin: Origin, tmp_path: Path) -> None:
+    origin.add("eg.bin", 2 * MIB, faults={2: Fault(rate_bps=24 * KIB)})
+    settings = fast_settings(min_split_bytes=256 * KIB, connections=4)
+    async with Engine(settings) as engine:
+        result = await fetch(engine, origin.url("eg.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("eg.bin")
+    slow = origin.requests_for("eg.bin")[1]
+    start, _, last = (slow.range or "").removeprefix("bytes=").partition("-")
+    assert slow.bytes_sent < int(last) + 1 - int(start), "the slow tail must have been taken over"
+
+
+async def test_per_file_rate_limit_still_delivers_the_file(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("lim.bin", 256 * KIB)
+    result = await fetch(engine, origin.url("lim.bin"), tmp_path, limit_rate_bps=2 * MIB)
+    assert sha256_file(result.path) == origin.sha256("lim.bin")
