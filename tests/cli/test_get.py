@@ -75,11 +75,12 @@ async def test_checksum_ok_and_mismatch(origin: Origin, cli: HaulerRunner) -> No
     assert "ContentMismatch" in bad.stderr
     assert not (cli.cwd / "out" / "sum.bin").exists()
     assert "Traceback" not in bad.stderr
-    good = await cli.run(
-        "get", "-o", "out", "--checksum", "sha256=" + origin.sha256("sum.bin"), url
-    )
+    expected = origin.sha256("sum.bin")
+    good = await cli.run("get", "--json", "-o", "out", "--checksum", "sha256=" + expected, url)
     assert good.returncode == 0, good.stderr
-    assert sha256_of(cli.cwd / "out" / "sum.bin") == origin.sha256("sum.bin")
+    assert sha256_of(cli.cwd / "out" / "sum.bin") == expected
+    record = json.loads(good.stdout)["files"][0]
+    assert (record["sha256"], record["checksum"]) == (expected, "sha256=" + expected)
 
 
 @pytest.mark.parametrize(

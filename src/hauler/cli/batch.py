@@ -103,7 +103,10 @@ class Batch:
                 exc_info=logger.isEnabledFor(logging.DEBUG),
             )
             return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
-        return FileOutcome(spec.url, time.monotonic() - started, result=result)
+        algorithm = spec.checksum.algorithm if spec.checksum else None
+        return FileOutcome(
+            spec.url, time.monotonic() - started, result=result, checksum_algorithm=algorithm
+        )
 
 
 def _named_if_present(spec: JobSpec, options: BatchOptions) -> JobSpec:

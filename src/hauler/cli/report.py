@@ -47,6 +47,7 @@ class FileOutcome:
     elapsed_s: float
     result: TransferResult | None = None
     error: ErrorInfo | None = None
+    checksum_algorithm: str | None = None  # of the expected checksum the result's digest is in
 
     @property
     def is_ok(self) -> bool:
@@ -113,7 +114,7 @@ def outcome_record(outcome: FileOutcome, redact: Redactor) -> dict[str, Any]:
     """The JSON record of one file, as ``--json`` prints it."""
     record: dict[str, Any] = {"url": redact.url(outcome.url), "ok": outcome.is_ok}
     if outcome.result is not None:
-        record |= _result_fields(outcome.result, redact)
+        record |= _result_fields(outcome.result, outcome.checksum_algorithm, redact)
     record["elapsed_s"] = round(outcome.elapsed_s, 3)
     error = outcome.error
     record["error"] = (
@@ -124,16 +125,28 @@ def outcome_record(outcome: FileOutcome, redact: Redactor) -> dict[str, Any]:
     return record
 
 
-def _result_fields(result: TransferResult, redact: Redactor) -> dict[str, Any]:
+def _result_fields(
+    result: TransferResult, default_algorithm: str | None, redact: Redactor
+) -> dict[str, Any]:
     """The JSON fields of a finished transfer (the pipeline's record, secrets masked)."""
     from hauler.pipeline import result_record
 
     record = result_record(result)
     record["final_url"] = redact.url(result.final_url)
-    algo, _, digest = (result.checksum or "").partition("=")
-    if algo == "sha256" and digest:
+    algorithm, digest = _digest_of(result.checksum, default_algorithm)
+    if digest:
+        record["checksum"] = f"{algorithm}={digest}" if algorithm else digest
+    if algorithm == "sha256":
         record["sha256"] = digest
     return record
+
+
+def _digest_of(checksum: str | None, default_algorithm: str | None) -> tuple[str | None, str]:
+    """``(algorithm, hexdigest)`` of a result's checksum, written ``HEX`` or ``ALGO=HEX``."""
+    if not checksum:
+        return None, ""
+    algorithm, sep, digest = checksum.rpartition("=")
+    return (algorithm if sep else default_algorithm), digest
 
 
 def summary_record(
