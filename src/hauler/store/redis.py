@@ -9,6 +9,7 @@ is one Lua script (``store/lua``), so it is atomic and the counts move with it.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from importlib.resources import files
 from typing import Any, cast
@@ -56,10 +57,6 @@ def _split_url(url: str) -> tuple[str, str, str]:
     if parts.scheme == "unix":
         where = parts.path
     return urlunsplit(parts._replace(query=rest)), namespace, where
-
-
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _id_of(member: str) -> str:
@@ -148,7 +145,7 @@ class RedisStore:
         now = self._clock.now()
         args = [repr(now), worker, node, n, repr(now + lease_s), repr(now - affinity_s),
                 _SWEEP_LIMIT, _SCAN_LIMIT]  # fmt: skip
-        return [job_from_fields(_pairs(flat)) for flat in await self._script("claim", args)]
+        return [job_from_fields(json.loads(text)) for text in await self._script("claim", args)]
 
     async def heartbeat(self, leases: Sequence[tuple[str, int]], lease_s: float) -> list[str]:
         """See ``Store.heartbeat``."""

@@ -3,7 +3,7 @@
 --    to bound the time the script blocks the server; the rest follow at the next claim);
 -- 2. takes up to n queued jobs in order, skipping jobs held by another node whose
 --    ready_at > affinity_cutoff (= now - affinity_s), looking at most scan_limit skipped ones.
--- Returns each claimed job's hash as a flat field/value list.
+-- Returns each claimed job's hash as a JSON object string.
 local now, worker, node = ARGV[1], ARGV[2], ARGV[3]
 local n, lease_until = tonumber(ARGV[4]), ARGV[5]
 local cutoff, sweep, scan_limit = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
@@ -24,9 +24,34 @@ end
 count('running', -#expired)
 count('queued', #due + #expired)
 
-local function is_free(k)
-    local v = redis.call('HMGET', k, 'node', 'ready_at')
-    return (not v[1]) or v[1] == '' or v[1] == node or tonumber(v[2]) <= cutoff
+-- One HGETALL per looked-at job; the job is returned as one JSON string, because parsing
+-- 64 x 40 RESP strings on the client costs far more than the script itself.
+local function hash_table(k)
+    local flat = redis.call('HGETALL', k)
+    local t = {}
+    for i = 1, #flat, 2 do
+        t[flat[i]] = flat[i + 1]
+    end
+    return t
+end
+
+local function is_free(job)
+    return (not job.node) or job.node == '' or job.node == node
+        or tonumber(job.ready_at) <= cutoff
+end
+
+local function take(m, job)
+    local id = job.id
+    job.state, job.worker, job.node = 'running', worker, node
+    job.lease_until, job.updated_at = lease_until, now
+    job.token = tostring(tonumber(job.token) + 1)
+    job.attempts = tostring(tonumber(job.attempts) + 1)
+    redis.call('ZREM', QUEUED, m)
+    redis.call('HSET', jkey(id), 'state', 'running', 'worker', worker, 'node', node,
+        'lease_until', lease_until, 'updated_at', now, 'token', job.token,
+        'attempts', job.attempts)
+    redis.call('ZADD', RUNNING, lease_until, id)
+    return cjson.encode(job)
 end
 
 local taken = {}
@@ -35,16 +60,9 @@ while #taken < n and skipped <= scan_limit do
     local page = redis.call('ZRANGE', QUEUED, skipped, skipped + n - #taken + 15)
     if #page == 0 then break end
     for _, m in ipairs(page) do
-        local id = id_of(m)
-        local k = jkey(id)
-        if is_free(k) then
-            redis.call('ZREM', QUEUED, m)
-            redis.call('HINCRBY', k, 'token', 1)
-            redis.call('HINCRBY', k, 'attempts', 1)
-            redis.call('HSET', k, 'state', 'running', 'worker', worker, 'node', node,
-                'lease_until', lease_until, 'updated_at', now)
-            redis.call('ZADD', RUNNING, lease_until, id)
-            taken[#taken + 1] = redis.call('HGETALL', k)
+        local job = hash_table(jkey(id_of(m)))
+        if is_free(job) then
+            taken[#taken + 1] = take(m, job)
             if #taken >= n then break end
         else
             skipped = skipped + 1
