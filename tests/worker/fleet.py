@@ -98,3 +98,54 @@ async def state_of(store: Store, job_id: str) -> JobState:
     job = await store.get(job_id)
     assert job is not None
     return job.state
+
+
+# Env for `hauler worker` subprocesses: heartbeats and polls fast, control file flushed often.
+FAST_WORKER_ENV = {
+    "HAULER_WORKER__HEARTBEAT_S": "0.2",
+    "HAULER_WORKER__POLL_S": "0.05",
+    "HAULER_WORKER__AFFINITY_S": "0",
+    "HAULER_WORKER__RETRY_BASE_S": "0.05",
+    "HAULER_WORKER__RETRY_CAP_S": "0.2",
+    "HAULER_TRANSFER__CONNECTIONS": "2",
+    "HAULER_TRANSFER__CONTROL_FLUSH_S": "0.1",
+    "HAULER_TRANSFER__CONTROL_FLUSH_BYTES": str(64 * 1024),
+}
+
+
+async def spawn_worker(
+    store_url: str, out_dir: Path, log_dir: Path, *args: str, **env: str
+) -> asyncio.subprocess.Process:
+    """Start ``hauler worker -o OUT_DIR ARGS`` with its output in ``log_dir``."""
+    from tests.cli.hauler_process import HAULER, hauler_env
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    count = len(list(log_dir.glob("*.out")))
+    with (
+        open(log_dir / f"{count}.out", "wb") as out,
+        open(log_dir / f"{count}.err", "wb") as err,
+    ):
+        return await asyncio.create_subprocess_exec(
+            HAULER,
+            "--log-level",
+            "INFO",
+            "worker",
+            "-o",
+            str(out_dir),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=hauler_env(store_url, **(FAST_WORKER_ENV | env)),
+        )
+
+
+async def wait_exit(proc: asyncio.subprocess.Process, timeout_s: float = 20.0) -> int:
+    """The process's exit code, killing it if it has not exited within ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise

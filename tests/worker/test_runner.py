@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from hauler.models import JobState
@@ -77,24 +78,30 @@ async def test_pause_by_store_flag_and_by_file(
     await store.set_paused(True)
     [first] = await add_urls(store, [origin.url("a.bin")])
     async with worker_in_process(store, tmp_path, Mode.FOREVER) as (_, task):
-
-        async def is_paused_beat() -> bool:
-            return any(w.is_paused for w in await store.workers())
-
-        await wait_for(is_paused_beat)  # the worker has read the flag (and claimed nothing)
+        await _wait_beat(store, is_paused=True)  # it has read the flag (and claimed nothing)
         assert await state_of(store, first) is JobState.QUEUED
         await store.set_paused(False)
         await wait_for(lambda: _is_state(store, first, JobState.DONE))
 
+        await _wait_beat(store, is_paused=False)
         (tmp_path / PAUSE_FILE).touch()
-        await wait_for(is_paused_beat)
+        await _wait_beat(store, is_paused=True)
         [second] = await add_urls(store, [origin.url("b.bin")])
-        await wait_for(is_paused_beat)  # a beat after the add: still paused, still queued
+        await _wait_beat(store, is_paused=True, after=time.time())
         assert await state_of(store, second) is JobState.QUEUED
         (tmp_path / PAUSE_FILE).unlink()
         await wait_for(lambda: _is_state(store, second, JobState.DONE))
         assert not task.done()
     assert sha256_of(tmp_path / "b.bin") == origin.sha256("b.bin")
+
+
+async def _wait_beat(store: Store, is_paused: bool, after: float = 0.0) -> None:
+    """Until the worker's heartbeat record, written after ``after``, shows ``is_paused``."""
+
+    async def beat_shows() -> bool:
+        return any(w.is_paused is is_paused and w.seen_at > after for w in await store.workers())
+
+    await wait_for(beat_shows)
 
 
 async def _is_state(store: Store, job_id: str, state: JobState) -> bool:
