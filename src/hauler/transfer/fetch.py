@@ -105,6 +105,9 @@ def client_error(exc: BaseException, url: str) -> HaulerError:
         return BadRequest(f"not a valid URL: {where}")
     if isinstance(exc, aiohttp.TooManyRedirects):
         return BadRequest(f"too many redirects from {where}")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        # The library's text may carry the proxy URL; never let credentials out.
+        return ConnectionFailed(f"{where}: the proxy failed ({type(exc).__name__})")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return ConnectionFailed(f"{where}: the body was cut short ({exc})")
     if isinstance(exc, TimeoutError):
