@@ -37,7 +37,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int, rng: random.Random | None = None) -> float:
         """The delay before retry number ``attempt`` (1 = first retry)."""
-        ceiling = min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1))
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
         if not self.jitter:
             return ceiling
         # Full jitter, but never less than half the ceiling, so retries do spread out in time.
