@@ -210,3 +210,9 @@ async def test_secrets_never_printed(origin: Origin, cli: HaulerRunner) -> None:
         assert "t.bin" in output
         for secret in ("pa55word", "tok3nvalue"):
             assert secret not in output
+    for proxy in ("http://alice:pr0xypass@127.0.0.1:9", "socks5://alice:pr0xypass@127.0.0.1:9"):
+        args = ("--log-level", "DEBUG", "get", "--proxy", proxy, "-o", "out", origin.url("t.bin"))
+        done = await cli.run(*args)
+        assert done.returncode == 1
+        assert "127.0.0.1" in done.stderr
+        assert "pr0xypass" not in done.stdout + done.stderr

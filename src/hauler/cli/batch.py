@@ -8,6 +8,7 @@ import asyncio
 import logging
 import signal
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,16 +97,20 @@ class Batch:
         except HaulerError as exc:
             return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
         except Exception as exc:  # a bug below us must not abort the other files
-            logger.error(
-                "internal error on %s: %s",
-                self._redact.url(spec.url),
-                self._redact.text(repr(exc)),
-                exc_info=logger.isEnabledFor(logging.DEBUG),
-            )
+            self._log_internal(spec, exc)
             return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
         algorithm = spec.checksum.algorithm if spec.checksum else None
         return FileOutcome(
             spec.url, time.monotonic() - started, result=result, checksum_algorithm=algorithm
+        )
+
+    def _log_internal(self, spec: JobSpec, exc: Exception) -> None:
+        """Log an error from outside the taxonomy; the traceback (at DEBUG) is masked too."""
+        detail = repr(exc)
+        if logger.isEnabledFor(logging.DEBUG):
+            detail = "".join(traceback.format_exception(exc))
+        logger.error(
+            "internal error on %s: %s", self._redact.url(spec.url), self._redact.text(detail)
         )
 
 
