@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rex
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
 from hauler.clock import Clock
@@ -45,6 +47,14 @@ def _load_scripts(client: aioredis.Redis) -> dict[str, AsyncScript]:
         name: client.register_script(common + lua.joinpath(f"{name}.lua").read_text("utf-8"))
         for name in _SCRIPTS
     }
+
+
+def _reconnects() -> Retry:
+    """Retry a command whose connection broke (e.g. a pooled connection to a Redis that
+    restarted) a few times on a fresh connection, then give up with ``StoreUnavailable``.
+    If a script ran but its reply was lost, the retry finds the job already moved and
+    reports it lost: fencing keeps that safe (never a second completion)."""
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 3, supported_errors=(rex.ConnectionError,))
 
 
 def _split_url(url: str) -> tuple[str, str, str]:
@@ -91,7 +101,12 @@ class RedisStore:
         """Connect to ``url`` and check the server answers; raises ``StoreUnavailable``."""
         client_url, namespace, where = _split_url(url)
         client = aioredis.Redis.from_url(
-            client_url, decode_responses=True, socket_connect_timeout=5.0, socket_timeout=30.0
+            client_url,
+            decode_responses=True,
+            socket_connect_timeout=5.0,
+            socket_timeout=30.0,
+            retry=_reconnects(),
+            retry_on_error=[rex.ConnectionError],
         )
         store = cls(client, namespace, where, clock)
         try:

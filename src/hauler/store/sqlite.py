@@ -110,32 +110,39 @@ class SqliteStore:
     """The ``Store`` contract over one SQLite file (see ``hauler.store.base``)."""
 
     def __init__(
-        self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, path: Path, clock: Clock
+        self,
+        conn: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        path: Path,
+        busy_timeout_s: float,
+        clock: Clock,
     ) -> None:
         self._conn = conn
         self._executor = executor
         self._path = path
+        self._busy_timeout_s = busy_timeout_s
         self._clock = clock
         self._closed = False
 
     @classmethod
     async def open(cls, url: str, clock: Clock) -> SqliteStore:
         """Open (create, migrate) the file named by ``url``; raises ``StoreUnavailable``."""
-        path = sqlite_db.path_from_url(url)
+        path, busy_timeout_s = sqlite_db.parse_url(url)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauler-sqlite")
         loop = asyncio.get_running_loop()
         try:
-            conn = await loop.run_in_executor(executor, sqlite_db.connect, path)
+            conn = await loop.run_in_executor(executor, sqlite_db.connect, path, busy_timeout_s)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(conn, executor, path, clock)
+        return cls(conn, executor, path, busy_timeout_s, clock)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the store's thread, with sqlite3 errors mapped."""
         if self._closed:
             raise StoreUnavailable(f"the SQLite store {self._path} is closed")
-        call = functools.partial(sqlite_db.guarded, self._path, functools.partial(fn, self._conn))
+        bound = functools.partial(fn, self._conn)
+        call = functools.partial(sqlite_db.guarded, self._path, self._busy_timeout_s, bound)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -11,23 +11,29 @@ from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from hauler.errors import StoreUnavailable
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_S = 10.0
+DEFAULT_BUSY_TIMEOUT_S = 10.0
 _MIGRATION_MARK = "-- migration:"
 
 
-def path_from_url(url: str) -> Path:
-    """``sqlite:///rel.db`` → ``rel.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+def parse_url(url: str) -> tuple[Path, float]:
+    """``sqlite:///rel.db`` → (``rel.db``, busy timeout); ``sqlite:////abs/x.db`` → ``/abs/x.db``.
+
+    ``?busy_timeout_s=N`` sets how long a write waits for another process's lock.
+    """
     prefix = "sqlite:///"
     if not url.lower().startswith(prefix) or len(url) == len(prefix):
         raise ValueError(
             f"bad SQLite store URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db"
         )
-    return Path(url[len(prefix) :].split("?", 1)[0])
+    path, _, query = url[len(prefix) :].partition("?")
+    options = dict(parse_qsl(query))
+    return Path(path), float(options.get("busy_timeout_s", DEFAULT_BUSY_TIMEOUT_S))
 
 
 def load_migrations() -> list[tuple[int, list[str]]]:
@@ -53,7 +59,7 @@ def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     """Open (creating if needed) and migrate the store file; raises ``StoreUnavailable``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,12 +70,12 @@ def connect(path: Path) -> sqlite3.Connection:
         ) from exc
     try:
         conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
         raise _unopenable(path, exc) from exc
     try:
-        _configure(conn)
+        _configure(conn, busy_timeout_s)
         migrate(conn, load_migrations())
     except sqlite3.Error as exc:
         conn.close()
@@ -85,8 +91,8 @@ def _unopenable(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
     )
 
 
-def _configure(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+def _configure(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     # WAL: readers never block the writer, and several worker processes share the file.
     conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL mode: a commit survives a crash of the process, but after a power loss or
@@ -127,7 +133,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def guarded(path: Path, fn: Callable[[], T]) -> T:
+def guarded(path: Path, busy_timeout_s: float, fn: Callable[[], T]) -> T:
     """Run ``fn`` and map sqlite3 failures to ``StoreUnavailable`` naming ``path``."""
     try:
         return fn()
@@ -135,7 +141,7 @@ def guarded(path: Path, fn: Callable[[], T]) -> T:
         if "locked" in str(exc) or "busy" in str(exc):
             raise StoreUnavailable(
                 f"the SQLite store {path} stayed locked by another process for more than "
-                f"{BUSY_TIMEOUT_S:g} s; check for a stuck hauler process, or use Redis for "
+                f"{busy_timeout_s:g} s; check for a stuck hauler process, or use Redis for "
                 "many workers"
             ) from exc
         raise StoreUnavailable(f"the SQLite store {path} failed: {exc}") from exc

@@ -1,0 +1,88 @@
+"""What each backend promises beyond the shared contract: durability across a restart,
+isolation of namespaces, migrations, and lock waits that end in a clear error."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hauler.clock import FakeClock
+from hauler.errors import StoreUnavailable
+from hauler.models import JobSpec, JobState
+from hauler.store import Completion, open_store
+from tests.fixtures.redis_server import RedisServer
+
+
+def specs(n: int) -> list[JobSpec]:
+    return [JobSpec(url=f"http://a.example/{i}") for i in range(n)]
+
+
+async def test_redis_keeps_every_acknowledged_write_across_kill_9(
+    dedicated_redis: RedisServer,
+) -> None:
+    clock = FakeClock()
+    url = dedicated_redis.url + "?namespace=durable"
+    store = await open_store(url, clock)
+    try:
+        added = await store.add(specs(20))
+        jobs = await store.claim("w1", "n1", 8, 30)
+        await store.complete([Completion(j.id, j.token, {"n": j.id}) for j in jobs[:5]])
+        dedicated_redis.restart()  # kill -9, then start on the same port and AOF dir
+        counts = await store.counts()
+        assert (counts[JobState.DONE], counts[JobState.RUNNING]) == (5, 3)
+        assert counts[JobState.QUEUED] == 12
+        done = await store.get(jobs[0].id)
+        assert done is not None and done.result == {"n": jobs[0].id}
+        assert (await store.add(specs(20))).skipped == 20
+        assert {j.id for j in await store.list_jobs()} == set(added.ids)
+    finally:
+        await store.close()
+
+
+async def test_redis_namespaces_do_not_see_each_other(redis_server: RedisServer) -> None:
+    clock = FakeClock()
+    one = await open_store(redis_server.url + "?namespace=iso-one", clock)
+    two = await open_store(redis_server.url + "?namespace=iso-two", clock)
+    try:
+        await one.add(specs(3))
+        assert (await two.add(specs(3))).added == 3
+        assert len(await one.claim("w", "n", 10, 30)) == 3
+        assert (await two.counts())[JobState.QUEUED] == 3
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_sqlite_is_shared_by_stores_on_one_file_and_migrates_once(tmp_path: Path) -> None:
+    clock = FakeClock()
+    url = f"sqlite:///{tmp_path}/shared.db"
+    first, second = await open_store(url, clock), await open_store(url, clock)
+    try:
+        await first.add(specs(4))
+        (job,) = await second.claim("w2", "n2", 1, 30)
+        assert (await first.counts())[JobState.RUNNING] == 1
+        assert await first.complete([Completion(job.id, job.token)]) == []
+    finally:
+        await first.close()
+        await second.close()
+    with sqlite3.connect(tmp_path / "shared.db") as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (1,)
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_sqlite_lock_held_too_long_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    store = await open_store(f"sqlite:///{path}?busy_timeout_s=0.05", FakeClock())
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="locked") as caught:
+            await store.add(specs(1))
+        assert str(path) in str(caught.value)
+        raw.execute("ROLLBACK")
+        assert (await store.add(specs(1))).added == 1
+    finally:
+        raw.close()
+        await store.close()
