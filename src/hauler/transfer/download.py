@@ -95,7 +95,6 @@ class Download:
     unreported: int = 0
     last_flush: float = 0.0
     started_at: float = 0.0
-    has_control: bool = False
     fetcher: Fetcher | None = None
     group: asyncio.TaskGroup | None = None
     lane_target: int = 1
@@ -188,7 +187,6 @@ class Download:
             assert control is not None and size is not None
             self.plan = SegmentPlan(size, control.segments, self.engine.settings.min_split_bytes)
             self.resumed = self.plan.done_bytes
-            self.has_control = True
             self._preallocate(size)
         else:
             self.part.reset(size)
@@ -445,7 +443,6 @@ class Download:
         self.plan.compact()
         state = ControlState(self.url, self.validators, self.plan.segments)
         self.part.save_control(state)
-        self.has_control = True
         self.unflushed = 0
         self.last_flush = self.engine.clock.monotonic()
 
