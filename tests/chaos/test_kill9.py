@@ -27,6 +27,7 @@ WORKERS = 3
 KILLS = 15
 CHAOS_BUDGET_S = 30.0
 WORKER_ARGS = ("--mode", "forever", "--lease", "2", "--concurrency", "4")
+MIN_AGE_S = 1.5
 DONE_LINE = re.compile(r"done: (\S+) \(")
 
 
@@ -50,9 +51,23 @@ class Fleet:
     def __init__(self, store_url: str, out: Path, logs: Path) -> None:
         self.store_url, self.out, self.logs = store_url, out, logs
         self.procs: list[asyncio.subprocess.Process] = []
+        self.started: list[float] = []
 
-    async def start(self) -> asyncio.subprocess.Process:
-        return await spawn_worker(self.store_url, self.out, self.logs, *WORKER_ARGS)
+    async def start(self, index: int | None = None) -> None:
+        """Start worker ``index`` (a new one when None)."""
+        proc = await spawn_worker(self.store_url, self.out, self.logs, *WORKER_ARGS)
+        now = asyncio.get_running_loop().time()
+        if index is None:
+            self.procs.append(proc)
+            self.started.append(now)
+        else:
+            self.procs[index], self.started[index] = proc, now
+
+    def victim(self, rng: random.Random) -> int:
+        """A random worker that has had time to start working (imports take about a second)."""
+        now = asyncio.get_running_loop().time()
+        settled = [i for i, at in enumerate(self.started) if now - at >= MIN_AGE_S]
+        return rng.choice(settled) if settled else min(range(WORKERS), key=self.started.__getitem__)
 
     async def kill(self, index: int) -> None:
         proc = self.procs[index]
@@ -83,14 +98,14 @@ async def _chaos(
         with contextlib.suppress(Exception):
             if await _is_finished(store, total):
                 break
-        index = rng.randrange(WORKERS)
+        index = fleet.victim(rng)
         await fleet.kill(index)
         kills += 1
         if redis is not None and kills == KILLS // 2:
             redis.kill()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.5)  # an outage the workers must ride out
             await asyncio.to_thread(redis.start)
-        fleet.procs[index] = await fleet.start()
+        await fleet.start(index)
     return kills
 
 
@@ -106,7 +121,8 @@ async def _run_chaos(
     finally:
         await store.close()
     fleet = Fleet(store_url, out, logs)
-    fleet.procs = [await fleet.start() for _ in range(WORKERS)]
+    for _ in range(WORKERS):
+        await fleet.start()
     store = await open_store(store_url)
     try:
         kills = await _chaos(fleet, store, len(sizes), rng, redis)
