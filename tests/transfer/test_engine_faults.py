@@ -195,3 +195,31 @@ async def test_per_file_rate_limit_still_delivers_the_file(
     origin.add("lim.bin", 256 * KIB)
     result = await fetch(engine, origin.url("lim.bin"), tmp_path, limit_rate_bps=2 * MIB)
     assert sha256_file(result.path) == origin.sha256("lim.bin")
+
+
+async def test_probe_answered_200_still_splits_when_ranges_are_advertised(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("p200.bin", 2 * MIB, faults={1: Fault(ignore_range=True)})
+    result = await fetch(engine, origin.url("p200.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("p200.bin")
+    statuses = [r.status for r in origin.requests_for("p200.bin")]
+    assert statuses[0] == 200 and statuses.count(206) >= 3
+
+
+async def test_connections_are_not_capped_at_16(origin: Origin, tmp_path: Path) -> None:
+    origin.add("wide.bin", 4 * MIB)
+    async with Engine(fast_settings(connections=32, min_split_bytes=64 * KIB)) as engine:
+        result = await fetch(engine, origin.url("wide.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("wide.bin")
+    first_ranges = [r.range for r in origin.requests_for("wide.bin")[:32]]
+    assert len(set(first_ranges)) == 32
+
+
+async def test_overall_rate_limit_still_delivers_every_file(origin: Origin, tmp_path: Path) -> None:
+    for name in ("o1.bin", "o2.bin"):
+        origin.add(name, 128 * KIB)
+    async with Engine(fast_settings(limit_rate_bps=4 * MIB)) as engine:
+        for name in ("o1.bin", "o2.bin"):
+            result = await fetch(engine, origin.url(name), tmp_path)
+            assert sha256_file(result.path) == origin.sha256(name)
