@@ -217,8 +217,7 @@ class Download:
         if not self.is_ranged:
             return 1
         connections = self.request.connections or self.engine.settings.connections
-        by_size = self.plan.size // self.engine.settings.min_split_bytes
-        return max(1, min(connections, by_size, max(len(self.plan.segments), by_size)))
+        return max(1, min(connections, self.plan.size // self.engine.settings.min_split_bytes))
 
     async def _transfer(self, fetcher: Fetcher, resp: aiohttp.ClientResponse, reply: Reply) -> None:
         assert self.plan is not None
@@ -321,7 +320,6 @@ class Download:
         reply: Reply | None,
     ) -> None:
         """Fetch ``segment`` to its end, retrying transient failures with backoff."""
-        settings = self.engine.settings
         failures = 0
         lane.segment = segment
         began, start_pos = self.engine.clock.monotonic(), segment.pos
@@ -336,14 +334,10 @@ class Download:
                 except Transient as exc:
                     if segment.remaining <= 0:
                         break
+                    # A failure after progress starts the count again: resets every few MiB
+                    # must not fail a file that keeps moving.
                     failures = 1 if segment.pos > before else failures + 1
-                    error = self._stall_error() if lane.is_stalled else exc
-                    decision = self.engine.policy.decide(
-                        error, failures, settings.segment_retries + 1
-                    )
-                    if decision.action is Action.FAIL:
-                        raise error from exc
-                    await asyncio.sleep(decision.delay_s)
+                    await self._backoff(lane, exc, failures)
                 finally:
                     lane.response = None
                     if resp is not None:
@@ -354,6 +348,17 @@ class Download:
             lane.segment = None
             elapsed = self.engine.clock.monotonic() - began
             lane.last_bps = (segment.pos - start_pos) / max(1e-3, elapsed)
+
+    async def _backoff(self, lane: Lane, exc: Transient, failures: int) -> None:
+        """Sleep before the next attempt, or raise when the segment's retries are spent."""
+        error = self._stall_error() if lane.is_stalled else exc
+        retries = self.engine.settings.segment_retries
+        decision = self.engine.policy.decide(error, failures, retries + 1)
+        if decision.action is Action.FAIL:
+            if error is exc:
+                raise exc
+            raise error from exc
+        await asyncio.sleep(decision.delay_s)
 
     def _stall_error(self) -> Stalled:
         settings = self.engine.settings
