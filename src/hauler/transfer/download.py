@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,8 @@ from hauler.transfer.throttle import TokenBucket, consume_all
 
 if TYPE_CHECKING:
     from hauler.transfer.engine import Engine
+
+_log = logging.getLogger(__name__)
 
 # A stream of unknown length is one segment that ends where the body ends.
 UNKNOWN_END = 1 << 62
@@ -358,6 +361,7 @@ class Download:
             if error is exc:
                 raise exc
             raise error from exc
+        _log.info("retry %d in %.2f s: %s", failures, decision.delay_s, error.message)
         await asyncio.sleep(decision.delay_s)
 
     def _stall_error(self) -> Stalled:

@@ -8,6 +8,7 @@ turned out to ignore ranges mid-file.
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 
 from hauler.clock import Clock, SystemClock
@@ -19,6 +20,8 @@ from hauler.transfer.download import Download
 from hauler.transfer.fetch import Fetcher
 from hauler.transfer.request import NullProgress, ProgressSink, TransferRequest, TransferResult
 from hauler.transfer.throttle import TokenBucket
+
+_log = logging.getLogger(__name__)
 
 # How many times one download starts over (changed origin, ranges ignored) before giving up.
 MAX_RESTARTS = 2
@@ -69,6 +72,7 @@ class Engine:
                 restarts += 1
                 if restarts > MAX_RESTARTS:
                     raise
+                _log.info("starting over (%d/%d): %s", restarts, MAX_RESTARTS, exc.message)
                 is_ranged = is_ranged and not isinstance(exc, RangeIgnored)
 
     def fetcher(self, request: TransferRequest) -> Fetcher:
