@@ -130,6 +130,7 @@ class LoggedRequest:
     headers: dict[str, str]
     status: int = 0
     bytes_sent: int = 0
+    peer_port: int = 0  # the client's port: requests sharing it shared a kept-alive connection
 
     @property
     def range(self) -> str | None:
@@ -238,6 +239,7 @@ class Origin:
         remote = self.files.get(name)
         remote_requests = 0 if remote is None else remote.requests + 1
         entry = LoggedRequest(name, remote_requests, method, path, headers)
+        entry.peer_port = writer.get_extra_info("peername")[1]
         self.log.append(entry)
         if remote is None:
             await _send_status(writer, entry, 404, {})

@@ -181,3 +181,15 @@ async def test_unwritable_output_is_a_local_error(
     with pytest.raises(LocalError):
         await fetch(engine, origin.url("w.bin"), blocker / "out")
     assert os.listdir(tmp_path) == ["file"]
+
+
+async def test_small_files_reuse_one_kept_alive_connection(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    names = [f"k{i}.bin" for i in range(6)]
+    for name in names:
+        origin.add(name, 20 * KIB)
+    for name in names:
+        result = await fetch(engine, origin.url(name), tmp_path)
+        assert sha256_file(result.path) == origin.sha256(name)
+    assert len({entry.peer_port for entry in origin.log}) == 1
