@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from hauler.cli.joblist import JobListError, parse_job_lines
+from hauler.cli.joblist import JobListError, parse_job_lines, unique_jobs
 from hauler.cli.progressview import ProgressView
 from hauler.cli.report import (
     ErrorInfo,
@@ -107,3 +107,12 @@ def test_progress_view_renders_bars_and_summary() -> None:
     text = buffer.getvalue()
     assert "done /out/f.bin" in text
     assert "1 ok, 0 failed" in text
+
+
+def test_repeated_urls_are_fetched_once() -> None:
+    specs = [
+        JobSpec(url=URL),
+        JobSpec(url=URL.upper().replace("/F.BIN", "/f.bin")),
+        JobSpec(url=URL, output="b"),
+    ]
+    assert [(s.url, s.output) for s in unique_jobs(specs)] == [(URL, None), (URL, "b")]

@@ -47,11 +47,25 @@ def read_job_file(path: str) -> list[JobSpec]:
 
 
 def collect_jobs(urls: Iterable[str], input_file: str | None) -> list[JobSpec]:
-    """URLs from the arguments followed by the jobs of ``input_file``, in order."""
+    """URLs from the arguments followed by the jobs of ``input_file``, in order, each once."""
     try:
         specs = [JobSpec(url=check_url(url)) for url in urls]
     except ValueError as exc:
         raise JobListError(str(exc)) from exc
     if input_file is not None:
         specs.extend(read_job_file(input_file))
-    return specs
+    return unique_jobs(specs)
+
+
+def unique_jobs(specs: Iterable[JobSpec]) -> list[JobSpec]:
+    """``specs`` without repeats of the same URL to the same output (the first one wins):
+    two downloads of one file at once would only fight over its partial file.
+    """
+    seen: set[tuple[str, str | None]] = set()
+    unique = []
+    for spec in specs:
+        key = (spec.dedupe_key, spec.output)
+        if key not in seen:
+            seen.add(key)
+            unique.append(spec)
+    return unique
