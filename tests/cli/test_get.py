@@ -216,3 +216,11 @@ async def test_secrets_never_printed(origin: Origin, cli: HaulerRunner) -> None:
         assert done.returncode == 1
         assert "127.0.0.1" in done.stderr
         assert "pr0xypass" not in done.stdout + done.stderr
+
+
+async def test_unusable_output_dir_is_a_usage_error(cli: HaulerRunner) -> None:
+    (cli.cwd / "a-file").write_text("not a directory")
+    done = await cli.run("get", "-o", "a-file/sub", "http://127.0.0.1:9/x")
+    assert done.returncode == 2
+    assert "cannot create a-file/sub" in done.stderr
+    assert "Traceback" not in done.stderr

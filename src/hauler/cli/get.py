@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
@@ -80,10 +79,10 @@ def get_command(
     specs = _jobs(urls or [], input_file, checksum)
     settings = _transfer_settings(ctx, connections, limit_rate, proxy)
     per_file_rate = _rate(max_rate_per_file, "--max-rate-per-file")
-    options = _batch_options(output_dir, parallel, force)
-    options = replace(
-        options, connections=connections, per_file_rate_bps=per_file_rate, proxy=proxy
-    )
+    _prepare_output_dir(output_dir)
+    from hauler.cli.batch import BatchOptions
+
+    options = BatchOptions(output_dir, parallel, force, connections, per_file_rate, proxy)
     raise typer.Exit(_execute(specs, settings, options, json_output))
 
 
@@ -157,17 +156,14 @@ def _transfer_settings(
     return globals_of(ctx).settings.transfer.model_copy(update=update)
 
 
-def _batch_options(output_dir: Path, parallel: int, force: bool) -> BatchOptions:
-    """The run's options; creates the output directory (a usage error if impossible)."""
-    from hauler.cli.batch import BatchOptions
-
+def _prepare_output_dir(output_dir: Path) -> None:
+    """Create the output directory; a usage error (exit 2) when that is impossible."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise typer.BadParameter(
             f"cannot create {output_dir}: {exc.strerror or exc}", param_hint="'-o'"
         ) from exc
-    return BatchOptions(output_dir, parallel, force)
 
 
 def _execute(
