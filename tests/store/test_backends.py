@@ -86,3 +86,25 @@ async def test_sqlite_lock_held_too_long_is_store_unavailable(tmp_path: Path) ->
     finally:
         raw.close()
         await store.close()
+
+
+async def test_redis_namespace_must_not_break_the_hash_tag(redis_server: RedisServer) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        await open_store(redis_server.url + "?namespace=a}b", FakeClock())
+
+
+async def test_redis_keys_of_a_namespace_share_one_hash_tag(redis_server: RedisServer) -> None:
+    import redis
+
+    store = await open_store(redis_server.url + "?namespace=tagged", FakeClock())
+    try:
+        assert await store.claim("w", "n", 1, 30) == []
+        await store.add(specs(2))
+        await store.claim("w", "n", 1, 30)
+        await store.set_paused(True, "w")
+        await store.request_stop()
+    finally:
+        await store.close()
+    with redis.Redis(port=redis_server.port) as raw:
+        keys = [k.decode() for k in raw.scan_iter(match="*tagged*")]
+    assert keys and all(k.startswith("{hauler:tagged}:") for k in keys)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from importlib.resources import files
 from typing import Any, cast
@@ -38,6 +39,7 @@ _SCAN_LIMIT = 1000
 _BATCH = 500  # ids per requeue/clear script call and per read pipeline
 _FILTER_FIELDS = ("state", "error_class", "host", "updated_at", "collection")
 _ALL = JobFilter()
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 def _load_scripts(client: aioredis.Redis) -> dict[str, AsyncScript]:
@@ -62,6 +64,9 @@ def _split_url(url: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     namespace = next((v for k, v in query if k == "namespace"), "") or "hauler"
+    if not _NAMESPACE.fullmatch(namespace):
+        # Braces would break the {hash tag} that keeps a namespace in one cluster slot.
+        raise ValueError(f"bad namespace {namespace!r}: use letters, digits and . _ : -")
     rest = urlencode([(k, v) for k, v in query if k != "namespace"])
     where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
     if parts.scheme == "unix":
