@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -43,8 +44,8 @@ class ProgressView:
 
     def __init__(self, redact: Redactor, console: Console | None = None) -> None:
         self._redact = redact
-        # The live display redirects sys.stderr, so failure lines land above the bars.
-        self._errors = Console(stderr=True)
+        # Failures show above the bars; stderr gets them too when it is not this terminal.
+        self._is_stderr_elsewhere = not sys.stderr.isatty()
         self._progress = Progress(
             TextColumn("[bold]{task.description}", justify="left"),
             BarColumn(),
@@ -90,7 +91,9 @@ class ProgressView:
             self._progress.console.print(success_line(outcome), markup=False, highlight=False)
         else:
             line = failure_line(outcome, self._redact)
-            self._errors.print(line, style="red", markup=False, highlight=False)
+            self._progress.console.print(line, style="red", markup=False, highlight=False)
+            if self._is_stderr_elsewhere:
+                print(line, file=sys.__stderr__, flush=True)
 
     def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
         """Stop the display and print the summary."""
