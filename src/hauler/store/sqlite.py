@@ -35,14 +35,17 @@ VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO NOTHING
 RETURNING id
 """
+# INDEXED BY: without ANALYZE statistics the planner prefers jobs_claim (state = ?), which
+# walks every retrying/running row; the partial indices visit only the due/expired ones.
 _MOVE_DUE_RETRIES = """
-UPDATE jobs SET state = 'queued', updated_at = :now
+UPDATE jobs INDEXED BY jobs_retry SET state = 'queued', updated_at = :now
 WHERE state = 'retrying' AND ready_at <= :now
 """
 # An expired lease becomes claimable at its expiry time: that is its new ready_at, which
 # also starts the affinity window of the node that holds its partial file.
 _RECLAIM_EXPIRED = """
-UPDATE jobs SET state = 'queued', ready_at = lease_until, lease_until = NULL, updated_at = :now
+UPDATE jobs INDEXED BY jobs_lease
+SET state = 'queued', ready_at = lease_until, lease_until = NULL, updated_at = :now
 WHERE state = 'running' AND lease_until <= :now
 """
 _TAKE = """
