@@ -9,6 +9,7 @@ import pytest
 
 from hauler.clock import FakeClock
 from hauler.errors import StoreUnavailable
+from hauler.models import JobSpec
 from hauler.store import open_store
 from tests.fixtures.redis_server import RedisServer, free_port
 
@@ -51,3 +52,22 @@ async def test_sqlite_file_that_is_not_a_store_names_the_path(tmp_path: Path) ->
     with pytest.raises(StoreUnavailable) as caught:
         await open_store(f"sqlite:///{path}", FakeClock())
     assert str(path) in str(caught.value)
+
+
+async def test_redis_that_refuses_writes_raises_store_unavailable(
+    dedicated_redis: RedisServer,
+) -> None:
+    import redis
+
+    store = await open_store(dedicated_redis.url + "?namespace=ro", FakeClock())
+    with redis.Redis(port=dedicated_redis.port) as raw:
+        raw.replicaof("127.0.0.1", str(free_port()))  # a read-only replica of nobody
+        try:
+            with pytest.raises(StoreUnavailable, match="READONLY"):
+                await store.add([JobSpec(url="http://a.example/x")])
+        finally:
+            raw.replicaof("NO", "ONE")
+    try:
+        assert (await store.add([JobSpec(url="http://a.example/x")])).added == 1
+    finally:
+        await store.close()

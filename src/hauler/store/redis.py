@@ -39,6 +39,10 @@ _SCAN_LIMIT = 1000
 _BATCH = 500  # ids per requeue/clear script call and per read pipeline
 _FILTER_FIELDS = ("state", "error_class", "host", "updated_at", "collection")
 _ALL = JobFilter()
+# Replies that mean "this server cannot serve us right now", not "this command is wrong".
+_UNAVAILABLE_CODES = frozenset(
+    {"MISCONF", "READONLY", "OOM", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"}
+)
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
@@ -138,6 +142,14 @@ class RedisStore:
             raise StoreUnavailable(
                 f"cannot reach Redis at {self._where} ({type(exc).__name__}); check that "
                 "redis-server runs there and the host, port and db in --store"
+            ) from exc
+        except rex.ResponseError as exc:
+            code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+            if code not in _UNAVAILABLE_CODES:
+                raise
+            raise StoreUnavailable(
+                f"Redis at {self._where} cannot take writes now ({code}); check its log "
+                "(disk full, replica, out of memory)"
             ) from exc
 
     def _key(self, name: str) -> str:
