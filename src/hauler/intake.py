@@ -7,16 +7,17 @@ cannot become a job are reported with their line number, never silently dropped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from hauler.models import JobSpec
 
 BATCH_LINES = 1000
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,8 @@ class Batch:
 def check_url(url: str) -> str:
     """``url`` stripped, when it looks like ``scheme://host/...``; else ``ValueError``."""
     text = url.strip()
-    parts = urlsplit(text)
-    if not parts.scheme or not parts.netloc or any(c.isspace() for c in text):
+    # One regex instead of urlsplit: this runs for every line of ten-million-line inputs.
+    if _URL.match(text) is None:
         raise ValueError(f"not a URL: {text[:80]!r}")
     return text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 import time
@@ -23,9 +24,9 @@ from hauler.cli.queue_views import (
     worker_record,
     workers_table,
 )
-from hauler.intake import read_batches
+from hauler.intake import BadLine, read_batches
 from hauler.models import JobKind, JobState
-from hauler.store import JobFilter, Store
+from hauler.store import AddResult, JobFilter, Store
 from hauler.units import parse_duration
 from hauler.worker.explain import FleetView, explain
 
@@ -65,18 +66,37 @@ async def _add_lines(
     store: Store, lines: Iterable[str], defaults: dict[str, Any], is_quiet: bool
 ) -> AddTally:
     tally = AddTally()
-    for batch in read_batches(lines, defaults):
-        if batch.specs:
-            result = await store.add(batch.specs)
-            tally.added += result.added
-            tally.skipped += result.skipped
-        for bad in batch.bad:
-            tally.bad += 1
-            if len(tally.bad_lines) < MAX_BAD_KEPT:
-                tally.bad_lines.append(dataclasses.asdict(bad))
-                if not is_quiet:
-                    stderr.print(f"line {bad.line_no}: {bad.reason}: {bad.text}", markup=False)
+    pending: asyncio.Task[AddResult] | None = None
+    try:
+        for batch in read_batches(lines, defaults):
+            _note_bad(tally, batch.bad, is_quiet)
+            if pending is not None:
+                _note_added(tally, await pending)
+                pending = None
+            if batch.specs:
+                # The store writes this batch while the next one is parsed.
+                pending = asyncio.create_task(store.add(batch.specs))
+                await asyncio.sleep(0)
+        if pending is not None:
+            _note_added(tally, await pending)
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
     return tally
+
+
+def _note_added(tally: AddTally, result: AddResult) -> None:
+    tally.added += result.added
+    tally.skipped += result.skipped
+
+
+def _note_bad(tally: AddTally, bad_lines: list[BadLine], is_quiet: bool) -> None:
+    for bad in bad_lines:
+        tally.bad += 1
+        if len(tally.bad_lines) < MAX_BAD_KEPT:
+            tally.bad_lines.append(dataclasses.asdict(bad))
+            if not is_quiet:
+                stderr.print(f"line {bad.line_no}: {bad.reason}: {bad.text}", markup=False)
 
 
 @app.command("add")
