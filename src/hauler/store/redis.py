@@ -9,7 +9,6 @@ is one Lua script (``store/lua``), so it is atomic and the counts move with it.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from importlib.resources import files
@@ -37,6 +36,12 @@ _SCRIPTS = (
 _SWEEP_LIMIT = 1000
 _SCAN_LIMIT = 1000
 _BATCH = 500  # ids per requeue/clear script call and per read pipeline
+# The order in which claim.lua returns a claimed job's fields (its FIELDS table).
+_CLAIMED_FIELDS = (
+    "id", "key", "spec", "state", "priority", "attempts", "max_attempts", "ready_at",
+    "created_at", "updated_at", "token", "lease_until", "worker", "node", "error_class",
+    "error_message", "error_at", "result",
+)  # fmt: skip
 _FILTER_FIELDS = ("state", "error_class", "host", "updated_at", "collection")
 _ALL = JobFilter()
 # Replies that mean "this server cannot serve us right now", not "this command is wrong".
@@ -177,7 +182,8 @@ class RedisStore:
         now = self._clock.now()
         args = [repr(now), worker, node, n, repr(now + lease_s), repr(now - affinity_s),
                 _SWEEP_LIMIT, _SCAN_LIMIT]  # fmt: skip
-        return [job_from_fields(json.loads(text)) for text in await self._script("claim", args)]
+        rows = await self._script("claim", args)
+        return [job_from_fields(dict(zip(_CLAIMED_FIELDS, row, strict=True))) for row in rows]
 
     async def heartbeat(self, leases: Sequence[tuple[str, int]], lease_s: float) -> list[str]:
         """See ``Store.heartbeat``."""
