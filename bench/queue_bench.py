@@ -5,7 +5,8 @@
 Starts its own redis-servers on free 127.0.0.1 ports and an SQLite file in a temp dir. For each
 backend and process count: adds N jobs in batches (one process), then P worker processes loop
 ``claim(64)`` → ``complete(batch)`` with an instant fetcher until the queue is empty. Prints a
-markdown table and checks that every job ended ``done`` exactly once.
+markdown table (with the CPU time per job of the worker processes and of redis-server, which
+says more than jobs/s on a busy machine) and checks that every job ended ``done`` exactly once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -40,6 +42,8 @@ class Row:
     processes: int
     add_per_s: float
     drain_per_s: float
+    client_cpu_us: float
+    server_cpu_us: float | None
     is_exact: bool
 
 
@@ -51,6 +55,7 @@ class WorkerReport:
     lost: int
     started: float
     finished: float
+    cpu_s: float
 
 
 async def _drain(url: str, name: str, start: mp.synchronize.Event) -> WorkerReport:
@@ -58,14 +63,14 @@ async def _drain(url: str, name: str, start: mp.synchronize.Event) -> WorkerRepo
     ids: list[str] = []
     lost = 0
     start.wait()
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     while jobs := await store.claim(name, f"node-{name}", CLAIM_BATCH, LEASE_S, 0.0):
         # The instant fetcher: every job succeeds at once.
         lost += len(await store.complete([Completion(j.id, j.token, {"ok": 1}) for j in jobs]))
         ids += [j.id for j in jobs]
-    finished = time.monotonic()
+    finished, cpu_s = time.monotonic(), time.process_time() - cpu_started
     await store.close()
-    return WorkerReport(ids, lost, started, finished)
+    return WorkerReport(ids, lost, started, finished, cpu_s)
 
 
 def _worker(url: str, name: str, start: mp.synchronize.Event, out: mp.Queue[WorkerReport]) -> None:
@@ -98,9 +103,20 @@ async def _check(url: str, n_jobs: int, reports: list[WorkerReport]) -> bool:
     )
 
 
-def run_one(backend: str, url: str, n_jobs: int, processes: int) -> Row:
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_one(
+    backend: str, url: str, n_jobs: int, processes: int, server_pid: int | None = None
+) -> Row:
     """Add ``n_jobs`` to the empty store at ``url``, drain them with ``processes`` workers."""
     add_per_s = asyncio.run(_add_all(url, n_jobs))
+    server_cpu_before = _cpu_s(server_pid)
     ctx = mp.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(url, f"w{i}", start, out)) for i in range(processes)]
@@ -111,18 +127,33 @@ def run_one(backend: str, url: str, n_jobs: int, processes: int) -> Row:
     for proc in procs:
         proc.join(timeout=60)
     span = max(r.finished for r in reports) - min(r.started for r in reports)
+    server_cpu_us = (_cpu_s(server_pid) - server_cpu_before) / n_jobs * 1e6
+    client_cpu_us = sum(r.cpu_s for r in reports) / n_jobs * 1e6
     is_exact = asyncio.run(_check(url, n_jobs, reports))
-    return Row(backend, processes, add_per_s, n_jobs / span, is_exact)
+    return Row(
+        backend,
+        processes,
+        add_per_s,
+        n_jobs / span,
+        client_cpu_us,
+        server_cpu_us if server_pid else None,
+        is_exact,
+    )
 
 
 def print_table(rows: list[Row]) -> None:
     """The report, as a markdown table."""
-    print("| backend | processes | jobs/s add | jobs/s claim+complete | every job done once |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print(
+        "| backend | processes | jobs/s add | jobs/s claim+complete "
+        "| worker CPU µs/job | redis-server CPU µs/job | every job done once |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
         exact = "yes" if r.is_exact else "**NO**"
+        server = "" if r.server_cpu_us is None else f"{r.server_cpu_us:,.0f}"
         print(
-            f"| {r.backend} | {r.processes} | {r.add_per_s:,.0f} | {r.drain_per_s:,.0f} | {exact} |"
+            f"| {r.backend} | {r.processes} | {r.add_per_s:,.0f} | {r.drain_per_s:,.0f} "
+            f"| {r.client_cpu_us:,.0f} | {server} | {exact} |"
         )
 
 
@@ -144,7 +175,8 @@ def main() -> int:
                 rows.append(run_one("sqlite", url, args.jobs, processes))
                 for fsync, server in servers.items():
                     url = f"{server.url}?namespace=bench-{processes}"
-                    rows.append(run_one(f"redis (AOF {fsync})", url, args.jobs, processes))
+                    name = f"redis (AOF {fsync})"
+                    rows.append(run_one(name, url, args.jobs, processes, server.pid))
         finally:
             for server in servers.values():
                 server.stop()
