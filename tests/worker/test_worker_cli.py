@@ -47,7 +47,8 @@ async def test_hauler_stop_makes_a_worker_exit_gracefully(
         await proc.wait()
         raise
     assert (await hauler(store_url, "stop")).code == 0
-    assert await wait_exit(proc) == 0
-    assert await store.workers() == []
-    assert "worker exiting: 0 done" in (tmp_path / "logs" / "0.out").read_text()
-    assert "stop requested" in (tmp_path / "logs" / "0.err").read_text()
+    code = await wait_exit(proc)
+    out, err = ((tmp_path / "logs" / f"0.{ext}").read_text() for ext in ("out", "err"))
+    assert code == 0, err
+    assert await store.workers() == [], err
+    assert "worker exiting: 0 done" in out and "stop requested" in err, (out, err)

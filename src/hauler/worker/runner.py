@@ -114,6 +114,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
+        self._closing = asyncio.Event()
         self._poll = _PollState()
         self._started_at = 0.0
 
@@ -134,15 +135,16 @@ class Worker:
         """Work until the mode or a stop says to exit; return what was done."""
         self._started_at = self._clock.now()
         await self._store.beat_worker(self._info(), self._beat_ttl_s())
-        background = [
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._batcher.run(), name="completions"),
-        ]
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        completions = asyncio.create_task(self._batcher.run(), name="completions")
         try:
             await self._claim_loop()
             await self._shutdown()
         finally:
-            await self._cancel_all([h.task for h in self._held.values() if h.task], background)
+            await self._cancel_lanes()
+            await self._end_heartbeat(heartbeat)
+            completions.cancel()
+            await asyncio.wait([completions])
             await self._final_flush()
             await self._leave()
         self.summary.bytes_total = self._meter.bytes_total
@@ -302,13 +304,21 @@ class Worker:
     # -- heartbeat ---------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._beat_s)
+        while not self._closing.is_set():
+            try:
+                async with asyncio.timeout(self._beat_s):
+                    await self._closing.wait()
+                return
+            except TimeoutError:
+                pass
             try:
                 await self._keeper.renew()
                 await self._store.beat_worker(self._info(), self._beat_ttl_s())
             except StoreUnavailable as exc:
                 logger.warning("heartbeat failed: %s", exc)
+            except Exception:
+                # A heartbeat that dies silently would let every lease expire: keep beating.
+                logger.exception("heartbeat failed")
 
     def _beat_ttl_s(self) -> float:
         return 3 * self._beat_s + 1.0
@@ -363,16 +373,21 @@ class Worker:
         except StoreUnavailable as exc:
             logger.warning("could not release job %s (its lease will expire): %s", job.id, exc)
 
-    async def _cancel_all(
-        self, lanes: list[asyncio.Task[None]], background: list[asyncio.Task[None]]
-    ) -> None:
+    async def _cancel_lanes(self) -> None:
+        """Cancel lanes still running (only when ``run`` itself was cancelled or crashed)."""
+        lanes = [h.task for h in self._held.values() if h.task is not None]
         for task in lanes:
             task.cancel()
         if lanes:
             await asyncio.wait(lanes)
-        for task in background:
-            task.cancel()
-        await asyncio.wait(background)
+
+    async def _end_heartbeat(self, heartbeat: asyncio.Task[None]) -> None:
+        """Stop the heartbeat between beats: a beat cut in half could land after
+        ``remove_worker`` and bring the worker's record back from the dead."""
+        self._closing.set()
+        await asyncio.wait([heartbeat], timeout=self._settings.lease_s)
+        heartbeat.cancel()
+        await asyncio.wait([heartbeat])
 
     async def _final_flush(self) -> None:
         try:
