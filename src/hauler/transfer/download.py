@@ -102,6 +102,7 @@ class Download:
     group: asyncio.TaskGroup | None = None
     lane_target: int = 1
     best_bps: float = 0.0
+    flushing: asyncio.Future[None] | None = None
 
     async def run(self) -> TransferResult:
         """Download, verify and commit; raises the hauler.errors taxonomy only."""
@@ -186,7 +187,7 @@ class Download:
             raise TooLarge(f"{redact_url(self.url)} is {size} bytes, over the limit of {limit}")
         self.validators = reply.validators
         assert self.part is not None
-        if _can_resume(control, reply, self.is_ranged):
+        if _can_resume(control, reply, self.is_ranged) and self.part.size_on_disk() == size:
             assert control is not None and size is not None
             self.plan = SegmentPlan(size, control.segments, self.engine.settings.min_split_bytes)
             self.resumed = self.plan.done_bytes
@@ -244,6 +245,7 @@ class Download:
             self.group = None
             supervisor.cancel()
             await asyncio.wait([supervisor])
+            await self._settle_flush()
         self._report()
 
     def _spawn(
@@ -427,7 +429,7 @@ class Download:
         if self.unreported >= REPORT_BYTES:
             self._report()
         if self.unflushed >= self.engine.settings.control_flush_bytes:
-            self._save_control()
+            self._flush_in_background()
 
     def _body_ended(self, segment: Segment, reply: Reply) -> None:
         """The body ended cleanly: fine for a stream of unknown length, short otherwise."""
@@ -446,14 +448,43 @@ class Download:
             self.progress.advanced(self.unreported)
             self.unreported = 0
 
-    def _save_control(self) -> None:
+    def _control_text(self) -> str | None:
+        """The control file's text now (None for a stream of unknown length)."""
         if self.part is None or self.plan is None or self.plan.size == UNKNOWN_END:
-            return
+            return None
         self.plan.compact()
-        state = ControlState(self.url, self.validators, self.plan.segments)
-        self.part.save_control(state)
         self.unflushed = 0
         self.last_flush = self.engine.clock.monotonic()
+        return ControlState(self.url, self.validators, self.plan.segments).to_json()
+
+    def _save_control(self) -> None:
+        """Write the control file now, on the event loop (at exit and cancel)."""
+        text = self._control_text()
+        if text is not None and self.part is not None:
+            self.part.write_control_text(text, ".tmp")
+
+    def _flush_in_background(self) -> None:
+        """Write the control file from a thread: a rename over a file can wait on the disk.
+
+        One flush at a time; a failed one (disk full) raises here, in the lane that wrote.
+        Any snapshot is safe to land late: it only claims bytes already written.
+        """
+        flushing = self.flushing
+        if flushing is not None:
+            if not flushing.done():
+                return
+            flushing.result()
+        text = self._control_text()
+        if text is not None and self.part is not None:
+            write = self.part.write_control_text
+            self.flushing = asyncio.ensure_future(asyncio.to_thread(write, text, ".tmp-bg"))
+
+    async def _settle_flush(self) -> None:
+        """Wait for a background flush, so that nothing lands after commit or discard."""
+        if self.flushing is not None:
+            await asyncio.wait([self.flushing])
+            self.flushing.result()
+            self.flushing = None
 
     async def _supervise(self) -> None:
         """Flush the control file on time; cut lanes below the lowest-speed limit."""
@@ -463,7 +494,7 @@ class Download:
             await asyncio.sleep(tick_s)
             now = self.engine.clock.monotonic()
             if self.unflushed and now - self.last_flush >= settings.control_flush_s:
-                self._save_control()
+                self._flush_in_background()
             if settings.lowest_speed_bps > 0:
                 self._cut_slow_lanes(now)
             if len(self.lanes) < self.lane_target:

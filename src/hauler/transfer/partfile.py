@@ -135,13 +135,27 @@ class PartFile:
 
     def save_control(self, state: ControlState) -> None:
         """Atomically replace the control file."""
-        tmp = self.control_path.with_name(self.control_path.name + ".tmp")
+        self.write_control_text(state.to_json(), ".tmp")
+
+    def write_control_text(self, text: str, tmp_suffix: str) -> None:
+        """Atomically replace the control file with ``text`` (safe to call from a thread).
+
+        Concurrent writers must use different ``tmp_suffix`` values.
+        """
+        self.has_control_file = True
+        tmp = self.control_path.with_name(self.control_path.name + tmp_suffix)
         try:
-            tmp.write_text(state.to_json())
+            tmp.write_text(text)
             os.replace(tmp, self.control_path)
-            self.has_control_file = True
         except OSError as exc:
             raise local_error(exc, self.control_path) from exc
+
+    def size_on_disk(self) -> int:
+        """The ``.part`` file's current size."""
+        try:
+            return os.fstat(self.fd).st_size
+        except OSError as exc:
+            raise local_error(exc, self.path) from exc
 
     def reset(self, size: int | None) -> None:
         """Empty the file and pre-allocate ``size`` bytes (when known)."""
