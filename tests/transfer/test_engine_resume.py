@@ -110,3 +110,30 @@ async def test_cancel_keeps_the_partial_and_resume_finishes_it(
     assert result.resumed_bytes == done
     assert sha256_file(result.path) == origin.sha256("slow.bin")
     assert leftovers(tmp_path) == []
+
+
+async def test_control_file_only_ever_claims_bytes_that_are_on_disk(
+    origin: Origin, tmp_path: Path
+) -> None:
+    remote = origin.add("claim.bin", 1 * MIB, rate_bps=2 * MIB)
+    control = tmp_path / "claim.bin.part.json"
+    part = tmp_path / "claim.bin.part"
+    checked = 0
+    async with Engine(fast_settings(connections=3, min_split_bytes=128 * KIB)) as engine:
+        request = TransferRequest(url=origin.url("claim.bin"), output_dir=tmp_path)
+        task = asyncio.create_task(engine.download(request))
+        for _ in range(300):
+            if task.done():
+                break
+            await asyncio.sleep(0.01)
+            try:
+                segments = json.loads(control.read_text())["segments"]
+                on_disk = part.read_bytes()
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+            for start, _, pos in segments:
+                assert on_disk[start:pos] == remote.body(start, pos)
+            checked += 1
+        result = await task
+    assert checked > 0
+    assert sha256_file(result.path) == origin.sha256("claim.bin")
