@@ -3,12 +3,15 @@ isolation of namespaces, migrations, and lock waits that end in a clear error.""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hauler.clock import FakeClock
+from hauler.clock import FakeClock, SystemClock
 from hauler.errors import StoreUnavailable
 from hauler.models import JobSpec, JobState
 from hauler.store import Completion, open_store
@@ -108,3 +111,44 @@ async def test_redis_keys_of_a_namespace_share_one_hash_tag(redis_server: RedisS
     with redis.Redis(port=redis_server.port) as raw:
         keys = [k.decode() for k in raw.scan_iter(match="*tagged*")]
     assert keys and all(k.startswith("{hauler:tagged}:") for k in keys)
+
+
+def _drain_in_process(url: str, name: str, out: Any) -> None:
+    """A worker process: claim and complete until the queue is empty; report what it did."""
+
+    async def drain() -> tuple[list[str], int]:
+        store = await open_store(url, SystemClock())
+        done: list[str] = []
+        lost = 0
+        for _round in range(1000):  # bounded: 300 jobs need far fewer rounds
+            jobs = await store.claim(name, "node-1", 8, 600)
+            if not jobs:
+                break
+            lost += len(await store.complete([Completion(j.id, j.token) for j in jobs]))
+            done += [j.id for j in jobs]
+        await store.close()
+        return done, lost
+
+    out.put(asyncio.run(drain()))
+
+
+async def test_sqlite_worker_processes_share_one_file_without_double_claims(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/fleet.db"
+    store = await open_store(url, FakeClock())
+    added = await store.add(specs(300))
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_drain_in_process, args=(url, f"w{i}", out)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    try:
+        reports = [await asyncio.to_thread(out.get, timeout=60) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+    done = [job_id for ids, _ in reports for job_id in ids]
+    assert sorted(done, key=int) == added.ids and sum(lost for _, lost in reports) == 0
+    assert (await store.counts())[JobState.DONE] == 300
+    await store.close()
