@@ -142,5 +142,5 @@ class Sessions:
             timeout=timeout,
             auto_decompress=False,
             headers={"User-Agent": self._settings.user_agent},
-            read_bufsize=2**18,
+            read_bufsize=self._settings.block_bytes,
         )
