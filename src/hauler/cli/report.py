@@ -7,6 +7,7 @@ printed here.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -208,6 +209,17 @@ def summary_line(outcomes: Sequence[FileOutcome], elapsed_s: float) -> str:
     )
 
 
+def emit(line: str, stream: TextIO) -> None:
+    """Print one line; when the reader went away (``| head``), keep working silently."""
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        # Point the descriptor at /dev/null so that later writes and the exit flush succeed.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
 class PlainReporter:
     """For pipes and logs: one line per file on stdout (failures on stderr), then a summary."""
 
@@ -223,13 +235,13 @@ class PlainReporter:
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Print the file's line."""
         if outcome.is_ok:
-            print(success_line(outcome), file=self._out, flush=True)
+            emit(success_line(outcome), self._out)
         else:
-            print(failure_line(outcome, self._redact), file=self._err, flush=True)
+            emit(failure_line(outcome, self._redact), self._err)
 
     def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
         """Print the summary."""
-        print(summary_line(outcomes, elapsed_s), file=self._out, flush=True)
+        emit(summary_line(outcomes, elapsed_s), self._out)
 
 
 class JsonReporter:
@@ -247,9 +259,9 @@ class JsonReporter:
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Report a failure on stderr; successes wait for the summary."""
         if not outcome.is_ok:
-            print(failure_line(outcome, self._redact), file=self._err, flush=True)
+            emit(failure_line(outcome, self._redact), self._err)
 
     def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
         """Print the summary object."""
         summary = summary_record(outcomes, elapsed_s, self._redact)
-        print(json.dumps(summary, ensure_ascii=False), file=self._out, flush=True)
+        emit(json.dumps(summary, ensure_ascii=False), self._out)
