@@ -59,7 +59,7 @@ def ensure(root: Path, wants: list[FileWant], reserve_bytes: int) -> dict[str, C
     root.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(root)
     missing = [w for w in wants if not _is_cached(root, manifest.get(w.name), w)]
-    _check_disk(root, sum(w.size for w in missing) + reserve_bytes)
+    check_disk(root, sum(w.size for w in missing) + reserve_bytes)
     if missing:
         print(f"generating {len(missing)} corpus file(s) in {root} ...", flush=True)
     for want in missing:
@@ -70,12 +70,13 @@ def ensure(root: Path, wants: list[FileWant], reserve_bytes: int) -> dict[str, C
     return {w.name: manifest[w.name] for w in wants}
 
 
-def _check_disk(root: Path, needed_bytes: int) -> None:
+def check_disk(root: Path, needed_bytes: int) -> None:
+    """Raise ``CorpusError`` when the disk holding ``root`` has less than ``needed_bytes`` free."""
     free = shutil.disk_usage(root).free
     if free < needed_bytes:
         raise CorpusError(
             f"not enough disk space under {root}: {free / 2**30:.1f} GiB free, "
-            f"{needed_bytes / 2**30:.1f} GiB needed (corpus + downloads). Free some space "
+            f"{needed_bytes / 2**30:.1f} GiB needed (corpus and/or downloads). Free some space "
             "or pass --quick for smaller files."
         )
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import corpus
+import hotspots
 import origin
 import report
 import runner
@@ -79,6 +80,20 @@ class Scenario:
         return len(self.files) > 1
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What this invocation runs, resolved from the command line."""
+
+    scenarios: list[Scenario]
+    tools: set[str]
+    sizes: Sizes
+    repeat: int
+    cap_bps: int
+    nginx_workers: int
+    download_root: Path
+    profile_prefix: str | None
+
+
 def scenarios(sizes: Sizes, cap_bps: int) -> list[Scenario]:
     """The three scenarios of the issue, sized by ``sizes``."""
     x16 = ARIA2_MAX_CONNECTIONS
@@ -123,6 +138,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per tool (median reported); default 3")
     parser.add_argument("--quick", action="store_true", help="small files, 1 run: a smoke test")
     parser.add_argument("--cap-mbps", type=float, default=4.0, help="per-connection cap, MB/s")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="one extra hauler run per scenario under py-spy: hot spots to bench/out/profile-*",
+    )
+    parser.add_argument(
+        "--download-dir",
+        type=Path,
+        help="where downloads go (default bench/out/work); /dev/shm takes the disk out",
+    )
     parser.add_argument("--nginx-workers", type=int, default=1, choices=(1, 2))
     return parser.parse_args(argv)
 
@@ -146,16 +171,19 @@ def main(argv: list[str] | None = None) -> int:
         "nginx_workers": args.nginx_workers,
     }
     _print_meta(meta)
+    opts = Options(
+        scenarios=chosen,
+        tools=wanted_tools,
+        sizes=sizes,
+        repeat=repeat,
+        cap_bps=cap_bps,
+        nginx_workers=args.nginx_workers,
+        download_root=(args.download_dir or OUT / "work").resolve(),
+        profile_prefix=f"profile-{stamp}" if args.profile else None,
+    )
+    meta["download_dir"] = str(opts.download_root)
     try:
-        rows = _run(
-            chosen,
-            wanted_tools=wanted_tools,
-            sizes=sizes,
-            repeat=repeat,
-            cap_bps=cap_bps,
-            workers=args.nginx_workers,
-            meta=meta,
-        )
+        rows = _run(opts, meta)
     except (corpus.CorpusError, origin.OriginError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -168,35 +196,34 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _run(
-    chosen: list[Scenario],
-    *,
-    wanted_tools: set[str],
-    sizes: Sizes,
-    repeat: int,
-    cap_bps: int,
-    workers: int,
-    meta: dict[str, object],
-) -> list[Row]:
-    cap_file = corpus.big_file(sizes.cap_check_bytes)
-    wants = [f for s in chosen for f in s.files] + [cap_file]
-    largest = max(f.size for f in wants)
-    files = corpus.ensure(OUT / "corpus", wants, reserve_bytes=2 * largest + 512 * MIB)
+def _run(opts: Options, meta: dict[str, object]) -> list[Row]:
+    cap_file = corpus.big_file(opts.sizes.cap_check_bytes)
+    wants = [f for s in opts.scenarios for f in s.files] + [cap_file]
+    reserve = 2 * max(f.size for f in wants) + 512 * MIB  # a download and a stray .part
+    opts.download_root.mkdir(parents=True, exist_ok=True)
+    corpus.check_disk(opts.download_root, reserve)
+    files = corpus.ensure(OUT / "corpus", wants, reserve_bytes=reserve)
     (OUT / "work").mkdir(parents=True, exist_ok=True)
-    cfg = origin.OriginConfig(OUT / "corpus", cap_bps, workers=workers)
+    cfg = origin.OriginConfig(OUT / "corpus", opts.cap_bps, workers=opts.nginx_workers)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(dir=OUT / "work") as tmp, origin.running(cfg, Path(tmp)) as o:
-        for sc in chosen:
-            cap_problem = _check_cap(o, cap_file, cap_bps, meta) if sc.is_capped else None
+    with (
+        tempfile.TemporaryDirectory(dir=OUT / "work") as nginx_tmp,
+        tempfile.TemporaryDirectory(dir=opts.download_root) as dl_tmp,
+        origin.running(cfg, Path(nginx_tmp)) as o,
+    ):
+        for sc in opts.scenarios:
+            cap_problem = _check_cap(o, cap_file, opts.cap_bps, meta) if sc.is_capped else None
             rows += _run_scenario(
                 sc,
                 o,
                 files=files,
-                tmp=Path(tmp),
-                repeat=repeat,
-                wanted_tools=wanted_tools,
+                tmp=Path(dl_tmp),
+                repeat=opts.repeat,
+                wanted_tools=opts.tools,
                 skip_reason=cap_problem,
             )
+            if opts.profile_prefix and "hauler" in opts.tools and cap_problem is None:
+                _profile_hauler(sc, o, files=files, tmp=Path(dl_tmp), prefix=opts.profile_prefix)
     return rows
 
 
@@ -226,11 +253,7 @@ def _run_scenario(
     wanted_tools: set[str],
     skip_reason: str | None,
 ) -> list[Row]:
-    base = o.capped_base if sc.is_capped else o.uncapped_base
-    urls = [f"{base}/{f.name}" for f in sc.files]
-    list_file = tmp / f"urls-{sc.key}.txt"
-    list_file.write_text("".join(u + "\n" for u in urls))
-    expected = {Path(f.name).name: files[f.name] for f in sc.files}
+    urls, list_file, expected = _inputs(sc, o, files, tmp)
     picked = [t for t in sc.tools if t.name in wanted_tools]
     rows = [_row(sc, t, skip_reason or tools.availability(t.name)) for t in picked]
     runnable = [(row, tool) for row, tool in zip(rows, picked, strict=True) if not row.skipped]
@@ -245,6 +268,39 @@ def _run_scenario(
             row.runs.append(outcome)
             _print_run(sc, row, rep, repeat, outcome)
     return rows
+
+
+def _profile_hauler(
+    sc: Scenario, o: origin.Origin, *, files: dict[str, CorpusFile], tmp: Path, prefix: str
+) -> None:
+    """One unmeasured run of each hauler row under py-spy; print and save its hot spots."""
+    if not hotspots.py_spy_bin().exists():
+        print("--profile: py-spy missing: .venv/bin/pip install -e '.[bench]'", flush=True)
+        return
+    urls, list_file, expected = _inputs(sc, o, files, tmp)
+    for tool in (t for t in sc.tools if t.name == "hauler"):
+        slug = tool.label.replace(" ", "").replace("-", "")
+        raw = OUT / f"{prefix}-{sc.key}-{slug}.txt"
+        job_dir = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{sc.key}-profile-"))
+        outcome = _measure(
+            sc, tool, urls=urls, list_file=list_file, job_dir=job_dir, expected=expected,
+            raw_profile=raw,
+        )  # fmt: skip
+        text = hotspots.summary(raw) if raw.is_file() else f"no profile: {outcome.error}"
+        raw.with_suffix(".md").write_text(f"# {sc.key}: {sc.title}, {tool.label}\n\n{text}\n")
+        print(f"\n-- py-spy, {sc.key} / {tool.label} ({outcome.wall_s:.2f} s under py-spy; "
+              f"{'ok' if outcome.is_ok else outcome.error}):\n{text}", flush=True)  # fmt: skip
+
+
+def _inputs(
+    sc: Scenario, o: origin.Origin, files: dict[str, CorpusFile], tmp: Path
+) -> tuple[list[str], Path, dict[str, CorpusFile]]:
+    """The scenario's URLs, its URL list file, and the expected files by base name."""
+    base = o.capped_base if sc.is_capped else o.uncapped_base
+    urls = [f"{base}/{f.name}" for f in sc.files]
+    list_file = tmp / f"urls-{sc.key}.txt"
+    list_file.write_text("".join(u + "\n" for u in urls))
+    return urls, list_file, {Path(f.name).name: files[f.name] for f in sc.files}
 
 
 def _row(sc: Scenario, tool: Tool, skip_reason: str | None) -> Row:
@@ -264,6 +320,7 @@ def _measure(
     list_file: Path,
     job_dir: Path,
     expected: dict[str, CorpusFile],
+    raw_profile: Path | None = None,
 ) -> runner.RunOutcome:
     dest, scratch = job_dir / "dl", job_dir / "home"
     dest.mkdir()
@@ -271,6 +328,8 @@ def _measure(
     job = Job(urls, dest, list_file, sc.parallel, tool.connections, scratch)
     try:
         cmd = tools.command(tool, job)
+        if raw_profile is not None:
+            cmd = hotspots.wrap(cmd, raw_profile)
         outcome = runner.run_once(cmd, scratch, job_dir / "output.log", sc.timeout_s)
         return runner.verify(outcome, {dest / name: f for name, f in expected.items()})
     finally:
@@ -299,6 +358,7 @@ def _header(meta: dict[str, object], chosen: list[Scenario]) -> str:
         f"load at start {m['loadavg_at_start']}",
         f"- mode: {meta['mode']}, median of {meta['repeat']} run(s) per tool",
         f"- origin: nginx, worker_processes {meta['nginx_workers']}, sendfile on, 127.0.0.1 only",
+        f"- downloads written under {meta['download_dir']}",
     ]
     if "cap_check" in meta:
         cc = dict(meta["cap_check"])  # type: ignore[call-overload]
