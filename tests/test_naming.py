@@ -42,6 +42,8 @@ HOSTILE_TEXT = st.lists(
         ("Lpt9.tar.gz", "_Lpt9.tar.gz"),
         ("AUX .log", "_AUX .log"),
         ("COM10", "COM10"),
+        ("com².log", "_com².log"),
+        ("CONOUT$", "_CONOUT$"),
         ("console.txt", "console.txt"),
         ("C:\\Users\\x", "C_/Users/x"),
     ],

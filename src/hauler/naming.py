@@ -18,10 +18,10 @@ _MAX_EXT_BYTES = 32
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _INVALID = re.compile(r'[<>:"|?*]')
+# Windows device names, also with an extension ("con.txt"); superscript digits count too.
 _RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL"}
-    | {f"COM{i}" for i in range(1, 10)}
-    | {f"LPT{i}" for i in range(1, 10)}
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{dev}{i}" for dev in ("COM", "LPT") for i in [*"123456789", "¹", "²", "³"]}
 )
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf';\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
