@@ -193,3 +193,14 @@ async def test_small_files_reuse_one_kept_alive_connection(
         result = await fetch(engine, origin.url(name), tmp_path)
         assert sha256_file(result.path) == origin.sha256(name)
     assert len({entry.peer_port for entry in origin.log}) == 1
+
+
+@pytest.mark.parametrize("accepts_ranges", [True, False])
+async def test_empty_file(
+    origin: Origin, engine: Engine, tmp_path: Path, accepts_ranges: bool
+) -> None:
+    origin.add("empty.bin", 0, accepts_ranges=accepts_ranges)
+    result = await fetch(engine, origin.url("empty.bin"), tmp_path)
+    assert result.size == 0
+    assert result.path.read_bytes() == b""
+    assert leftovers(tmp_path) == []

@@ -137,3 +137,15 @@ async def test_control_file_only_ever_claims_bytes_that_are_on_disk(
         result = await task
     assert checked > 0
     assert sha256_file(result.path) == origin.sha256("claim.bin")
+
+
+async def test_remote_that_shrank_below_the_partial_starts_over(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    await interrupted(origin, tmp_path, "shrunk.bin")
+    remote = origin.files["shrunk.bin"]
+    remote.size, remote.version = 100 * KIB, remote.version + 1
+    result = await fetch(engine, origin.url("shrunk.bin"), tmp_path, filename="shrunk.bin")
+    assert result.size == 100 * KIB
+    assert sha256_file(result.path) == origin.sha256("shrunk.bin")
+    assert leftovers(tmp_path) == []

@@ -24,6 +24,7 @@ from hauler.errors import (
     LocalError,
     OriginChanged,
     RangeIgnored,
+    RestartTransfer,
     Stalled,
     TooLarge,
     Transient,
@@ -117,6 +118,12 @@ class Download:
             self._open_part(self.final_path)
         try:
             return await self._run_opened()
+        except RestartTransfer:
+            # The partial belongs to a version that is gone: the next attempt starts at zero.
+            self.plan = None
+            if self.part is not None:
+                self.part.reset(None)
+            raise
         finally:
             self._close()
 

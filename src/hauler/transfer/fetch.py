@@ -151,6 +151,26 @@ def parse_reply(resp: aiohttp.ClientResponse, ask: RangeAsk) -> Reply:
     )
 
 
+def _is_empty_file(resp: aiohttp.ClientResponse, ask: RangeAsk | None) -> bool:
+    """A 416 to ``bytes=0-`` with ``Content-Range: bytes */0``: the file is empty."""
+    content_range = resp.headers.get("Content-Range", "").replace(" ", "")
+    return ask is not None and ask.start == 0 and content_range == "bytes*/0"
+
+
+def _empty_reply(resp: aiohttp.ClientResponse) -> Reply:
+    headers = resp.headers
+    return Reply(
+        status=200,
+        final_url=str(resp.url),
+        start=0,
+        length=0,
+        validators=Validators(0, headers.get("ETag"), headers.get("Last-Modified")),
+        accepts_ranges=False,
+        content_disposition=headers.get("Content-Disposition"),
+        content_type=headers.get("Content-Type"),
+    )
+
+
 def ask_url(resp: aiohttp.ClientResponse) -> str:
     """The URL a response came from (after redirects)."""
     return str(resp.url)
@@ -174,6 +194,9 @@ class Fetcher:
             resp = await self.session.get(url, headers={**self.headers, **extra}, proxy=self.proxy)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise client_error(exc, url) from exc
+        if resp.status == 416 and _is_empty_file(resp, ask):
+            resp.release()
+            return resp, _empty_reply(resp)
         if resp.status not in (200, 206):
             retry = retry_after_s(
                 resp.headers.get("Retry-After"), self.clock, self.max_retry_after_s
