@@ -15,6 +15,7 @@ from hauler import pipeline
 from hauler.clock import Clock, SystemClock
 from hauler.config import WorkerSettings
 from hauler.errors import LeaseLost, StoreUnavailable
+from hauler.logcontext import host_var, job_id_var
 from hauler.models import Job, JobState, WorkerInfo
 from hauler.policy.retry import RetryPolicy
 from hauler.store.base import Completion, Store
@@ -246,6 +247,10 @@ class Worker:
         if previous is not None and previous.task is not None:
             await asyncio.wait([previous.task])  # never two lanes on one partial file
         job = held.job
+        # Each lane is its own task (its own context): the binding lasts for the whole job,
+        # outcome log lines included.
+        job_id_var.set(job.id)
+        host_var.set(job.spec.host)
         try:
             result = await pipeline.run(job.spec, self._ctx, self._meter.sink(), job.id)
         except asyncio.CancelledError:
@@ -258,10 +263,10 @@ class Worker:
         completion = Completion(job.id, job.token, pipeline.result_record(result))
         if await self._batcher.complete(completion):
             self.summary.done += 1
-            logger.info("done: %s (%d bytes)", result.path.name, result.size)
+            logger.info("job %s done: %s (%d bytes)", job.id, result.path.name, result.size)
         else:
             self.summary.lost += 1
-            logger.warning("lease lost before completion; another worker owns the job now")
+            logger.warning("job %s: lease lost before completion; another worker owns it", job.id)
 
     async def _record_failure(self, job: Job, exc: Exception) -> None:
         record = classify(exc, job, self._policy, self._clock.now())
@@ -271,16 +276,18 @@ class Worker:
             )
         except LeaseLost:
             self.summary.lost += 1
-            logger.warning("lease lost before recording failure: %s", record.error.message)
+            logger.warning("job %s: lease lost before recording: %s", job.id, record.error.message)
             return
         if state is JobState.FAILED:
             self.summary.failed += 1
-            logger.info("failed (%s): %s", record.error.error_class, record.error.message)
+            error = record.error
+            logger.info("job %s failed (%s): %s", job.id, error.error_class, error.message)
         else:
             self.summary.retried += 1
             delay = (record.retry_at or 0.0) - record.error.at
+            error = record.error
             logger.info(
-                "retry in %.1fs (%s): %s", delay, record.error.error_class, record.error.message
+                "job %s: retry in %.1fs (%s): %s", job.id, delay, error.error_class, error.message
             )
 
     def _lane_done(self, held: _Held, task: asyncio.Task[None]) -> None:
