@@ -135,3 +135,31 @@ async def test_once_mode_runs_one_batch(store: Store, origin: Origin, tmp_path: 
     assert task.result().done == 3
     counts = await store.counts()
     assert (counts[JobState.DONE], counts[JobState.QUEUED]) == (3, 2)
+
+
+async def test_stop_lets_running_jobs_finish_within_grace(
+    store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    origin.add("short.bin", 96 * KIB, rate_bps=256 * KIB)
+    [job_id] = await add_urls(store, [origin.url("short.bin")])
+    async with worker_in_process(store, tmp_path, Mode.FOREVER, grace_s=30.0) as (worker, task):
+        await wait_for(lambda: _is_state(store, job_id, JobState.RUNNING))
+        worker.request_stop("test")
+        await wait_for(lambda: _is_done(task))
+    assert (task.result().done, task.result().released) == (1, 0)
+    assert sha256_of(tmp_path / "short.bin") == origin.sha256("short.bin")
+
+
+async def test_second_stop_cancels_at_once_and_releases(
+    store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    origin.add("long.bin", 4 * 1024 * KIB, rate_bps=64 * KIB)
+    [job_id] = await add_urls(store, [origin.url("long.bin")])
+    async with worker_in_process(store, tmp_path, Mode.FOREVER, grace_s=600.0) as (worker, task):
+        await wait_for(lambda: _is_state(store, job_id, JobState.RUNNING))
+        worker.request_stop("first")
+        worker.request_stop("second")
+        await wait_for(lambda: _is_done(task))
+    assert (task.result().done, task.result().released) == (0, 1)
+    job = await store.get(job_id)
+    assert job is not None and job.state is JobState.QUEUED
