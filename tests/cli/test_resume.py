@@ -78,18 +78,23 @@ async def test_repeated_kill_9_then_resume(origin: Origin, cli: HaulerRunner) ->
 
 
 @pytest.mark.slow
-async def test_ctrl_c_exits_130_and_resumes(origin: Origin, cli: HaulerRunner) -> None:
-    size = 32 * MIB
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_interrupt_exits_cleanly_and_resumes(
+    origin: Origin, cli: HaulerRunner, signum: signal.Signals, status: int
+) -> None:
+    size = 24 * MIB
     origin.add("int.bin", size, rate_bps=RATE_PER_CONNECTION)
     process = await cli.start(*get_args(origin, "int.bin"))
     await wait_until_sent(origin, "int.bin", size // 3, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stopped = await finish(process)
-    assert stopped.returncode == 130
+    assert stopped.returncode == status
     assert "run the same command again to resume" in stopped.stderr
     assert "Traceback" not in stopped.stderr
     done = await finish(await cli.start(*get_args(origin, "int.bin")))
     assert done.returncode == 0, done.stderr
     assert sha256_of(cli.cwd / "out" / "int.bin") == origin.sha256("int.bin")
     # A clean interruption flushes the control file: almost nothing is fetched twice.
-    assert origin.bytes_sent("int.bin") - size < 0.10 * size
+    resent = origin.bytes_sent("int.bin") - size
+    print(f"{signum.name}: re-sent {resent / size:.1%} of the file")
+    assert resent < 0.10 * size
