@@ -173,9 +173,12 @@ async def test_input_file_with_json_lines(origin: Origin, cli: HaulerRunner) -> 
             }
         ),
     ]
+    lines.append(json.dumps({"url": origin.url("r.bin"), "output": "../../../escape.bin"}))
     (cli.cwd / "list.txt").write_text("\n".join(lines) + "\n")
     done = await cli.run("get", "-o", "out", "-i", "list.txt", origin.url("r.bin"))
     assert done.returncode == 0, done.stderr
+    assert sha256_of(cli.cwd / "out" / "escape.bin") == origin.sha256("r.bin")
+    assert not (cli.cwd / "escape.bin").exists()
     assert sha256_of(cli.cwd / "out" / "p.bin") == origin.sha256("p.bin")
     assert sha256_of(cli.cwd / "out" / "sub" / "renamed.bin") == origin.sha256("q.bin")
     assert sha256_of(cli.cwd / "out" / "r.bin") == origin.sha256("r.bin")
