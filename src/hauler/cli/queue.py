@@ -30,7 +30,7 @@ from hauler.store import AddResult, JobFilter, Store
 from hauler.units import parse_duration
 from hauler.worker.explain import FleetView, explain
 
-stdout = Console(highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 MAX_BAD_KEPT = 1000
 EXIT_BAD_INPUT = 1

@@ -21,7 +21,7 @@ from hauler.worker.modes import Mode
 if TYPE_CHECKING:
     from hauler.worker.runner import Summary
 
-stdout = Console(highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
 
 
 def worker_settings(base: WorkerSettings, overrides: dict[str, Any]) -> WorkerSettings:
