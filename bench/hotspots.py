@@ -30,19 +30,25 @@ def wrap(cmd: Command, raw_path: Path) -> Command:
 
 
 def summary(raw_path: Path, top_n: int = TOP_N) -> str:
-    """The ``top_n`` functions by own samples and by inclusive samples, as markdown lists."""
-    own, inclusive, total = _fold(raw_path)
+    """Top ``top_n`` by own samples (functions, then files) and hauler's functions inclusive."""
+    own, by_file, inclusive, total = _fold(raw_path)
     if total == 0:
         return "(no samples)"
-    lines = [f"{total} samples at {PY_SPY_RATE_HZ} Hz (idle excluded)", "", "self:"]
-    lines += [f"- {n / total:6.1%}  {name}" for name, n in own.most_common(top_n)]
-    lines += ["", "inclusive:"]
-    lines += [f"- {n / total:6.1%}  {name}" for name, n in inclusive.most_common(top_n)]
+    sections = [
+        ("self, by function", own),
+        ("self, by file", by_file),
+        ("inclusive, hauler's functions", inclusive),
+    ]
+    lines = [f"{total} samples at {PY_SPY_RATE_HZ} Hz (idle excluded)"]
+    for title, counts in sections:
+        lines += ["", f"{title}:"]
+        lines += [f"- {n / total:6.1%}  {name}" for name, n in counts.most_common(top_n)]
     return "\n".join(lines)
 
 
-def _fold(raw_path: Path) -> tuple[Counter[str], Counter[str], int]:
+def _fold(raw_path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int]:
     own: Counter[str] = Counter()
+    by_file: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in raw_path.read_text().splitlines():
@@ -50,16 +56,24 @@ def _fold(raw_path: Path) -> tuple[Counter[str], Counter[str], int]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_short(f) for f in stack.split(";")]
-        own[frames[-1]] += count
-        for name in set(frames):
+        frames = stack.split(";")
+        own[_short(frames[-1])] += count
+        by_file[_file_of(frames[-1])] += count
+        for name in {_short(f) for f in frames if "hauler/" in f}:
             inclusive[name] += count
         total += count
-    return own, inclusive, total
+    return own, by_file, inclusive, total
 
 
 def _short(frame: str) -> str:
     """``function (path/to/file.py:12)`` -> ``function (file.py)``."""
-    frame = LINE_NO.sub(")", frame)
-    name, _, where = frame.partition(" (")
+    name, _, where = LINE_NO.sub(")", frame).partition(" (")
     return f"{name} ({Path(where.rstrip(')')).name})" if where else name
+
+
+def _file_of(frame: str) -> str:
+    """The frame's file: a site-packages package name, or the file's own name."""
+    where = LINE_NO.sub(")", frame).partition(" (")[2].rstrip(")")
+    if "site-packages/" in where:
+        return where.split("site-packages/")[1].split("/")[0]
+    return Path(where).name or "?"
