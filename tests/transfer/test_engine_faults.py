@@ -223,3 +223,13 @@ async def test_overall_rate_limit_still_delivers_every_file(origin: Origin, tmp_
         for name in ("o1.bin", "o2.bin"):
             result = await fetch(engine, origin.url(name), tmp_path)
             assert sha256_file(result.path) == origin.sha256(name)
+
+
+async def test_own_rate_limit_is_not_mistaken_for_a_slow_origin(
+    origin: Origin, tmp_path: Path
+) -> None:
+    origin.add("own.bin", 1 * MIB)
+    settings = fast_settings(lowest_speed_bps=1 * MIB, stall_window_s=0.2, segment_retries=0)
+    async with Engine(settings) as engine:
+        result = await fetch(engine, origin.url("own.bin"), tmp_path, limit_rate_bps=1 * MIB)
+    assert sha256_file(result.path) == origin.sha256("own.bin")

@@ -38,7 +38,7 @@ from hauler.transfer.partfile import ControlState, PartFile, Validators, local_e
 from hauler.transfer.probe import probe
 from hauler.transfer.request import ProgressSink, TransferRequest, TransferResult
 from hauler.transfer.segments import Segment, SegmentPlan, is_valid_cover, should_take_over
-from hauler.transfer.throttle import TokenBucket, consume_all
+from hauler.transfer.throttle import TokenBucket, delay_all
 
 if TYPE_CHECKING:
     from hauler.transfer.engine import Engine
@@ -63,6 +63,7 @@ class Lane:
     fetched: int = 0
     last_bps: float = 0.0
     mark: tuple[float, int] = (0.0, 0)
+    held_until: float = 0.0  # when the last wait imposed by our own rate limit ends
     is_stalled: bool = False
 
     def speed_bps(self, now: float) -> float:
@@ -412,12 +413,14 @@ class Download:
                 if not data:
                     break
                 room = segment.end - segment.pos
-                if len(data) >= room:
-                    self._write(segment, lane, data[:room] if len(data) > room else data)
-                    return
+                if len(data) > room:  # the segment was shortened (stolen) meanwhile
+                    data = data[:room]
                 self._write(segment, lane, data)
-                if buckets:
-                    await consume_all(buckets, len(data))
+                if buckets and (delay_s := delay_all(buckets, len(data))) > 0:
+                    lane.held_until = self.engine.clock.monotonic() + delay_s
+                    await asyncio.sleep(delay_s)
+                if segment.pos >= segment.end:
+                    return
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             raise client_error(exc, self.url) from exc
         self._body_ended(segment, reply)
@@ -516,7 +519,9 @@ class Download:
             since, pos = lane.mark
             if now - since < settings.stall_window_s:
                 continue
-            if lane.segment.pos - pos < settings.lowest_speed_bps * (now - since):
+            # Held back by our own rate limit in this window: the origin is not too slow.
+            is_held = lane.held_until >= since
+            if not is_held and lane.segment.pos - pos < settings.lowest_speed_bps * (now - since):
                 lane.is_stalled = True
                 lane.cut()
             lane.mark = (now, lane.segment.pos)

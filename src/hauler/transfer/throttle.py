@@ -41,8 +41,6 @@ class TokenBucket:
             await asyncio.sleep(delay)
 
 
-async def consume_all(buckets: tuple[TokenBucket, ...], nbytes: int) -> None:
-    """Take ``nbytes`` from every bucket; sleep as long as the slowest needs."""
-    delay = max(bucket.delay_for(nbytes) for bucket in buckets)
-    if delay > 0:
-        await asyncio.sleep(delay)
+def delay_all(buckets: tuple[TokenBucket, ...], nbytes: int) -> float:
+    """Take ``nbytes`` from every bucket; the sleep the slowest of them needs."""
+    return max(bucket.delay_for(nbytes) for bucket in buckets)
