@@ -92,6 +92,7 @@ class Options:
     nginx_workers: int
     download_root: Path
     profile_prefix: str | None
+    is_quick: bool
 
 
 def scenarios(sizes: Sizes, cap_bps: int) -> list[Scenario]:
@@ -154,46 +155,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios and write the report; 1 when a run failed or setup broke."""
-    args = parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-    repeat = args.repeat or sizes.repeat
-    cap_bps = int(args.cap_mbps * 1e6)
-    chosen = [s for s in scenarios(sizes, cap_bps) if s.key in args.only.split(",")]
-    wanted_tools = set(args.tools.split(","))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    meta: dict[str, object] = {
-        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": report.machine(),
-        "versions": tools.versions(),
-        "mode": "quick" if args.quick else "full",
-        "repeat": repeat,
-        "cap_bps": cap_bps,
-        "nginx_workers": args.nginx_workers,
-    }
+    opts = options(parse_args(argv), stamp)
+    meta = _meta(opts)
     _print_meta(meta)
-    opts = Options(
-        scenarios=chosen,
-        tools=wanted_tools,
-        sizes=sizes,
-        repeat=repeat,
-        cap_bps=cap_bps,
-        nginx_workers=args.nginx_workers,
-        download_root=(args.download_dir or OUT / "work").resolve(),
-        profile_prefix=f"profile-{stamp}" if args.profile else None,
-    )
-    meta["download_dir"] = str(opts.download_root)
     try:
         rows = _run(opts, meta)
     except (corpus.CorpusError, origin.OriginError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    header = _header(meta, chosen)
-    md_path = report.write(OUT, stamp, header, rows, meta)
+    md_path = report.write(OUT, stamp, _header(meta, opts.scenarios), rows, meta)
     print("\n" + report.table(rows))
     if failed := report.failures(rows):
         print("Failed runs:\n" + failed)
     print(f"written: {md_path} and {md_path.with_suffix('.json')}")
     return 1 if failed else 0
+
+
+def options(args: argparse.Namespace, stamp: str) -> Options:
+    """The run's options from the parsed command line; ``stamp`` names profile files."""
+    sizes = QUICK if args.quick else FULL
+    cap_bps = int(args.cap_mbps * 1e6)
+    return Options(
+        scenarios=[s for s in scenarios(sizes, cap_bps) if s.key in args.only.split(",")],
+        tools=set(args.tools.split(",")),
+        sizes=sizes,
+        repeat=args.repeat or sizes.repeat,
+        cap_bps=cap_bps,
+        nginx_workers=args.nginx_workers,
+        download_root=(args.download_dir or OUT / "work").resolve(),
+        profile_prefix=f"profile-{stamp}" if args.profile else None,
+        is_quick=args.quick,
+    )
+
+
+def _meta(opts: Options) -> dict[str, object]:
+    return {
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "versions": tools.versions(),
+        "mode": "quick" if opts.is_quick else "full",
+        "repeat": opts.repeat,
+        "cap_bps": opts.cap_bps,
+        "nginx_workers": opts.nginx_workers,
+        "download_dir": str(opts.download_root),
+    }
 
 
 def _run(opts: Options, meta: dict[str, object]) -> list[Row]:
