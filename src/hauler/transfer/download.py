@@ -294,11 +294,11 @@ class Download:
     def _claim(self, lane: Lane | None) -> Segment | None:
         """The next segment for a free lane: idle, stolen half, or an endgame takeover."""
         assert self.plan is not None
-        if not self.is_ranged:
-            return None
-        segment = self.plan.next_idle() or self.plan.steal()
-        if segment is None:
-            segment = self._endgame(lane.last_bps if lane else self.best_bps, lane)
+        segment = self.plan.next_idle()
+        if segment is None and self.is_ranged:
+            segment = self.plan.steal() or self._endgame(
+                lane.last_bps if lane else self.best_bps, lane
+            )
         if segment is not None:
             segment.is_active = True
         return segment
