@@ -232,6 +232,9 @@ class Origin:
             if ":" in line:
                 key, value = line.split(":", 1)
                 headers[key.strip().lower()] = value.strip()
+        if target.startswith("http://"):
+            # Absolute form: we are being used as an HTTP proxy (for ourselves).
+            target = "/" + target.removeprefix("http://").partition("/")[2]
         path = target.split("?", 1)[0]
         if path.startswith("/redirect/"):
             return await self._redirect(writer, path, headers)

@@ -12,7 +12,7 @@ from hauler.errors import BadRequest, ConnectionFailed
 from hauler.net import Sessions, check_url, is_public_address, redact_url
 from hauler.transfer.engine import Engine
 from hauler.transfer.throttle import TokenBucket
-from tests.transfer.conftest import KIB, fast_settings, fetch
+from tests.transfer.conftest import KIB, fast_settings, fetch, sha256_file
 from tests.transfer.origin import Origin
 
 
@@ -92,3 +92,14 @@ def test_token_bucket_makes_debtors_wait_in_proportion() -> None:
     assert bucket.delay_for(500) == pytest.approx(0.5)
     clock.advance(10)
     assert bucket.delay_for(100) == 0.0
+
+
+async def test_http_proxy_is_used_with_its_credentials(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("via.bin", 300 * KIB)
+    proxy = f"http://bob:s3cret@127.0.0.1:{origin.port}"
+    # The origin also answers absolute-form requests, so it can stand in as the proxy.
+    result = await fetch(engine, "http://example.invalid/files/via.bin", tmp_path, proxy=proxy)
+    assert sha256_file(result.path) == origin.sha256("via.bin")
+    assert all("proxy-authorization" in r.headers for r in origin.requests_for("via.bin"))
