@@ -105,6 +105,7 @@ class Download:
     lane_target: int = 1
     best_bps: float = 0.0
     flushing: asyncio.Future[None] | None = None
+    tick: asyncio.TimerHandle | None = None
 
     async def run(self) -> TransferResult:
         """Download, verify and commit; raises the hauler.errors taxonomy only."""
@@ -195,7 +196,7 @@ class Download:
             raise TooLarge(f"{redact_url(self.url)} is {size} bytes, over the limit of {limit}")
         self.validators = reply.validators
         assert self.part is not None
-        if _can_resume(control, reply, self.is_ranged) and self.part.size_on_disk() == size:
+        if _can_resume(control, reply, self.is_ranged) and self._has_claimed_bytes(control):
             assert control is not None and size is not None
             self.plan = SegmentPlan(size, control.segments, self.engine.settings.min_split_bytes)
             self.resumed = self.plan.done_bytes
@@ -204,6 +205,11 @@ class Download:
             self.part.reset(size)
             self.plan = self._fresh_plan(reply)
         self.progress.started(self.final_path.name if self.final_path else "", size, self.resumed)
+
+    def _has_claimed_bytes(self, control: ControlState | None) -> bool:
+        """The ``.part`` file is long enough to hold every byte the control file claims."""
+        assert self.part is not None and control is not None
+        return max(s.pos for s in control.segments) <= self.part.size_on_disk()
 
     def _preallocate(self, size: int) -> None:
         assert self.part is not None
@@ -238,12 +244,29 @@ class Download:
         first = self.plan.segment_at(reply.start)
         if first is None:
             resp.close()
-        supervisor = asyncio.create_task(self._supervise())
+        else:
+            first.is_active = True
+        self._schedule_tick()
+        try:
+            if self.lane_target == 1 and first is not None:
+                # One lane and no room for more: no task group needed (the small-file path).
+                await self._lane(self._new_lane(), first, resp, reply)
+            else:
+                await self._run_lanes(first, resp, reply)
+        finally:
+            if self.tick is not None:
+                self.tick.cancel()
+            await self._settle_flush()
+        self._report()
+
+    async def _run_lanes(
+        self, first: Segment | None, resp: aiohttp.ClientResponse, reply: Reply
+    ) -> None:
+        """Run lanes in a task group: the first on the probe's body, others on their own."""
         try:
             async with asyncio.TaskGroup() as group:
                 self.group = group
                 if first is not None:
-                    first.is_active = True
                     self._spawn(first, resp, reply)
                 while len(self.lanes) < self.lane_target and self._spawn(self._claim(None)):
                     pass
@@ -251,10 +274,11 @@ class Download:
             raise _first_error(group_error) from None
         finally:
             self.group = None
-            supervisor.cancel()
-            await asyncio.wait([supervisor])
-            await self._settle_flush()
-        self._report()
+
+    def _new_lane(self) -> Lane:
+        lane = Lane()
+        self.lanes.append(lane)
+        return lane
 
     def _spawn(
         self,
@@ -265,8 +289,7 @@ class Download:
         """Start a lane on ``segment`` (already marked active); False if there is none."""
         if segment is None or self.group is None:
             return False
-        lane = Lane()
-        self.lanes.append(lane)
+        lane = self._new_lane()
         try:
             self.group.create_task(self._lane(lane, segment, resp, reply))
         except RuntimeError:  # the group is finishing or failing: nothing to add
@@ -473,7 +496,7 @@ class Download:
         if text is not None and self.part is not None:
             self.part.write_control_text(text, ".tmp")
 
-    def _flush_in_background(self) -> None:
+    def _flush_in_background(self, is_lane: bool = True) -> None:
         """Write the control file from a thread: a rename over a file can wait on the disk.
 
         One flush at a time; a failed one (disk full) raises here, in the lane that wrote.
@@ -481,8 +504,8 @@ class Download:
         """
         flushing = self.flushing
         if flushing is not None:
-            if not flushing.done():
-                return
+            if not flushing.done() or (flushing.exception() is not None and not is_lane):
+                return  # the error surfaces in a lane or when the transfer settles
             flushing.result()
         text = self._control_text()
         if text is not None and self.part is not None:
@@ -496,20 +519,24 @@ class Download:
             self.flushing.result()
             self.flushing = None
 
-    async def _supervise(self) -> None:
-        """Flush the control file on time; cut lanes below the lowest-speed limit."""
+    def _schedule_tick(self) -> None:
         settings = self.engine.settings
         tick_s = max(0.05, min(settings.control_flush_s, settings.stall_window_s / 4))
-        while True:
-            await asyncio.sleep(tick_s)
-            now = self.engine.clock.monotonic()
-            if self.unflushed and now - self.last_flush >= settings.control_flush_s:
-                self._flush_in_background()
-            if settings.lowest_speed_bps > 0:
-                self._cut_slow_lanes(now)
-            if len(self.lanes) < self.lane_target:
-                # Lanes retire when nothing is left to split; a slow straggler may need help.
-                self._spawn(self._claim(None))
+        self.tick = asyncio.get_running_loop().call_later(tick_s, self._on_tick)
+
+    def _on_tick(self) -> None:
+        """Supervise (a timer, not a task: small files end before it ever fires): flush the
+        control file on time, cut lanes below the lowest-speed limit, help stragglers."""
+        settings = self.engine.settings
+        now = self.engine.clock.monotonic()
+        if self.unflushed and now - self.last_flush >= settings.control_flush_s:
+            self._flush_in_background(is_lane=False)
+        if settings.lowest_speed_bps > 0:
+            self._cut_slow_lanes(now)
+        if len(self.lanes) < self.lane_target:
+            # Lanes retire when nothing is left to split; a slow straggler may need help.
+            self._spawn(self._claim(None))
+        self._schedule_tick()
 
     def _cut_slow_lanes(self, now: float) -> None:
         settings = self.engine.settings

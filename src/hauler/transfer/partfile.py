@@ -21,6 +21,8 @@ from hauler.errors import LocalError, Transient
 from hauler.transfer.segments import Segment
 
 CONTROL_VERSION = 1
+# Smaller files are not pre-allocated: their writes are few and the syscall is not free.
+PREALLOCATE_MIN_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +104,14 @@ class PartFile:
         self.path = final_path.with_name(final_path.name + ".part")
         self.control_path = final_path.with_name(final_path.name + ".part.json")
         self.fd = -1
-        # Whether a control file may exist: saves two failing unlinks per small file.
+        # Whether a control file may exist: saves failing syscalls per small file.
         self.has_control_file = True
+        self.is_new = False
 
     def open(self) -> None:
         """Create or open the ``.part`` file and lock it; ``Transient`` if another has it."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self.fd = self._open_fd()
         except OSError as exc:
             raise local_error(exc, self.path) from exc
         try:
@@ -117,6 +119,20 @@ class PartFile:
         except BlockingIOError as exc:
             self.close()
             raise Transient(f"{self.final_path.name} is being downloaded elsewhere") from exc
+
+    def _open_fd(self) -> int:
+        """Open the file, noting whether it is new: a new one has no partial to resume."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags | os.O_EXCL, 0o644)
+        except FileExistsError:
+            self.is_new = False
+            return os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, flags | os.O_EXCL, 0o644)
+        self.is_new, self.has_control_file = True, False
+        return fd
 
     def close(self) -> None:
         """Close the file, which releases the lock."""
@@ -126,6 +142,8 @@ class PartFile:
 
     def load_control(self) -> ControlState | None:
         """The control file's state, or None when there is none usable."""
+        if self.is_new:
+            return None
         try:
             text = self.control_path.read_text()
         except (OSError, UnicodeDecodeError):
@@ -160,8 +178,9 @@ class PartFile:
     def reset(self, size: int | None) -> None:
         """Empty the file and pre-allocate ``size`` bytes (when known)."""
         try:
-            os.ftruncate(self.fd, 0)
-            if size:
+            if not self.is_new:
+                os.ftruncate(self.fd, 0)
+            if size and size >= PREALLOCATE_MIN_BYTES:
                 self.preallocate(size)
         except OSError as exc:
             raise local_error(exc, self.path) from exc
