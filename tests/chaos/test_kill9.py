@@ -117,7 +117,8 @@ async def _run_chaos(
     out, logs = tmp_path / "out", tmp_path / "logs"
     store = await open_store(store_url)
     try:
-        ids = await add_urls(store, [origin.url(name) for name in sizes])
+        # Every claim counts an attempt, kills included: the retry budget is not under test.
+        ids = await add_urls(store, [origin.url(name) for name in sizes], max_attempts=100)
     finally:
         await store.close()
     fleet = Fleet(store_url, out, logs)
