@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hauler.errors import ContentMismatch, LocalError, Transient
+from hauler.errors import BadRequest, ContentMismatch, LocalError, Transient
 from hauler.models import Checksum
 from hauler.transfer.engine import Engine
 from hauler.transfer.partfile import PartFile
@@ -204,3 +204,16 @@ async def test_empty_file(
     assert result.size == 0
     assert result.path.read_bytes() == b""
     assert leftovers(tmp_path) == []
+
+
+async def test_symlink_under_the_files_name_cannot_lead_outside(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("target.bin", 10 * KIB)
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "target.bin").symlink_to(outside / "target.bin")
+    with pytest.raises(BadRequest, match="outside"):
+        await fetch(engine, origin.url("target.bin"), out)
+    assert list(outside.iterdir()) == []

@@ -140,7 +140,7 @@ class Download:
             self.reply, self.url = reply, reply.final_url
             if self.final_path is None:
                 name = name_from_response(reply.final_url, reply.content_disposition)
-                self.final_path = safe_path(self.request.output_dir, name)
+                self.final_path = self.engine.path_for_component(self.request.output_dir, name)
                 skipped = await self._existing(self.final_path)
                 if skipped is not None:
                     return skipped
