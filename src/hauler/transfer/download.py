@@ -253,10 +253,10 @@ class Download:
                 await self._lane(self._new_lane(), first, resp, reply)
             else:
                 await self._run_lanes(first, resp, reply)
-        finally:
-            if self.tick is not None:
-                self.tick.cancel()
-            await self._settle_flush()
+        except BaseException:
+            await self._settle_flush(is_quiet=True)  # the error in flight wins
+            raise
+        await self._settle_flush()
         self._report()
 
     async def _run_lanes(
@@ -512,12 +512,16 @@ class Download:
             write = self.part.write_control_text
             self.flushing = asyncio.ensure_future(asyncio.to_thread(write, text, ".tmp-bg"))
 
-    async def _settle_flush(self) -> None:
-        """Wait for a background flush, so that nothing lands after commit or discard."""
-        if self.flushing is not None:
-            await asyncio.wait([self.flushing])
-            self.flushing.result()
-            self.flushing = None
+    async def _settle_flush(self, is_quiet: bool = False) -> None:
+        """Stop the timer and wait for a background flush, so that nothing lands after commit
+        or discard; raise its error unless ``is_quiet``."""
+        if self.tick is not None:
+            self.tick.cancel()
+        flushing, self.flushing = self.flushing, None
+        if flushing is not None:
+            await asyncio.wait([flushing])
+            if flushing.exception() is not None and not is_quiet:
+                flushing.result()
 
     def _schedule_tick(self) -> None:
         settings = self.engine.settings
