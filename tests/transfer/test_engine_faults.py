@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hauler.clock import FakeClock
 from hauler.errors import (
     ConnectionFailed,
     Forbidden,
@@ -18,6 +19,8 @@ from hauler.errors import (
     Throttled,
 )
 from hauler.transfer.engine import Engine
+from hauler.transfer.fetch import RangeAsk
+from hauler.transfer.request import TransferRequest
 from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, leftovers, sha256_file
 from tests.transfer.origin import Fault, Origin
 
@@ -40,16 +43,32 @@ async def test_missing_file_is_not_found(origin: Origin, engine: Engine, tmp_pat
         await fetch(engine, origin.url("nothing-here.bin"), tmp_path)
 
 
-async def test_503_with_retry_after_seconds_is_honoured(origin: Origin, tmp_path: Path) -> None:
-    faults = {1: Fault(status=503, retry_after="1"), 2: Fault(status=429, retry_after="0")}
+async def test_503_and_429_with_retry_after_are_retried(origin: Origin, tmp_path: Path) -> None:
+    faults = {1: Fault(status=503, retry_after="0"), 2: Fault(status=429, retry_after="0")}
     origin.add("t.bin", 1 * MIB, faults=faults)
     async with Engine(fast_settings()) as engine:
-        began = time.monotonic()
         result = await fetch(engine, origin.url("t.bin"), tmp_path)
-        waited = time.monotonic() - began
     assert sha256_file(result.path) == origin.sha256("t.bin")
     assert [r.status for r in origin.requests_for("t.bin")][:3] == [503, 429, 206]
-    assert waited >= 0.95, "Retry-After: 1 must be a floor for the delay"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected_s"),
+    [("7", 7.0), ("Tue, 14 Nov 2023 22:13:30 GMT", 10.0), ("9999", 300.0), ("soon", None)],
+)
+async def test_retry_after_becomes_the_errors_floor(
+    origin: Origin, tmp_path: Path, header: str, expected_s: float | None
+) -> None:
+    origin.add("ra.bin", 10 * KIB, faults={1: Fault(status=503, retry_after=header)})
+    clock = FakeClock(start=1_700_000_000.0)  # 2023-11-14 22:13:20 UTC
+    async with Engine(fast_settings(max_retry_after_s=300.0), clock) as engine:
+        fetcher = engine.fetcher(TransferRequest(url=origin.url("ra.bin"), output_dir=tmp_path))
+        with pytest.raises(Throttled) as failure:
+            await fetcher.open(origin.url("ra.bin"), RangeAsk())
+    assert failure.value.retry_after_s == expected_s
+    if expected_s is not None:
+        decision = engine.policy.decide(failure.value, 1, 5)
+        assert decision.delay_s >= expected_s
 
 
 async def test_retry_after_http_date_is_capped(origin: Origin, tmp_path: Path) -> None:
