@@ -8,18 +8,15 @@ Each component receives only its own part: the engine a ``TransferSettings``, th
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
 
 MIB = 1024 * 1024
 
@@ -77,12 +74,10 @@ class WorkerSettings(BaseModel):
     retry_cap_s: float = 3600.0
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Everything hauler can be told; see the README's Configuration section."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HAULER_", env_nested_delimiter="__", frozen=True, extra="ignore"
-    )
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     store: str = Field(default_factory=default_store_url)
     log_level: str = "WARNING"
@@ -90,23 +85,61 @@ class Settings(BaseSettings):
     transfer: TransferSettings = TransferSettings()
     worker: WorkerSettings = WorkerSettings()
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("HAULER_CONFIG", "hauler.toml"))
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
-        )
+
+ENV_PREFIX = "HAULER_"
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build the settings; ``overrides`` (from CLI flags) win over env and file."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+def _from_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read the configuration file {path}: {exc}") from exc
+
+
+def _env_value(text: str) -> Any:
+    # Lists and tables are written as JSON (HAULER_TRANSFER__ALLOWED_SCHEMES='["http"]').
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "HAULER_CONFIG":
+            continue
+        *parents, leaf = name[len(ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _env_value(value)
+    return tree
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings: ``hauler.toml`` < env ``HAULER_*`` < ``overrides`` (CLI flags).
+
+    Overrides that are None (flags not given) are ignored. Raises ``ValueError`` (pydantic's
+    ``ValidationError`` is one) naming the bad setting.
+    """
+    env = os.environ if environ is None else environ
+    layered = _from_toml(Path(env.get("HAULER_CONFIG", "hauler.toml")))
+    layered = _merge(layered, _from_env(env))
+    layered = _merge(layered, {k: v for k, v in overrides.items() if v is not None})
+    return Settings.model_validate(layered)
