@@ -17,7 +17,8 @@ from runner import Command
 REPO = Path(__file__).resolve().parent.parent
 
 # aria2c: no config/netrc; fresh files, no renaming, no pre-allocation pass (prealloc writes the
-# whole file before downloading); quiet console; no per-download result table.
+# whole file before downloading); no periodic control-file saves (each one is a write + fsync +
+# rename; 3 fsyncs per small file); quiet console; no per-download result table.
 ARIA2_COMMON = [
     "--no-conf",
     "--no-netrc=true",
@@ -25,6 +26,7 @@ ARIA2_COMMON = [
     "--auto-file-renaming=false",
     "--continue=false",
     "--file-allocation=none",
+    "--auto-save-interval=0",
     "--console-log-level=error",
     "--summary-interval=0",
     "--show-console-readout=false",
