@@ -290,9 +290,11 @@ class Download:
         if segment is None or self.group is None:
             return False
         lane = self._new_lane()
+        work = self._lane(lane, segment, resp, reply)
         try:
-            self.group.create_task(self._lane(lane, segment, resp, reply))
+            self.group.create_task(work)
         except RuntimeError:  # the group is finishing or failing: nothing to add
+            work.close()  # Python 3.11 leaves it unawaited ("coroutine never awaited")
             self.lanes.remove(lane)
             segment.is_active = False
             return False
