@@ -52,6 +52,9 @@ class TransferSettings(BaseModel):
     allow_private: bool = True  # `get` on a laptop may fetch from localhost; the API may not
     allowed_schemes: tuple[str, ...] = ("http", "https")
     max_size_bytes: int | None = None
+    # fsync each file before its atomic rename: a power loss then never leaves a truncated file
+    # under a final name. Off for `get` (like aria2c and curl); the worker turns it on.
+    fsync_files: bool = False
 
 
 class WorkerSettings(BaseModel):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hauler.config import TransferSettings
 from hauler.errors import BadRequest, ContentMismatch, LocalError, Transient
 from hauler.models import Checksum
 from hauler.transfer.engine import Engine
@@ -217,3 +218,18 @@ async def test_symlink_under_the_files_name_cannot_lead_outside(
     with pytest.raises(BadRequest, match="outside"):
         await fetch(engine, origin.url("target.bin"), out)
     assert list(outside.iterdir()) == []
+
+
+async def test_durable_commit_flushes_file_and_directory(
+    origin: Origin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin.add("durable.bin", 2 * MIB + 7)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    settings = TransferSettings(min_split_bytes=256 * KIB, fsync_files=True)
+    async with Engine(settings) as durable_engine:
+        result = await fetch(durable_engine, origin.url("durable.bin"), tmp_path)
+    assert sha256_file(result.path) == origin.sha256("durable.bin")
+    assert len(synced) >= 2, "the file before its rename and the directory after it"
+    assert leftovers(tmp_path) == []

@@ -218,10 +218,18 @@ class PartFile:
         except OSError as exc:
             raise local_error(exc, self.path) from exc
 
-    def commit(self) -> None:
-        """Rename the verified ``.part`` to its final name, then drop the control file."""
+    def commit(self, durable: bool = False) -> None:
+        """Rename the verified ``.part`` to its final name, then drop the control file.
+
+        With ``durable``, the bytes are flushed to disk before the rename and the directory entry
+        after it, so that after a power loss the final name holds the whole file or is absent.
+        """
         try:
+            if durable:
+                os.fsync(self.fd)
             os.replace(self.path, self.final_path)
+            if durable:
+                _fsync_dir(self.final_path.parent)
         except OSError as exc:
             raise local_error(exc, self.final_path) from exc
         self._drop_control()
@@ -231,3 +239,11 @@ class PartFile:
         for path in (self.path, self.control_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
