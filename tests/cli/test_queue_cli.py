@@ -123,3 +123,11 @@ async def test_dead_store_is_one_line_and_exit_3() -> None:
         assert "Traceback" not in ran.err
         lines = ran.err.strip().splitlines()
         assert len(lines) == 1 and "127.0.0.1" in lines[0] and "--store" in lines[0]
+
+
+async def test_add_streams_many_batches_and_dedupes_across_them(store_url: str) -> None:
+    """2,500 lines (three batches), every URL twice, the second copy in a later batch."""
+    urls = [f"http://127.0.0.1:9/many/{i}.bin" for i in range(1250)]
+    ran = await hauler(store_url, "add", "-", "--json", stdin="\n".join(urls + urls) + "\n")
+    assert ran.code == 0
+    assert ran.json() == {"added": 1250, "skipped": 1250, "bad": 0, "bad_lines": []}

@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hauler.intake import parse_line, read_batches
 from hauler.models import JobKind
@@ -76,3 +78,16 @@ def test_batches_are_read_lazily() -> None:
     first = next(read_batches(endless(), {}, batch_lines=1000))
     assert len(first.specs) == 1000
     assert first.specs[-1].url == "http://127.0.0.1/999"
+
+
+@given(st.lists(st.text(max_size=40), max_size=60), st.integers(min_value=1, max_value=7))
+def test_every_line_is_a_job_a_bad_line_or_blank(lines: list[str], batch_lines: int) -> None:
+    """Nothing is dropped silently: each line is accounted for, bad ones with their number."""
+    lines = [line.replace("\n", " ").replace("\r", " ") for line in lines]
+    batches = list(read_batches(lines, {}, batch_lines=batch_lines))
+    bad_numbers = [bad.line_no for batch in batches for bad in batch.bad]
+    specs = sum(len(batch.specs) for batch in batches)
+    blank = sum(1 for line in lines if not line.strip() or line.strip().startswith("#"))
+    assert specs + len(bad_numbers) + blank == len(lines)
+    assert bad_numbers == sorted(set(bad_numbers))
+    assert all(1 <= n <= len(lines) for n in bad_numbers)
