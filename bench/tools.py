@@ -57,6 +57,8 @@ class Tool:
     name: str
     connections: int = 1
     is_extra: bool = False
+    # aria2c only: keep its default periodic control-file saves (what a user gets out of the box).
+    keeps_autosave: bool = False
 
 
 def hauler_bin() -> Path:
@@ -80,11 +82,12 @@ def command(tool: Tool, job: Job) -> Command:
 
 
 def _aria2c(tool: Tool, job: Job) -> Command:
+    common = [o for o in ARIA2_COMMON if not (tool.keeps_autosave and o.startswith("--auto-save"))]
     if len(job.urls) == 1:
         n = str(tool.connections)
-        argv = ["aria2c", "-x", n, "-s", n, "-k", "1M", *ARIA2_COMMON, "-d", str(job.dest)]
+        argv = ["aria2c", "-x", n, "-s", n, "-k", "1M", *common, "-d", str(job.dest)]
         return Command([*argv, job.urls[0]], {"HOME": str(job.scratch)})
-    argv = ["aria2c", "-j", str(job.parallel), "-x", "1", *ARIA2_COMMON, "-d", str(job.dest)]
+    argv = ["aria2c", "-j", str(job.parallel), "-x", "1", *common, "-d", str(job.dest)]
     return Command([*argv, "-i", str(job.list_file)], {"HOME": str(job.scratch)})
 
 

@@ -109,6 +109,7 @@ def scenarios(sizes: Sizes, cap_bps: int) -> list[Scenario]:
     extra = Tool("hauler -x32", "hauler", 32, is_extra=True)
     many_tools = [
         Tool("aria2c -j64 -x1", "aria2c"),
+        Tool("aria2c -j64 -x1, default autosave", "aria2c", is_extra=True, keeps_autosave=True),
         Tool("hauler -j64", "hauler"),
         Tool("curl --parallel-max 64", "curl"),
         Tool("wget via xargs -P64", "wget"),
@@ -316,7 +317,11 @@ def _row(sc: Scenario, tool: Tool, skip_reason: str | None) -> Row:
     limit = tool.connections * sc.cap_bps / 1e6 if sc.cap_bps else None
     unit = "files/s" if sc.is_many else "MB/s"
     work = float(len(sc.files)) if sc.is_many else sc.files[0].size / 1e6
-    note = "extra: beyond aria2c's 16-connection cap" if tool.is_extra else ""
+    note = ""
+    if tool.keeps_autosave:
+        note = "extra: aria2c as installed, saving its control file while it works"
+    elif tool.is_extra:
+        note = "extra: beyond aria2c's 16-connection cap"
     return Row(sc.key, tool.label, unit, work, limit, note=note, skipped=skip_reason)
 
 
