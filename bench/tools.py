@@ -6,6 +6,7 @@ reasons for each option are in bench/README.md.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,12 @@ class Tool:
     is_extra: bool = False
     # aria2c only: keep its default periodic control-file saves (what a user gets out of the box).
     keeps_autosave: bool = False
+    # hauler-worker only: the job store the queue lives in ("sqlite" or "redis").
+    store: str = "sqlite"
+
+
+# Set by transfer_bench.py when it has started a redis-server for the worker rows.
+REDIS_URL_ENV = "HAULER_BENCH_REDIS_URL"
 
 
 def hauler_bin() -> Path:
@@ -68,7 +75,7 @@ def hauler_bin() -> Path:
 
 def availability(name: str) -> str | None:
     """None when tool ``name`` can run here, else why not."""
-    if name == "hauler":
+    if name in ("hauler", "hauler-worker"):
         return _hauler_availability()
     if name == "wget" and shutil.which("xargs") is None:
         return "xargs not found"
@@ -77,7 +84,13 @@ def availability(name: str) -> str | None:
 
 def command(tool: Tool, job: Job) -> Command:
     """The invocation of ``tool`` for ``job`` (one URL: a big file; several: small files)."""
-    builders = {"aria2c": _aria2c, "curl": _curl, "wget": _wget, "hauler": _hauler}
+    builders = {
+        "aria2c": _aria2c,
+        "curl": _curl,
+        "wget": _wget,
+        "hauler": _hauler,
+        "hauler-worker": _hauler_worker,
+    }
     return builders[tool.name](tool, job)
 
 
@@ -108,16 +121,36 @@ def _wget(tool: Tool, job: Job) -> Command:
     return Command([*xargs, *WGET_COMMON, "-P", str(job.dest)], env, stdin_path=job.list_file)
 
 
-def _hauler(tool: Tool, job: Job) -> Command:
+def _hauler_env(job: Job) -> dict[str, str]:
     scratch = str(job.scratch)
     # A private data/config dir per run: no download archive or store state from earlier runs.
-    env = {
+    return {
         "HOME": scratch,
         "XDG_DATA_HOME": f"{scratch}/data",
         "XDG_CONFIG_HOME": f"{scratch}/config",
         "XDG_CACHE_HOME": f"{scratch}/cache",
         "XDG_STATE_HOME": f"{scratch}/state",
     }
+
+
+def _hauler_worker(tool: Tool, job: Job) -> Command:
+    """What a queue user runs: add the list to a fresh store, then one worker drains it."""
+    env = _hauler_env(job)
+    if tool.store == "redis":
+        namespace = "bench" + "".join(c for c in job.scratch.name if c.isalnum())
+        env["HAULER_STORE"] = f"{os.environ[REDIS_URL_ENV]}?namespace={namespace}"
+    else:
+        env["HAULER_STORE"] = f"sqlite:///{job.scratch}/state.db"
+    hauler = str(hauler_bin())
+    script = (
+        f'"{hauler}" add -i "{job.list_file}" --json >/dev/null && '
+        f'exec "{hauler}" worker -o "{job.dest}" -j {job.parallel} --mode drain --json >/dev/null'
+    )
+    return Command(["bash", "-c", script], env)
+
+
+def _hauler(tool: Tool, job: Job) -> Command:
+    env = _hauler_env(job)
     argv = [str(hauler_bin()), "get", "-o", str(job.dest), "--json"]
     if len(job.urls) == 1:
         return Command([*argv, "-x", str(tool.connections), job.urls[0]], env)

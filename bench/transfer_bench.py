@@ -16,13 +16,18 @@ runs) is printed and written to bench/out/results-<stamp>.md and .json.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures
 
 import corpus
 import hotspots
@@ -111,6 +116,8 @@ def scenarios(sizes: Sizes, cap_bps: int) -> list[Scenario]:
         Tool("aria2c -j64 -x1", "aria2c"),
         Tool("aria2c -j64 -x1, default autosave", "aria2c", is_extra=True, keeps_autosave=True),
         Tool("hauler -j64", "hauler"),
+        Tool("hauler add + worker -j64, SQLite", "hauler-worker", is_extra=True),
+        Tool("hauler add + worker -j64, Redis", "hauler-worker", is_extra=True, store="redis"),
         Tool("curl --parallel-max 64", "curl"),
         Tool("wget via xargs -P64", "wget"),
     ]
@@ -138,7 +145,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
-    parser.add_argument("--tools", default="aria2c,hauler,curl,wget", help="tools to run")
+    parser.add_argument(
+        "--tools", default="aria2c,hauler,hauler-worker,curl,wget", help="tools to run"
+    )
     parser.add_argument("--repeat", type=int, help="runs per tool (median reported); default 3")
     parser.add_argument("--quick", action="store_true", help="small files, 1 run: a smoke test")
     parser.add_argument("--cap-mbps", type=float, default=4.0, help="per-connection cap, MB/s")
@@ -219,6 +228,7 @@ def _run(opts: Options, meta: dict[str, object]) -> list[Row]:
         tempfile.TemporaryDirectory(dir=OUT / "work") as nginx_tmp,
         tempfile.TemporaryDirectory(dir=opts.download_root) as dl_tmp,
         origin.running(cfg, Path(nginx_tmp)) as o,
+        _redis_for_workers(opts, Path(nginx_tmp) / "redis"),
     ):
         for sc in opts.scenarios:
             cap_problem = _check_cap(o, cap_file, opts.cap_bps, meta) if sc.is_capped else None
@@ -234,6 +244,23 @@ def _run(opts: Options, meta: dict[str, object]) -> list[Row]:
             if opts.profile_prefix and "hauler" in opts.tools and cap_problem is None:
                 _profile_hauler(sc, o, files=files, tmp=Path(dl_tmp), prefix=opts.profile_prefix)
     return rows
+
+
+@contextlib.contextmanager
+def _redis_for_workers(opts: Options, data_dir: Path) -> Iterator[None]:
+    """A redis-server (AOF, fsync every second) for the queue rows, when they run."""
+    if "hauler-worker" not in opts.tools or shutil.which("redis-server") is None:
+        yield
+        return
+    from tests.fixtures.redis_server import start_redis
+
+    server = start_redis(data_dir, fsync="everysec")
+    os.environ[tools.REDIS_URL_ENV] = server.url
+    try:
+        yield
+    finally:
+        os.environ.pop(tools.REDIS_URL_ENV, None)
+        server.stop()
 
 
 def _check_cap(
@@ -318,7 +345,9 @@ def _row(sc: Scenario, tool: Tool, skip_reason: str | None) -> Row:
     unit = "files/s" if sc.is_many else "MB/s"
     work = float(len(sc.files)) if sc.is_many else sc.files[0].size / 1e6
     note = ""
-    if tool.keeps_autosave:
+    if tool.name == "hauler-worker":
+        note = "extra: through the job queue (time includes `hauler add`)"
+    elif tool.keeps_autosave:
         note = "extra: aria2c as installed, saving its control file while it works"
     elif tool.is_extra:
         note = "extra: beyond aria2c's 16-connection cap"
