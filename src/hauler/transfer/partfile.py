@@ -23,6 +23,8 @@ from hauler.transfer.segments import Segment
 CONTROL_VERSION = 1
 # Smaller files are not pre-allocated: their writes are few and the syscall is not free.
 PREALLOCATE_MIN_BYTES = 1024 * 1024
+# The temp-file suffixes the control-file writers use (download.py: foreground and background).
+CONTROL_TMP_SUFFIXES = (".tmp", ".tmp-bg")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +190,10 @@ class PartFile:
 
     def _drop_control(self) -> None:
         if self.has_control_file:
-            with contextlib.suppress(FileNotFoundError):
-                self.control_path.unlink()
+            # The temp files too: a writer killed (kill -9) mid-write leaves its temp behind.
+            for suffix in ("", *CONTROL_TMP_SUFFIXES):
+                with contextlib.suppress(FileNotFoundError):
+                    self.control_path.with_name(self.control_path.name + suffix).unlink()
             self.has_control_file = False
 
     def preallocate(self, size: int) -> None:
@@ -236,7 +240,10 @@ class PartFile:
 
     def discard(self) -> None:
         """Delete the ``.part`` and control files (their bytes are wrong)."""
-        for path in (self.path, self.control_path):
+        temps = [
+            self.control_path.with_name(self.control_path.name + s) for s in CONTROL_TMP_SUFFIXES
+        ]
+        for path in (self.path, self.control_path, *temps):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
