@@ -1,6 +1,5 @@
 """``python -m hauler.cli``: the same as the ``hauler`` console script."""
 
-from hauler.cli import get, queue, worker  # noqa: F401  (commands register on import)
-from hauler.cli.app import app
+from hauler.cli import main
 
-app(prog_name="hauler")
+main()
