@@ -53,8 +53,9 @@ class TransferSettings(BaseModel):
     allowed_schemes: tuple[str, ...] = ("http", "https")
     max_size_bytes: int | None = None
     # fsync each file before its atomic rename: a power loss then never leaves a truncated file
-    # under a final name. Off for `get` (like aria2c and curl); the worker turns it on.
-    fsync_files: bool = False
+    # under a final name. None: the command decides (off for `get`, like aria2c and curl; on for
+    # the worker, whose store records the file as done).
+    fsync_files: bool | None = None
 
 
 class WorkerSettings(BaseModel):

@@ -40,7 +40,10 @@ async def _serve(settings: Settings, ws: WorkerSettings, as_json: bool) -> Summa
     ws.output_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.store)
     try:
-        async with Engine(settings.transfer) as engine:
+        transfer = settings.transfer
+        if transfer.fsync_files is None:
+            transfer = transfer.model_copy(update={"fsync_files": True})
+        async with Engine(transfer) as engine:
             worker = Worker(store, PipelineContext(engine, ws.output_dir), ws)
             remove_signals = install_stop_signals(worker)
             if not as_json:

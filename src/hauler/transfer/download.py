@@ -569,7 +569,7 @@ class Download:
             )
         self.part.truncate(size)
         digest = await integrity.check_part(self.part, size, self.request.checksum)
-        self.part.commit(durable=self.engine.settings.fsync_files)
+        self.part.commit(durable=bool(self.engine.settings.fsync_files))
         assert self.reply is not None
         return TransferResult(
             url=self.request.url,
