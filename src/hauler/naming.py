@@ -4,6 +4,7 @@ lands inside the output directory under a name every common file system accepts.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -78,6 +79,9 @@ def safe_path(output_dir: Path, name: str) -> Path:
     return path
 
 
+# Cached: a get run asks for each URL's name twice (before the request, to skip files already
+# there, and after the response), and the answer is a pure function of the two strings.
+@functools.lru_cache(maxsize=1024)
 def name_from_response(url: str, content_disposition: str | None) -> str:
     """The file name an origin suggests: Content-Disposition (``filename*`` first), else the
     last non-empty URL path segment, else ``index.html``; always sanitised and never a path.

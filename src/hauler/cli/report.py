@@ -79,6 +79,8 @@ class Redactor:
 
     def url(self, url: str) -> str:
         """``url`` without its password (and any other known secret)."""
+        if "@" not in url:  # no userinfo: spare the parse (called for every file)
+            return self.text(url)
         parts = urlsplit(url)
         if parts.password:
             netloc = parts.netloc.rpartition("@")[2]
@@ -90,6 +92,8 @@ class Redactor:
 
 def _url_password(url: str) -> str:
     """The password in ``url``'s userinfo, or ""."""
+    if "@" not in url:
+        return ""
     try:
         return urlsplit(url).password or ""
     except ValueError:
