@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -104,11 +105,15 @@ class PartFile:
     def __init__(self, final_path: Path) -> None:
         self.final_path = final_path
         self.path = final_path.with_name(final_path.name + ".part")
-        self.control_path = final_path.with_name(final_path.name + ".part.json")
         self.fd = -1
         # Whether a control file may exist: saves failing syscalls per small file.
         self.has_control_file = True
         self.is_new = False
+
+    @functools.cached_property
+    def control_path(self) -> Path:
+        """``<final>.part.json`` (built on first use: most small files never need it)."""
+        return self.final_path.with_name(self.final_path.name + ".part.json")
 
     def open(self) -> None:
         """Create or open the ``.part`` file and lock it; ``Transient`` if another has it."""
