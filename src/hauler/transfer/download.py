@@ -29,7 +29,7 @@ from hauler.errors import (
     TooLarge,
     Transient,
 )
-from hauler.naming import name_from_response, safe_path
+from hauler.naming import name_from_response, safe_name, safe_path
 from hauler.net import redact_url
 from hauler.policy.retry import Action
 from hauler.transfer import integrity
@@ -113,7 +113,7 @@ class Download:
         self.url = self.request.url
         self.buckets = self.engine.buckets(self.request)
         if self.request.filename is not None:
-            self.final_path = safe_path(self.request.output_dir, self.request.filename)
+            self.final_path = self._named_path(self.request.filename)
             skipped = await self._existing(self.final_path)
             if skipped is not None:
                 return skipped
@@ -151,6 +151,14 @@ class Download:
         finally:
             resp.close()
         return await self._finish()
+
+    def _named_path(self, filename: str) -> Path:
+        """The final path of the name the job gives: ``safe_path``'s answer, without its two
+        ``realpath`` calls when the name is one safe component (as ``get`` names existing files).
+        """
+        if "/" not in filename and filename == safe_name(filename):
+            return self.engine.path_for_component(self.request.output_dir, filename)
+        return safe_path(self.request.output_dir, filename)
 
     def _open_part(self, final_path: Path) -> None:
         self.part = PartFile(final_path)
