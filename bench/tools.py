@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def _hauler_worker(tool: Tool, job: Job) -> Command:
     """What a queue user runs: add the list to a fresh store, then one worker drains it."""
     env = _hauler_env(job)
     if tool.store == "redis":
-        namespace = "bench" + "".join(c for c in job.scratch.name if c.isalnum())
+        # A new namespace per run: the store's dedupe keys would skip every URL of a second run.
+        namespace = "bench" + uuid.uuid4().hex[:12]
         env["HAULER_STORE"] = f"{os.environ[REDIS_URL_ENV]}?namespace={namespace}"
     else:
         env["HAULER_STORE"] = f"sqlite:///{job.scratch}/state.db"
