@@ -53,6 +53,22 @@ async def test_resume_when_the_name_comes_from_the_response(
     result = await fetch(engine, origin.url("named.bin"), tmp_path)
     assert result.resumed_bytes == CUT
     assert sha256_file(result.path) == origin.sha256("named.bin")
+    # The URL's name finds the control file before the response: no byte on disk is re-sent.
+    second_run = origin.requests_for("named.bin")[1:]
+    assert second_run[0].range == f"bytes={CUT}-"
+    starts = [int((r.range or "").removeprefix("bytes=").partition("-")[0]) for r in second_run]
+    assert min(starts) == CUT
+
+
+async def test_resume_guess_that_names_another_file_still_completes(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    # The URL names "plain.bin" (whose partial exists), but the response names "other.bin".
+    await interrupted(origin, tmp_path, "plain.bin")
+    origin.files["plain.bin"].disposition = 'attachment; filename="other.bin"'
+    result = await fetch(engine, origin.url("plain.bin"), tmp_path)
+    assert result.path.name == "other.bin" and result.resumed_bytes == 0
+    assert sha256_file(result.path) == origin.sha256("plain.bin")
 
 
 async def test_changed_remote_starts_over_from_zero(

@@ -130,7 +130,7 @@ class Download:
             self._close()
 
     async def _run_opened(self) -> TransferResult:
-        control = self.part.load_control() if self.part else None
+        control = self.part.load_control() if self.part else self._guessed_control()
         ask = _resume_ask(control)
         fetcher = self.engine.fetcher(self.request)
         resp, reply = await probe(
@@ -151,6 +151,21 @@ class Download:
         finally:
             resp.close()
         return await self._finish()
+
+    def _guessed_control(self) -> ControlState | None:
+        """The control file of the name the URL alone gives, read without locking.
+
+        Only the probe's range comes from it (a resumed file is asked for from its first
+        missing byte, not from 0); the real control file is loaded once the response names the
+        file, and a probe that starts where the plan has no segment is simply closed.
+        """
+        name = name_from_response(self.request.url, None)
+        path = self.engine.path_for_component(self.request.output_dir, name)
+        try:
+            text = path.with_name(path.name + ".part.json").read_text()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return ControlState.from_json(text)
 
     def _named_path(self, filename: str) -> Path:
         """The final path of the name the job gives: ``safe_path``'s answer, without its two
