@@ -6,6 +6,7 @@ reasons for each option are in bench/README.md.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -159,6 +160,7 @@ def _hauler(tool: Tool, job: Job) -> Command:
     return Command([*argv, "-j", str(job.parallel), "-x", "1", "-i", str(job.list_file)], env)
 
 
+@functools.cache
 def _hauler_availability() -> str | None:
     if not hauler_bin().exists():
         return f"{hauler_bin()} missing: run scripts/bootstrap.sh"

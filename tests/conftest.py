@@ -1,12 +1,13 @@
 """Fixtures shared by every test package (each block is self-contained; append, don't edit)."""
 
 # --- redis-server (store engineer) ---------------------------------------------------------
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.redis_server import RedisServer, start_redis
+from tests.transfer.origin import Origin
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,13 @@ def dedicated_redis(tmp_path: Path) -> Iterator[RedisServer]:
 from tests.worker.backends import store, store_url  # noqa: E402, F401
 
 # --- end job stores ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    """A fresh fault-injecting origin on a free 127.0.0.1 port, closed after the test."""
+    server = await Origin().start()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -1,24 +1,12 @@
-"""Fixtures for the `hauler get` end-to-end tests: the in-process origin and a command runner."""
+"""Fixtures for the `hauler get` end-to-end tests (the origin comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.process import HaulerRunner
-from tests.transfer.origin import Origin
-
-
-@pytest.fixture
-async def origin() -> AsyncIterator[Origin]:
-    """A fresh fault-injecting origin on a free 127.0.0.1 port."""
-    server = await Origin().start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture

@@ -12,20 +12,9 @@ import pytest
 from hauler.config import TransferSettings
 from hauler.transfer.engine import Engine
 from hauler.transfer.request import TransferRequest, TransferResult
-from tests.transfer.origin import Origin
 
 KIB = 1024
 MIB = 1024 * KIB
-
-
-@pytest.fixture
-async def origin() -> AsyncIterator[Origin]:
-    """A fresh origin on a free 127.0.0.1 port, closed after the test."""
-    server = await Origin().start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 def fast_settings(**overrides: Any) -> TransferSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -121,8 +122,8 @@ async def _has_workers(store: Store) -> bool:
     return bool(await store.workers())
 
 
-async def _is_done(task: object) -> bool:
-    return bool(task.done())  # type: ignore[attr-defined]
+async def _is_done(task: asyncio.Future[object]) -> bool:
+    return task.done()
 
 
 async def test_once_mode_runs_one_batch(store: Store, origin: Origin, tmp_path: Path) -> None:

@@ -224,8 +224,8 @@ def emit(line: str, stream: TextIO) -> None:
         os.close(devnull)
 
 
-class PlainReporter:
-    """For pipes and logs: one line per file on stdout (failures on stderr), then a summary."""
+class _TextReporter:
+    """What the reporters without progress bars share: where they write, and no progress."""
 
     def __init__(self, redact: Redactor, out: TextIO | None = None, err: TextIO | None = None):
         self._redact = redact
@@ -233,8 +233,12 @@ class PlainReporter:
         self._err = err or sys.stderr
 
     def sink(self, spec: JobSpec) -> ProgressSink:
-        """Plain output shows no progress."""
+        """Text output shows no progress."""
         return NullProgress()
+
+
+class PlainReporter(_TextReporter):
+    """For pipes and logs: one line per file on stdout (failures on stderr), then a summary."""
 
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Print the file's line."""
@@ -248,17 +252,8 @@ class PlainReporter:
         emit(summary_line(outcomes, elapsed_s), self._out)
 
 
-class JsonReporter:
+class JsonReporter(_TextReporter):
     """For scripts: failures on stderr as they happen, one JSON object on stdout at the end."""
-
-    def __init__(self, redact: Redactor, out: TextIO | None = None, err: TextIO | None = None):
-        self._redact = redact
-        self._out = out or sys.stdout
-        self._err = err or sys.stderr
-
-    def sink(self, spec: JobSpec) -> ProgressSink:
-        """JSON output shows no progress."""
-        return NullProgress()
 
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Report a failure on stderr; successes wait for the summary."""
