@@ -117,7 +117,7 @@ class Download:
             skipped = await self._existing(self.final_path)
             if skipped is not None:
                 return skipped
-            await self._open_part(self.final_path)
+            self._open_part(self.final_path)
         try:
             return await self._run_opened()
         except RestartTransfer:
@@ -144,7 +144,7 @@ class Download:
                 skipped = await self._existing(self.final_path)
                 if skipped is not None:
                     return skipped
-                await self._open_part(self.final_path, in_thread=self._is_one_lane(reply))
+                self._open_part(self.final_path)
                 control = self.part.load_control() if self.part else None
             self._plan(reply, control)
             await self._transfer(fetcher, resp, reply)
@@ -175,33 +175,9 @@ class Download:
             return self.engine.path_for_component(self.request.output_dir, filename)
         return safe_path(self.request.output_dir, filename)
 
-    def _is_one_lane(self, reply: Reply) -> bool:
-        """Will this file be fetched over one connection (small, or unknown length)?"""
-        size = reply.validators.size
-        return size is None or size < 2 * self.engine.settings.min_split_bytes
-
-    async def _open_part(self, final_path: Path, in_thread: bool = True) -> None:
-        """Open (usually create) the ``.part`` file, in a thread unless told otherwise.
-
-        Creating a file costs 0.1-1 ms of kernel time on a busy disk; off the event loop it runs
-        on another core while the loop serves the other transfers (many small files). A large
-        file opened after its probe is opened inline: the probe's body is streaming, and the
-        other connections should start at once.
-        """
-        part = PartFile(final_path)
-        if not in_thread:
-            part.open()
-            self.part = part
-            return
-        opening = asyncio.ensure_future(asyncio.to_thread(part.open))
-        try:
-            await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            # The thread finishes the open anyway: close what it opened (and its lock).
-            await asyncio.wait({opening})
-            part.close()
-            raise
-        self.part = part
+    def _open_part(self, final_path: Path) -> None:
+        self.part = PartFile(final_path)
+        self.part.open()
 
     def _close(self) -> None:
         part = self.part
