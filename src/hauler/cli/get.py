@@ -18,7 +18,7 @@ from hauler.cli.app import app, globals_of
 
 if TYPE_CHECKING:
     from hauler.cli.batch import BatchOptions
-    from hauler.cli.report import Redactor, Reporter
+    from hauler.cli.report import FileOutcome, Redactor, Reporter
     from hauler.config import TransferSettings
     from hauler.models import JobSpec
 
@@ -52,6 +52,18 @@ LimitRate = Annotated[
 FileRate = Annotated[str | None, typer.Option(help="Speed limit per file, e.g. 1M.")]
 Force = Annotated[bool, typer.Option("--force", help="Download again files that exist.")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
+Processes = Annotated[
+    int | None,
+    typer.Option(
+        "-P",
+        "--processes",
+        min=1,
+        max=1024,
+        help="Processes to spread the files over (default: one per CPU core when there are "
+        "enough files; 1 with --limit-rate).",
+        show_default=False,
+    ),
+]
 
 
 @app.command("get")
@@ -69,6 +81,7 @@ def get_command(
     max_rate_per_file: FileRate = None,
     force: Force = False,
     json_output: JsonOutput = False,
+    processes: Processes = None,
 ) -> None:
     """Download URLs into a directory: many connections per file, several files at once.
 
@@ -83,7 +96,7 @@ def get_command(
     from hauler.cli.batch import BatchOptions
 
     options = BatchOptions(output_dir, parallel, force, connections, per_file_rate, proxy)
-    raise typer.Exit(_execute(specs, settings, options, json_output))
+    raise typer.Exit(_execute(specs, settings, options, json_output, processes))
 
 
 def _jobs(urls: list[str], input_file: str | None, checksum: str | None) -> list[JobSpec]:
@@ -167,15 +180,48 @@ def _prepare_output_dir(output_dir: Path) -> None:
 
 
 def _execute(
-    specs: list[JobSpec], settings: TransferSettings, options: BatchOptions, json_output: bool
+    specs: list[JobSpec],
+    settings: TransferSettings,
+    options: BatchOptions,
+    json_output: bool,
+    processes: int | None,
 ) -> int:
-    """Run the batch and report it; the process exit status."""
-    import asyncio
-
-    from hauler.cli.batch import Batch
+    """Run the batch (in one process or several) and report it; the process exit status."""
+    from hauler.cli.fanout import available_cores, process_count
     from hauler.cli.report import Redactor
 
     redact = Redactor.for_run(specs, settings.proxy)
+    count = process_count(
+        len(specs), options.parallel, processes, available_cores(), bool(settings.limit_rate_bps)
+    )
+    if count > 1:
+        status, outcomes = _run_forked(
+            specs, settings, options, redact, processes=count, json_output=json_output
+        )
+    else:
+        status, outcomes = _run_here(specs, settings, options, redact, json_output)
+    if status:
+        print(
+            f"interrupted after {len(outcomes)} of {len(specs)} files; partial downloads are "
+            "kept: run the same command again to resume",
+            file=sys.stderr,
+        )
+        return status
+    return 0 if all(o.is_ok for o in outcomes) and len(outcomes) == len(specs) else EXIT_FAILED
+
+
+def _run_here(
+    specs: list[JobSpec],
+    settings: TransferSettings,
+    options: BatchOptions,
+    redact: Redactor,
+    json_output: bool,
+) -> tuple[int, list[FileOutcome]]:
+    """One process, one event loop: the exit status so far and the outcomes."""
+    import asyncio
+
+    from hauler.cli.batch import Batch
+
     reporter = _reporter(redact, json_output)
     batch = Batch(specs, options, reporter, redact)
     started = time.monotonic()
@@ -189,15 +235,36 @@ def _execute(
     finally:
         # Also on a crash: stop the live display before the traceback prints.
         reporter.close(batch.ordered(), time.monotonic() - started)
-    outcomes = batch.ordered()
-    if status:
-        print(
-            f"interrupted after {len(outcomes)} of {len(specs)} files; partial downloads are "
-            "kept: run the same command again to resume",
-            file=sys.stderr,
-        )
-        return status
-    return 0 if all(o.is_ok for o in outcomes) and len(outcomes) == len(specs) else EXIT_FAILED
+    return status, batch.ordered()
+
+
+def _run_forked(
+    specs: list[JobSpec],
+    settings: TransferSettings,
+    options: BatchOptions,
+    redact: Redactor,
+    *,
+    processes: int,
+    json_output: bool,
+) -> tuple[int, list[FileOutcome]]:
+    """Several processes, forked before the reporter starts (bars run a thread)."""
+    from hauler.cli.fanout import FanOut
+
+    fan = FanOut(specs, options, settings, redact, processes, _shows_bars(json_output))
+    started = time.monotonic()
+    fan.start()
+    reporter = _reporter(redact, json_output)
+    status = 0
+    try:
+        status = fan.collect(reporter)
+    finally:
+        reporter.close(fan.ordered(), time.monotonic() - started)
+    return status, fan.ordered()
+
+
+def _shows_bars(json_output: bool) -> bool:
+    """Progress bars: on a terminal, unless ``--json``."""
+    return not json_output and sys.stdout.isatty()
 
 
 def _reporter(redact: Redactor, json_output: bool) -> Reporter:
@@ -206,7 +273,7 @@ def _reporter(redact: Redactor, json_output: bool) -> Reporter:
 
     if json_output:
         return JsonReporter(redact)
-    if sys.stdout.isatty():
+    if _shows_bars(json_output):
         from hauler.cli.progressview import ProgressView
 
         return ProgressView(redact)
