@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -592,7 +593,11 @@ class Download:
             )
         self.part.truncate(size)
         digest = await integrity.check_part(self.part, size, self.request.checksum)
-        self.part.commit(durable=bool(self.engine.settings.fsync_files))
+        if self.engine.settings.fsync_files:
+            # Two fsyncs take milliseconds: in a thread, while the loop serves other transfers.
+            await _to_the_end(self.part.commit, True)
+        else:
+            self.part.commit()
         assert self.reply is not None
         return TransferResult(
             url=self.request.url,
@@ -607,6 +612,17 @@ class Download:
             last_modified=self.validators.last_modified,
             content_type=self.reply.content_type,
         )
+
+
+async def _to_the_end(func: Callable[[bool], None], arg: bool) -> None:
+    """``func(arg)`` in a thread; when cancelled, still wait for it before raising (the file
+    it works on must not be closed under it)."""
+    work = asyncio.ensure_future(asyncio.to_thread(func, arg))
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait({work})
+        raise
 
 
 def _resume_ask(control: ControlState | None) -> RangeAsk:
