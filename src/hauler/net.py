@@ -4,21 +4,97 @@ Sessions keep connections alive across files, cache DNS for ``dns_ttl_s`` and ne
 (hauler stores the origin's bytes as sent). http/https proxies go through aiohttp's ``proxy=``
 on the shared session; socks4/socks5 proxies get one session each over aiohttp_socks.
 Proxy credentials are never shown: use ``redact_url`` for anything that reaches a log or error.
+
+TLS: every connector gets ``verified_context()``, one certificate-verifying context that loads
+the system's trusted CAs (honouring ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``) at its first TLS
+handshake, not at start-up. aiohttp builds two default contexts when it is imported (~85 ms of
+CA loading that a plain-http ``hauler get`` never needs); this module imports aiohttp first and
+has them built without CAs, so that anything falling back to aiohttp's default context fails
+closed (certificate verify failed) instead of connecting unverified.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import os
 import socket
+import ssl
+import sys
+from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
-
-import aiohttp
 
 from hauler.config import TransferSettings
 from hauler.errors import BadRequest, ConnectionFailed
 
+
+def _import_aiohttp_without_ca_loading() -> None:
+    """Import aiohttp with ``set_default_verify_paths`` a no-op for the duration.
+
+    Its import-time contexts then stay empty of CAs: the verified one rejects every certificate,
+    the unverified one never checks any. hauler uses neither (see ``verified_context``).
+    """
+    if "aiohttp" in sys.modules:
+        return
+    name = "set_default_verify_paths"
+    own = vars(ssl.SSLContext).get(name)  # None: inherited from _ssl._SSLContext
+    setattr(ssl.SSLContext, name, _no_verify_paths)
+    try:
+        import aiohttp  # noqa: F401
+    finally:
+        if own is None:
+            delattr(ssl.SSLContext, name)
+        else:
+            setattr(ssl.SSLContext, name, own)
+
+
+def _no_verify_paths(self: ssl.SSLContext) -> None:
+    """Stands in for ``SSLContext.set_default_verify_paths`` while aiohttp is imported."""
+
+
+_import_aiohttp_without_ca_loading()
+
+import aiohttp  # noqa: E402  (after the import above, which it re-uses)
+
 _SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+
+
+class _SystemTrustContext(ssl.SSLContext):
+    """A client context that verifies certificates and host names (``PROTOCOL_TLS_CLIENT``:
+    ``CERT_REQUIRED``, ``check_hostname``), loading the system's trusted CAs when it first wraps
+    a connection. Until then it trusts nothing, so it can only fail closed.
+    """
+
+    _has_trust = False
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._load_trust()
+        return super().wrap_bio(*args, **kwargs)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._load_trust()
+        return super().wrap_socket(*args, **kwargs)
+
+    def _load_trust(self) -> None:
+        if not self._has_trust:
+            self.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            self._has_trust = True
+
+
+@functools.cache
+def verified_context() -> ssl.SSLContext:
+    """The process's one TLS client context: the settings of ``ssl.create_default_context()``
+    (certificates and host names verified; CAs loaded at the first handshake), HTTP/1.1 ALPN.
+    """
+    context = _SystemTrustContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not (context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname):
+        raise RuntimeError("TLS client context does not verify certificates")
+    keylog_file = os.environ.get("SSLKEYLOGFILE")
+    if keylog_file and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog_file
+    context.set_alpn_protocols(("http/1.1",))
+    return context
 
 
 def redact_url(url: str) -> str:
@@ -118,6 +194,7 @@ class Sessions:
             limit_per_host=self._settings.pool_per_host,
             ttl_dns_cache=self._settings.dns_ttl_s,
             keepalive_timeout=30.0,
+            ssl=verified_context(),
         )
 
     def _socks_connector(self, proxy: str) -> aiohttp.BaseConnector:
@@ -125,7 +202,11 @@ class Sessions:
 
         try:
             connector: aiohttp.BaseConnector = ProxyConnector.from_url(
-                proxy, limit=0, ttl_dns_cache=self._settings.dns_ttl_s, rdns=True
+                proxy,
+                limit=0,
+                ttl_dns_cache=self._settings.dns_ttl_s,
+                rdns=True,
+                ssl=verified_context(),
             )
         except ValueError as exc:
             raise BadRequest(f"bad proxy URL {redact_url(proxy)}") from exc
