@@ -165,3 +165,19 @@ async def test_remote_that_shrank_below_the_partial_starts_over(
     assert result.size == 100 * KIB
     assert sha256_file(result.path) == origin.sha256("shrunk.bin")
     assert leftovers(tmp_path) == []
+
+
+async def test_partial_left_by_another_process_after_listing_still_resumes(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    # The engine lists the directory's control files on first use (none yet) ...
+    origin.add("first.bin", 10 * KIB)
+    await fetch(engine, origin.url("first.bin"), tmp_path)
+    # ... then another process (another engine) leaves a partial there.
+    await interrupted(origin, tmp_path, "late.bin")
+    result = await fetch(engine, origin.url("late.bin"), tmp_path)
+    # The probe, not knowing, asks from 0; the locked control file still resumes the file.
+    assert origin.requests_for("late.bin")[1].range == "bytes=0-"
+    assert result.resumed_bytes == CUT
+    assert sha256_file(result.path) == origin.sha256("late.bin")
+    assert leftovers(tmp_path) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 import traceback
@@ -55,6 +56,7 @@ class Batch:
         self._reporter = reporter
         self._redact = redact
         self.outcomes: dict[int, FileOutcome] = {}
+        self._present: frozenset[str] | None = None
 
     def ordered(self) -> list[FileOutcome]:
         """The outcomes so far, in input order."""
@@ -66,6 +68,7 @@ class Batch:
         from hauler.transfer.engine import Engine
 
         _cancel_on_sigterm()
+        self._present = _names_in(self._options.output_dir)
         async with Engine(settings) as engine:
             ctx = pipeline.PipelineContext(
                 engine=engine,
@@ -92,7 +95,7 @@ class Batch:
 
         started = time.monotonic()
         try:
-            job = _named_if_present(spec, self._options)
+            job = _named_if_present(spec, self._options, self._present)
             result = await pipeline.run(job, ctx, self._reporter.sink(spec))
         except HaulerError as exc:
             return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
@@ -114,16 +117,31 @@ class Batch:
         )
 
 
-def _named_if_present(spec: JobSpec, options: BatchOptions) -> JobSpec:
+def _named_if_present(
+    spec: JobSpec, options: BatchOptions, present: frozenset[str] | None
+) -> JobSpec:
     """Like ``wget -nc``: when the file the URL names is already in the output directory, name
     the job after it, so that the engine skips it without sending a single request.
+
+    ``present`` (the directory's names when the batch started, None if unknown) spares a
+    ``stat`` per file; a file that appears later is still skipped, by the engine, after its probe.
     """
     if spec.output is not None or options.force:
         return spec
     name = name_from_response(spec.url, None)
+    if present is not None and name not in present:
+        return spec
     if (options.output_dir / name).is_file():
         return spec.model_copy(update={"output": name})
     return spec
+
+
+def _names_in(directory: Path) -> frozenset[str] | None:
+    """The names in ``directory`` now; None when it cannot be listed."""
+    try:
+        return frozenset(os.listdir(directory))
+    except OSError:
+        return None
 
 
 def _cancel_on_sigterm() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from hauler.naming import name_from_response, safe_name, safe_path
 from hauler.net import redact_url
 from hauler.policy.retry import Action
 from hauler.transfer import integrity
+from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply, client_error
 from hauler.transfer.partfile import ControlState, PartFile, Validators, local_error
 from hauler.transfer.probe import probe
@@ -161,9 +163,14 @@ class Download:
         file, and a probe that starts where the plan has no segment is simply closed.
         """
         name = name_from_response(self.request.url, None)
+        directory = self.engine.resolved_dir(self.request.output_dir)
+        if os.sep not in name and not self.engine.control_files.may_exist(
+            directory, name + CONTROL_SUFFIX
+        ):
+            return None
         path = self.engine.path_for_component(self.request.output_dir, name)
         try:
-            text = path.with_name(path.name + ".part.json").read_text()
+            text = path.with_name(path.name + CONTROL_SUFFIX).read_text()
         except (OSError, UnicodeDecodeError):
             return None
         return ControlState.from_json(text)
@@ -512,6 +519,7 @@ class Download:
         if self.part is None or self.plan is None or self.plan.size == UNKNOWN_END:
             return None
         self.plan.compact()
+        self.engine.control_files.note_written(self.part.control_path)
         self.unflushed = 0
         self.last_flush = self.engine.clock.monotonic()
         return ControlState(self.url, self.validators, self.plan.segments).to_json()

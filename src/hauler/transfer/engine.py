@@ -20,6 +20,7 @@ from hauler.errors import RangeIgnored, RestartTransfer
 from hauler.naming import safe_path
 from hauler.net import Sessions, check_url
 from hauler.policy.retry import RetryPolicy
+from hauler.transfer.controlfiles import ControlFiles
 from hauler.transfer.download import Download
 from hauler.transfer.fetch import Fetcher
 from hauler.transfer.request import NullProgress, ProgressSink, TransferRequest, TransferResult
@@ -40,6 +41,7 @@ class Engine:
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
         self._sessions = Sessions(settings)
         self._resolved_dirs: dict[Path, Path] = {}
+        self.control_files = ControlFiles()
         self._overall = (
             TokenBucket(settings.limit_rate_bps, self.clock) if settings.limit_rate_bps else None
         )
@@ -100,10 +102,7 @@ class Engine:
         """
         if os.sep in name or name in ("", ".", ".."):
             return safe_path(output_dir, name)
-        base = self._resolved_dirs.get(output_dir)
-        if base is None:
-            base = self._resolved_dirs[output_dir] = output_dir.resolve()
-        path = base / name
+        path = self.resolved_dir(output_dir) / name
         try:
             is_link = stat.S_ISLNK(os.lstat(path).st_mode)
         except FileNotFoundError:
@@ -111,6 +110,13 @@ class Engine:
         except OSError:
             is_link = True
         return safe_path(output_dir, name) if is_link else path
+
+    def resolved_dir(self, output_dir: Path) -> Path:
+        """``output_dir`` resolved (symlinks, ``..``), cached."""
+        base = self._resolved_dirs.get(output_dir)
+        if base is None:
+            base = self._resolved_dirs[output_dir] = output_dir.resolve()
+        return base
 
     def buckets(self, request: TransferRequest) -> tuple[TokenBucket, ...]:
         """The rate limiters a download must respect: overall and its own."""

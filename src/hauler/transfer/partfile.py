@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hauler.errors import LocalError, Transient
+from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.segments import Segment
 
 CONTROL_VERSION = 1
@@ -113,7 +114,7 @@ class PartFile:
     @functools.cached_property
     def control_path(self) -> Path:
         """``<final>.part.json`` (built on first use: most small files never need it)."""
-        return self.final_path.with_name(self.final_path.name + ".part.json")
+        return self.final_path.with_name(self.final_path.name + CONTROL_SUFFIX)
 
     def open(self) -> None:
         """Create or open the ``.part`` file and lock it; ``Transient`` if another has it."""
