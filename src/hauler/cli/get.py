@@ -6,10 +6,13 @@ Heavy modules (the engine, aiohttp, rich.progress) are imported inside the comma
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -96,7 +99,21 @@ def get_command(
     from hauler.cli.batch import BatchOptions
 
     options = BatchOptions(output_dir, parallel, force, connections, per_file_rate, proxy)
-    raise typer.Exit(_execute(specs, settings, options, json_output, processes))
+    _exit_now(_execute(specs, settings, options, json_output, processes))
+
+
+def _exit_now(status: int) -> NoReturn:
+    """End the process without the interpreter's teardown.
+
+    Freeing every module and object of a finished ``get`` takes ~50 ms, a tenth of its start-up,
+    and changes nothing: by now every file is renamed or flushed and closed, every child reaped,
+    the report printed. Logs and the standard streams are flushed here.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe has nothing to flush to
+            stream.flush()
+    os._exit(status)
 
 
 def _jobs(urls: list[str], input_file: str | None, checksum: str | None) -> list[JobSpec]:
