@@ -29,6 +29,8 @@ POLL_S = 0.02
         ((MIN_FILES_PER_PROCESS * 2 - 1, 64, None, 8, False), 1),  # too few files for two
         ((MIN_FILES_PER_PROCESS * 3, 64, None, 8, False), 3),
         ((2000, 1, None, 8, False), 1),  # -j1: one file at a time, one process
+        ((2000, 5, None, 8, False), 1),  # -j5 (the default): too few lanes to share
+        ((2000, 16, None, 8, False), 2),  # 8 files at once per process at least
         ((2000, 64, None, 2, True), 1),  # an overall speed limit stays exact in one process
         ((10, 64, 4, 2, False), 4),  # -P wins over the core count and the file threshold
         ((3, 64, 8, 2, False), 3),  # ... but never more processes than files

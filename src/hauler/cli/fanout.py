@@ -32,8 +32,9 @@ from hauler.config import TransferSettings
 from hauler.models import JobSpec
 from hauler.transfer.request import NullProgress, ProgressSink
 
-# Below this many files per process, a second process costs more than it gives.
+# Below this many files or files at once per process, another process costs more than it gives.
 MIN_FILES_PER_PROCESS = 32
+MIN_LANES_PER_PROCESS = 8
 EXIT_STATUS_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 # Events a child sends: (STARTED, index, name, total, done), (ADVANCED, index, nbytes),
@@ -49,14 +50,16 @@ def process_count(
     """How many processes a ``get`` of ``files`` files, ``parallel`` at once, should use.
 
     ``requested`` (``--processes``) wins, within the files and the parallelism. Otherwise one per
-    core once each gets at least ``MIN_FILES_PER_PROCESS`` files; an overall speed limit keeps
-    one process (the limit is one token bucket, exact only in one process).
+    core once each gets at least ``MIN_FILES_PER_PROCESS`` files and ``MIN_LANES_PER_PROCESS``
+    files at once; an overall speed limit keeps one process (the limit is one token bucket,
+    exact only in one process).
     """
     if requested is not None:
         return max(1, min(requested, files, parallel))
     if has_overall_limit:
         return 1
-    return max(1, min(cores, parallel, files // MIN_FILES_PER_PROCESS))
+    by_load = min(parallel // MIN_LANES_PER_PROCESS, files // MIN_FILES_PER_PROCESS)
+    return max(1, min(cores, by_load))
 
 
 def available_cores() -> int:
