@@ -98,3 +98,34 @@ def test_stand_in_mirrors_pydantics_plugin_loader() -> None:
         for names in re.findall(r"from \S*_loader import ([\w, ]+)", source.read_text("utf-8")):
             wanted |= {name.strip() for name in names.split(",")}
     assert wanted == {"get_plugins"}
+
+
+def test_collector_paused_for_start_up_only() -> None:
+    """`hauler` pauses the garbage collector while it starts and resumes it (with the start-up
+    objects frozen) before the command runs.
+    """
+    program = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print(gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['hauler', 'get', '--help']\n"
+        "from hauler.cli import main\n"
+        "main()\n"
+    )
+    assert run_python(program).splitlines()[-1] == "True True"
+
+
+def test_resume_without_pause_changes_nothing() -> None:
+    """Code that runs the typer app without ``main`` (tests, embedders) keeps its collector."""
+    program = (
+        "import gc\n"
+        "from hauler.cli import resume_gc\n"
+        "gc.disable()\n"
+        "resume_gc()\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    assert run_python(program) == "False 0"
+
+
+def test_no_toml_parser_without_a_config_file(tmp_path: Path) -> None:
+    program = GET_PATH + "print('tomllib' in sys.modules)"
+    assert run_python(program, HAULER_CONFIG=str(tmp_path / "absent.toml")) == "False"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -68,8 +69,34 @@ def _no_plugins_loader() -> types.ModuleType:
     return loader
 
 
+_is_gc_paused = False
+
+
+def pause_gc() -> None:
+    """Pause the cyclic garbage collector while the command line starts: importing typer and
+    pydantic and building the models allocates ~100,000 long-lived objects, which it would scan
+    a hundred times for nothing (~8 ms). ``resume_gc`` ends the pause.
+    """
+    global _is_gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _is_gc_paused = True
+
+
+def resume_gc() -> None:
+    """End ``pause_gc``'s pause: the objects made so far (modules, classes, settings) live as long
+    as the process, so they are frozen out of every later collection; then collect as usual.
+    """
+    global _is_gc_paused
+    if _is_gc_paused:
+        _is_gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
 def main(prog_name: str = "hauler") -> None:
     """Entry point of the ``hauler`` console script."""
+    pause_gc()
     skip_pydantic_plugins()
     register_commands(sys.argv[1:])
     from hauler.cli.app import app
