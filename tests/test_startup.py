@@ -100,30 +100,42 @@ def test_stand_in_mirrors_pydantics_plugin_loader() -> None:
     assert wanted == {"get_plugins"}
 
 
-def test_collector_paused_for_start_up_only() -> None:
-    """`hauler` pauses the garbage collector while it starts and resumes it (with the start-up
-    objects frozen) before the command runs.
+# Runs `hauler ARGV` through the console script's entry point; at exit prints whether the
+# collector is on, whether start-up objects were frozen, and whether aiohttp was imported.
+MAIN = """
+import atexit, gc, sys
+atexit.register(lambda: print(gc.isenabled(), gc.get_freeze_count() > 0, 'aiohttp' in sys.modules))
+sys.argv = ['hauler', *sys.argv[1:]]
+from hauler.cli import main
+main()
+"""
+
+
+def run_main(*argv: str, prelude: str = "") -> str:
+    """The last line ``MAIN`` prints for ``hauler ARGV``, whatever the exit status."""
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + MAIN, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_get_loads_the_engine_during_start_up_with_the_collector_paused() -> None:
+    """A usage error stops `get` before any download: the engine was loaded in start-up, and the
+    collector is back on (with start-up's objects frozen).
     """
-    program = (
-        "import atexit, gc, sys\n"
-        "atexit.register(lambda: print(gc.isenabled(), gc.get_freeze_count() > 0))\n"
-        "sys.argv = ['hauler', 'get', '--help']\n"
-        "from hauler.cli import main\n"
-        "main()\n"
-    )
-    assert run_python(program).splitlines()[-1] == "True True"
+    assert run_main("get") == "True True True"
 
 
-def test_resume_without_pause_changes_nothing() -> None:
-    """Code that runs the typer app without ``main`` (tests, embedders) keeps its collector."""
-    program = (
-        "import gc\n"
-        "from hauler.cli import resume_gc\n"
-        "gc.disable()\n"
-        "resume_gc()\n"
-        "print(gc.isenabled(), gc.get_freeze_count())\n"
-    )
-    assert run_python(program) == "False 0"
+def test_get_help_loads_no_engine() -> None:
+    assert run_main("get", "--help") == "True True False"
+
+
+def test_collector_left_off_when_it_was_off() -> None:
+    assert run_main("get", "--help", prelude="import gc\ngc.disable()\n") == "False False False"
 
 
 def test_no_toml_parser_without_a_config_file(tmp_path: Path) -> None:

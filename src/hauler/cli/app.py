@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import typer
 
-from hauler.cli import resume_gc
 from hauler.config import Settings, load_settings
 
 app = typer.Typer(
@@ -39,7 +38,6 @@ def main_options(
     log_format: str = typer.Option("text", "--log-format", help="text or json (JSON lines)."),
 ) -> None:
     """hauler: download URLs by the million, fast and without losing any."""
-    resume_gc()  # start-up ends here: the command runs with the collector on
     settings = load_settings(store=store, log_level=log_level, log_format=log_format)
     from hauler.cli.logs import setup_logging
 
