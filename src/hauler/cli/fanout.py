@@ -22,15 +22,17 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, Pipe, wait
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hauler.cli.batch import Batch, BatchOptions
 from hauler.cli.report import ErrorInfo, FileOutcome, Redactor, Reporter
 from hauler.config import TransferSettings
 from hauler.models import JobSpec
 from hauler.transfer.request import NullProgress, ProgressSink
+
+if TYPE_CHECKING:  # multiprocessing loads only when files are spread (get of one URL: never)
+    from multiprocessing.connection import Connection
 
 # Below this many files or files at once per process, another process costs more than it gives.
 MIN_FILES_PER_PROCESS = 32
@@ -132,6 +134,8 @@ class FanOut:
 
     def _fork(self, shard: int) -> _Child:
         indices = list(range(shard, len(self.specs), self.processes))
+        from multiprocessing.connection import Pipe
+
         reader, writer = Pipe(duplex=False)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -194,6 +198,8 @@ class FanOut:
                     os.kill(child.pid, signal.SIGTERM)
 
     def _drain(self, reporter: Reporter) -> None:
+        from multiprocessing.connection import Connection, wait
+
         live = {child.events: child for child in self._children}
         while live:
             for conn in wait(list(live)):
