@@ -19,6 +19,7 @@
     │   ├── Forbidden           401/403 and other 4xx the origin will keep answering
     │   ├── TooLarge            over a configured size limit
     │   ├── ContentMismatch     size or checksum differ after a complete download
+    │   ├── UntrustedCertificate  TLS: the server's certificate does not verify
     │   └── LocalError          disk full, permission denied, unwritable output directory
     └── LeaseLost               this worker's fencing token is no longer current
 
@@ -51,6 +52,7 @@ class ErrorClass(StrEnum):
     TOO_LARGE = "too_large"
     CONTENT_MISMATCH = "content_mismatch"
     LOCAL = "local"
+    CERTIFICATE = "certificate"
     LEASE_LOST = "lease_lost"
     CANCELLED = "cancelled"
 
@@ -167,6 +169,12 @@ class ContentMismatch(Fatal):
     """The downloaded content does not match the expected size or checksum."""
 
     error_class = ErrorClass.CONTENT_MISMATCH
+
+
+class UntrustedCertificate(Fatal):
+    """The server's TLS certificate does not verify (unknown CA, wrong host name, expired)."""
+
+    error_class = ErrorClass.CERTIFICATE
 
 
 class LocalError(Fatal):

@@ -97,6 +97,8 @@ async def test_untrusted_certificate_is_refused(tls_origin: TlsOrigin, tmp_path:
     done = await runner(tmp_path).run("get", "-o", "out", tls_origin.url("secret.bin"))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "certificate verify failed" in done.stdout + done.stderr
+    # Fatal at once: a certificate does not become trusted by retrying.
+    assert "UntrustedCertificate" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "secret.bin").exists()
     assert tls_origin.log == [], "no request may be sent over an unverified connection"

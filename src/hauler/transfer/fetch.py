@@ -26,6 +26,7 @@ from hauler.errors import (
     Stalled,
     Throttled,
     Transient,
+    UntrustedCertificate,
 )
 from hauler.net import redact_url
 from hauler.transfer.partfile import Validators
@@ -108,6 +109,9 @@ def client_error(exc: BaseException, url: str) -> HaulerError:
     if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
         # The library's text may carry the proxy URL; never let credentials out.
         return ConnectionFailed(f"{where}: the proxy failed ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        # Retrying cannot make a certificate trusted: fail at once, naming the reason.
+        return UntrustedCertificate(f"{where}: {exc.certificate_error}")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return ConnectionFailed(f"{where}: the body was cut short ({exc})")
     if isinstance(exc, TimeoutError):
