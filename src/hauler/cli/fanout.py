@@ -39,9 +39,12 @@ MIN_FILES_PER_PROCESS = 32
 MIN_LANES_PER_PROCESS = 8
 EXIT_STATUS_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
-# Events a child sends: (STARTED, index, name, total, done), (ADVANCED, index, nbytes),
+# Events a child sends, in lists: (STARTED, index, name, total, done), (ADVANCED, index, nbytes),
 # (FINISHED, index, outcome).
 STARTED, ADVANCED, FINISHED = "s", "a", "f"
+# A child sends its events in batches: this often at most, or sooner once this many are queued.
+FLUSH_S = 0.05
+FLUSH_EVENTS = 256
 Event = tuple[object, ...]
 SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
@@ -169,10 +172,11 @@ class FanOut:
             self.options.proxy,
         )
         index_of = {id(spec): i for spec, i in zip(mine, indices, strict=True)}
-        reporter = _PipeReporter(writer, index_of, self.with_progress)
+        events = _EventPipe(writer)
+        reporter = _PipeReporter(events, index_of, self.with_progress)
         batch = Batch(mine, options, reporter, self.redact)
         try:
-            asyncio.run(batch.run(self.settings))
+            asyncio.run(_run_and_flush(batch, self.settings, events))
         except (asyncio.CancelledError, KeyboardInterrupt):
             return EXIT_STATUS_BY_SIGNAL[signal.SIGTERM]
         except BrokenPipeError:  # the parent is gone: nobody to report to
@@ -205,12 +209,13 @@ class FanOut:
             for conn in wait(list(live)):
                 assert isinstance(conn, Connection)
                 try:
-                    event = conn.recv()
+                    events = conn.recv()
                 except EOFError:
                     live.pop(conn)
                     conn.close()
                     continue
-                self._dispatch(event, reporter)
+                for event in events:
+                    self._dispatch(event, reporter)
 
     def _dispatch(self, event: Event, reporter: Reporter) -> None:
         kind, index = event[0], event[1]
@@ -260,6 +265,14 @@ class FanOut:
                 reporter.finished(self.specs[index], outcome)
 
 
+async def _run_and_flush(batch: Batch, settings: TransferSettings, events: _EventPipe) -> None:
+    """Run the batch; whatever ends it, the outcomes so far reach the parent."""
+    try:
+        await batch.run(settings)
+    finally:
+        events.flush()
+
+
 def _ended(status: int | None) -> str:
     """How a child ended, from its wait status."""
     if status is None:
@@ -269,11 +282,39 @@ def _ended(status: int | None) -> str:
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
+class _EventPipe:
+    """A child's events, sent to the parent in batches: at most every ``FLUSH_S`` or
+    ``FLUSH_EVENTS`` events, so that small files cost the parent one wake-up per batch, not per
+    file. Used from the child's event loop only."""
+
+    def __init__(self, writer: Connection) -> None:
+        self._writer = writer
+        self._pending: list[Event] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def put(self, event: Event) -> None:
+        """Queue ``event``; it leaves with the next batch."""
+        self._pending.append(event)
+        if len(self._pending) >= FLUSH_EVENTS:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Send what is queued now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._writer.send(batch)
+
+
 class _PipeReporter:
     """A child's reporter: every event goes to the parent over the pipe."""
 
-    def __init__(self, writer: Connection, index_of: dict[int, int], with_progress: bool) -> None:
-        self._writer = writer
+    def __init__(self, events: _EventPipe, index_of: dict[int, int], with_progress: bool) -> None:
+        self._events = events
         self._index_of = index_of
         self.with_progress = with_progress
 
@@ -281,11 +322,11 @@ class _PipeReporter:
         """A sink that forwards progress, or none when the parent shows no bars."""
         if not self.with_progress:
             return NullProgress()
-        return _PipeSink(self._writer, self._index_of[id(spec)])
+        return _PipeSink(self._events, self._index_of[id(spec)])
 
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Send the outcome."""
-        self._writer.send((FINISHED, self._index_of[id(spec)], outcome))
+        self._events.put((FINISHED, self._index_of[id(spec)], outcome))
 
     def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
         """The parent prints the summary."""
@@ -296,11 +337,11 @@ class _PipeReporter:
 class _PipeSink:
     """One file's progress, forwarded to the parent."""
 
-    writer: Connection
+    events: _EventPipe
     index: int
 
     def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
-        self.writer.send((STARTED, self.index, name, total_bytes, done_bytes))
+        self.events.put((STARTED, self.index, name, total_bytes, done_bytes))
 
     def advanced(self, nbytes: int) -> None:
-        self.writer.send((ADVANCED, self.index, nbytes))
+        self.events.put((ADVANCED, self.index, nbytes))
