@@ -130,8 +130,21 @@ async def test_expired_lease_is_reclaimed_by_another_worker(store: Store, clock:
     clock.advance(1)
     second = await claim_one(store, "w2", "n1")
     assert second.id == first.id and second.worker == "w2"
-    assert second.token > first.token and second.attempts == first.attempts + 1
+    assert second.token > first.token
     assert await store.counts() == {**dict.fromkeys(JobState, 0), JobState.RUNNING: 1}
+
+
+async def test_lost_leases_do_not_use_up_attempts(store: Store, clock: FakeClock) -> None:
+    # A worker killed again and again (its lease expires each time) is not the job failing.
+    await store.add([JobSpec(url="http://a.example/k", max_attempts=2)])
+    for _ in range(5):
+        job = await claim_one(store)
+        assert job.attempts == 1
+        clock.advance(LEASE_S)
+    job = await claim_one(store)
+    assert job.attempts == 1 < job.max_attempts
+    stored = await store.get(job.id)
+    assert stored is not None and stored.attempts == 1
 
 
 async def test_heartbeat_extends_only_current_leases(store: Store, clock: FakeClock) -> None:

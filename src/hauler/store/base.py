@@ -9,9 +9,12 @@ Fencing: every successful claim gives the job a new, larger ``token``. ``heartbe
 one and the job is ``running``; otherwise they change nothing and report the job as lost
 (``LeaseLost`` for single-job calls, the id in the returned list for batch calls).
 
-Attempts: ``attempts`` counts claims. A job whose lease expired is put back to ``queued`` by
-the next ``claim`` (any worker's) without failing it, keeping ``node`` so that the worker
-holding its partial file gets the first chance to resume it (affinity, see ``claim``).
+Attempts: ``attempts`` counts the claims that ended in ``complete`` or ``fail`` (and the one
+running now). A job whose lease expired is put back to ``queued`` by the next ``claim`` (any
+worker's) without failing it and without counting that attempt: a worker killed any number of
+times does not use up the job's ``max_attempts``. It keeps ``node``, so that the worker holding
+its partial file gets the first chance to resume it (affinity, see ``claim``). A released job
+(``release``) does not count its attempt either.
 
 Time: every timestamp is epoch seconds from the store's injected ``Clock``.
 

@@ -42,10 +42,12 @@ UPDATE jobs INDEXED BY jobs_retry SET state = 'queued', updated_at = :now
 WHERE state = 'retrying' AND ready_at <= :now
 """
 # An expired lease becomes claimable at its expiry time: that is its new ready_at, which
-# also starts the affinity window of the node that holds its partial file.
+# also starts the affinity window of the node that holds its partial file. The attempt it
+# counted is given back: the worker vanished (killed, crashed), the job did not fail.
 _RECLAIM_EXPIRED = """
 UPDATE jobs INDEXED BY jobs_lease
-SET state = 'queued', ready_at = lease_until, lease_until = NULL, updated_at = :now
+SET state = 'queued', ready_at = lease_until, lease_until = NULL, attempts = attempts - 1,
+    updated_at = :now
 WHERE state = 'running' AND lease_until <= :now
 """
 _TAKE = """

@@ -15,10 +15,12 @@ for _, id in ipairs(due) do
 end
 count('retrying', -#due)
 
--- An expired lease is claimable from its expiry time, which starts the affinity window.
+-- An expired lease is claimable from its expiry time, which starts the affinity window; the
+-- attempt it counted is given back (its worker vanished, the job did not fail).
 local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', now, 'LIMIT', 0, sweep)
 for _, id in ipairs(expired) do
     redis.call('ZREM', RUNNING, id)
+    redis.call('HINCRBY', jkey(id), 'attempts', -1)
     enqueue(id, redis.call('HGET', jkey(id), 'lease_until'), now)
 end
 count('running', -#expired)
