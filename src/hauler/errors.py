@@ -53,6 +53,7 @@ class ErrorClass(StrEnum):
     CONTENT_MISMATCH = "content_mismatch"
     LOCAL = "local"
     CERTIFICATE = "certificate"
+    LOST = "lost"  # the job's worker died MAX_LOST_LEASES times while running it
     LEASE_LOST = "lease_lost"
     CANCELLED = "cancelled"
 

@@ -71,7 +71,7 @@ async def test_sqlite_is_shared_by_stores_on_one_file_and_migrates_once(tmp_path
         await first.close()
         await second.close()
     with sqlite3.connect(tmp_path / "shared.db") as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (1,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -152,3 +152,28 @@ async def test_sqlite_worker_processes_share_one_file_without_double_claims(
     assert sorted(done, key=int) == added.ids and sum(lost for _, lost in reports) == 0
     assert (await store.counts())[JobState.DONE] == 300
     await store.close()
+
+
+async def test_sqlite_file_of_schema_1_is_migrated_with_its_jobs(tmp_path: Path) -> None:
+    from hauler.store.sqlite_db import load_migrations, migrate
+
+    path = tmp_path / "old.db"
+    spec = JobSpec(url="http://a.example/old")
+    with sqlite3.connect(path, isolation_level=None) as raw:
+        migrate(raw, [block for block in load_migrations() if block[0] == 1])
+        raw.execute(
+            "INSERT INTO jobs (key, spec, state, priority, max_attempts, ready_at, host, "
+            "collection, created_at, updated_at) VALUES (?, ?, 'queued', 0, 5, 0, 'a.example', "
+            "'', 0, 0)",
+            (spec.dedupe_key, spec.model_dump_json()),
+        )
+        assert raw.execute("PRAGMA user_version").fetchone() == (1,)
+    store = await open_store(f"sqlite:///{path}", FakeClock())
+    try:
+        (job,) = await store.claim("w1", "n1", 2, 30)
+        assert job.spec == spec and (await store.counts())[JobState.RUNNING] == 1
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        assert raw.execute("SELECT lost FROM jobs").fetchall() == [(0,)]

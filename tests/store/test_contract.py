@@ -18,6 +18,7 @@ from hauler.clock import FakeClock
 from hauler.errors import LeaseLost
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.store import Completion, JobFilter, Store, open_store
+from hauler.store.base import MAX_LOST_LEASES
 from tests.store.conftest import Opener
 
 LEASE_S = 30.0
@@ -145,6 +146,28 @@ async def test_lost_leases_do_not_use_up_attempts(store: Store, clock: FakeClock
     assert job.attempts == 1 < job.max_attempts
     stored = await store.get(job.id)
     assert stored is not None and stored.attempts == 1
+
+
+async def test_a_job_that_keeps_losing_its_worker_fails_as_lost(
+    store: Store, clock: FakeClock
+) -> None:
+    # A poison job (its worker dies every time it runs it) must not kill workers forever.
+    await store.add(specs("poison"))
+    for _ in range(MAX_LOST_LEASES):
+        poison = await claim_one(store)
+        clock.advance(LEASE_S)
+    assert await store.claim("w1", "n1", 1, LEASE_S) == []
+    lost = await store.get(poison.id)
+    assert lost is not None and lost.state is JobState.FAILED and lost.error is not None
+    assert lost.error.error_class == "lost" and f"{MAX_LOST_LEASES} times" in lost.error.message
+    await assert_counts_match(store)
+    # requeue gives it a fresh budget: it is claimable and may be lost again.
+    assert await store.requeue(JobFilter(reason="lost")) == 1
+    again = await claim_one(store)
+    assert again.id == poison.id and again.attempts == 1
+    clock.advance(LEASE_S)
+    back = await store.claim("w1", "n1", 1, LEASE_S)
+    assert [j.id for j in back] == [poison.id]
 
 
 async def test_heartbeat_extends_only_current_leases(store: Store, clock: FakeClock) -> None:

@@ -14,7 +14,9 @@ running now). A job whose lease expired is put back to ``queued`` by the next ``
 worker's) without failing it and without counting that attempt: a worker killed any number of
 times does not use up the job's ``max_attempts``. It keeps ``node``, so that the worker holding
 its partial file gets the first chance to resume it (affinity, see ``claim``). A released job
-(``release``) does not count its attempt either.
+(``release``) does not count its attempt either. A job whose lease is lost ``MAX_LOST_LEASES``
+times (its worker died every time it ran it: a poison job, say one that runs the worker out of
+memory) is failed instead, with error class ``lost``; ``requeue`` gives it a fresh budget.
 
 Time: every timestamp is epoch seconds from the store's injected ``Clock``.
 
@@ -29,6 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
+
+# After this many lost leases a job is failed (class "lost") instead of queued again.
+MAX_LOST_LEASES = 10
+LOST_MESSAGE = (
+    "its worker was lost {n} times while running it (killed, crashed, out of memory?); "
+    "`hauler requeue --reason lost` runs it again"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +93,8 @@ class Store(Protocol):
         """Atomically take up to ``n`` jobs for ``worker`` running on ``node``.
 
         First moves due ``retrying`` jobs (``ready_at <= now``) and expired ``running`` leases
-        (``lease_until <= now``) back to ``queued``. Then takes ``queued`` jobs ordered by
+        (``lease_until <= now``) back to ``queued`` (an expired lease gives its attempt back; the
+        ``MAX_LOST_LEASES``-th fails the job, class ``lost``). Then takes ``queued`` jobs ordered by
         priority (higher first), then ``ready_at``, then insertion order, skipping jobs whose
         ``node`` is another node while ``ready_at + affinity_s > now`` (that node holds their
         partial file). Each taken job becomes ``running`` with ``worker``, ``node``,

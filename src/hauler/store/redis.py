@@ -24,7 +24,7 @@ from redis.commands.core import AsyncScript
 from hauler.clock import Clock
 from hauler.errors import LeaseLost, StoreUnavailable
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
-from hauler.store.base import AddResult, Completion, JobFilter
+from hauler.store.base import LOST_MESSAGE, MAX_LOST_LEASES, AddResult, Completion, JobFilter
 from hauler.store.codec import job_from_fields, result_to_json, worker_from_json, worker_to_json
 
 _SCRIPTS = (
@@ -181,7 +181,8 @@ class RedisStore:
             return []
         now = self._clock.now()
         args = [repr(now), worker, node, n, repr(now + lease_s), repr(now - affinity_s),
-                _SWEEP_LIMIT, _SCAN_LIMIT]  # fmt: skip
+                _SWEEP_LIMIT, _SCAN_LIMIT, MAX_LOST_LEASES,
+                LOST_MESSAGE.format(n=MAX_LOST_LEASES)]  # fmt: skip
         rows = await self._script("claim", args)
         return [job_from_fields(dict(zip(_CLAIMED_FIELDS, row, strict=True))) for row in rows]
 

@@ -77,3 +77,9 @@ CREATE TABLE workers (
     info       TEXT NOT NULL,                         -- WorkerInfo as JSON
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
+
+-- migration: 2
+
+-- How many times a worker holding the job vanished (its lease expired): a poison job fails
+-- after MAX_LOST_LEASES (store/base.py) instead of killing workers forever.
+ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;

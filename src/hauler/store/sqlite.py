@@ -20,7 +20,7 @@ from hauler.clock import Clock
 from hauler.errors import LeaseLost, StoreUnavailable
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.store import sqlite_db
-from hauler.store.base import AddResult, Completion, JobFilter
+from hauler.store.base import LOST_MESSAGE, MAX_LOST_LEASES, AddResult, Completion, JobFilter
 from hauler.store.codec import job_from_fields, result_to_json, worker_from_json, worker_to_json
 from hauler.store.sqlite_db import transaction
 
@@ -44,10 +44,15 @@ WHERE state = 'retrying' AND ready_at <= :now
 # An expired lease becomes claimable at its expiry time: that is its new ready_at, which
 # also starts the affinity window of the node that holds its partial file. The attempt it
 # counted is given back: the worker vanished (killed, crashed), the job did not fail.
+# The MAX_LOST_LEASES-th lost lease fails the job instead (SET sees the row as it was).
 _RECLAIM_EXPIRED = """
 UPDATE jobs INDEXED BY jobs_lease
-SET state = 'queued', ready_at = lease_until, lease_until = NULL, attempts = attempts - 1,
-    updated_at = :now
+SET state = CASE WHEN lost + 1 >= :max_lost THEN 'failed' ELSE 'queued' END,
+    ready_at = CASE WHEN lost + 1 >= :max_lost THEN ready_at ELSE lease_until END,
+    error_class = CASE WHEN lost + 1 >= :max_lost THEN 'lost' ELSE error_class END,
+    error_message = CASE WHEN lost + 1 >= :max_lost THEN :lost_message ELSE error_message END,
+    error_at = CASE WHEN lost + 1 >= :max_lost THEN :now ELSE error_at END,
+    lost = lost + 1, lease_until = NULL, attempts = attempts - 1, updated_at = :now
 WHERE state = 'running' AND lease_until <= :now
 """
 _TAKE = """
@@ -81,7 +86,7 @@ WHERE {_FENCE}
 RETURNING id
 """
 _REQUEUE = """
-UPDATE jobs SET state = 'queued', attempts = 0, ready_at = :now, lease_until = NULL,
+UPDATE jobs SET state = 'queued', attempts = 0, lost = 0, ready_at = :now, lease_until = NULL,
                 updated_at = :now
 WHERE id IN ({select})
 """
@@ -189,6 +194,7 @@ class SqliteStore:
         params = {
             "now": now, "worker": worker, "node": node, "n": n,
             "lease_until": now + lease_s, "affinity_s": affinity_s,
+            "max_lost": MAX_LOST_LEASES, "lost_message": LOST_MESSAGE.format(n=MAX_LOST_LEASES),
         }  # fmt: skip
 
         def take(conn: sqlite3.Connection) -> list[dict[str, Any]]:

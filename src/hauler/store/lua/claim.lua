@@ -1,4 +1,5 @@
--- claim(now, worker, node, n, lease_until, affinity_cutoff, sweep_limit, scan_limit)
+-- claim(now, worker, node, n, lease_until, affinity_cutoff, sweep_limit, scan_limit, max_lost,
+--       lost_message)
 -- 1. due retries and expired leases go back to queued (at most sweep_limit of each per call,
 --    to bound the time the script blocks the server; the rest follow at the next claim);
 -- 2. takes up to n queued jobs in order, skipping jobs held by another node whose
@@ -7,6 +8,7 @@
 local now, worker, node = ARGV[1], ARGV[2], ARGV[3]
 local n, lease_until = tonumber(ARGV[4]), ARGV[5]
 local cutoff, sweep, scan_limit = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local max_lost, lost_message = tonumber(ARGV[9]), ARGV[10]
 
 local due = redis.call('ZRANGEBYSCORE', RETRYING, '-inf', now, 'LIMIT', 0, sweep)
 for _, id in ipairs(due) do
@@ -16,15 +18,26 @@ end
 count('retrying', -#due)
 
 -- An expired lease is claimable from its expiry time, which starts the affinity window; the
--- attempt it counted is given back (its worker vanished, the job did not fail).
+-- attempt it counted is given back (its worker vanished, the job did not fail). The
+-- max_lost-th lost lease fails the job instead (a poison job).
 local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', now, 'LIMIT', 0, sweep)
+local poisoned = 0
 for _, id in ipairs(expired) do
+    local k = jkey(id)
     redis.call('ZREM', RUNNING, id)
-    redis.call('HINCRBY', jkey(id), 'attempts', -1)
-    enqueue(id, redis.call('HGET', jkey(id), 'lease_until'), now)
+    redis.call('HINCRBY', k, 'attempts', -1)
+    if redis.call('HINCRBY', k, 'lost', 1) >= max_lost then
+        redis.call('HSET', k, 'state', 'failed', 'lease_until', '', 'error_class', 'lost',
+            'error_message', lost_message, 'error_at', now, 'updated_at', now)
+        redis.call('ZADD', P .. ':failed', now, id)
+        poisoned = poisoned + 1
+    else
+        enqueue(id, redis.call('HGET', k, 'lease_until'), now)
+    end
 end
 count('running', -#expired)
-count('queued', #due + #expired)
+count('failed', poisoned)
+count('queued', #due + #expired - poisoned)
 
 -- The fields returned for each claimed job, in this order (RedisStore._CLAIMED_FIELDS):
 -- positional values, so that neither side builds or parses field names per job.
