@@ -8,6 +8,7 @@ trusted only where a test points ``SSL_CERT_FILE`` at it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
 import sys
@@ -52,29 +53,28 @@ def ca_file(authority: trustme.CA, tmp_path: Path) -> Path:
     return path
 
 
-async def serve_tls(authority: trustme.CA, name: str) -> TlsOrigin:
+@contextlib.asynccontextmanager
+async def serving_tls(authority: trustme.CA, name: str) -> AsyncIterator[TlsOrigin]:
     """A TLS origin on 127.0.0.1 whose certificate, issued by ``authority``, names ``name``."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert(name).configure_cert(context)
-    return await TlsOrigin(context).start()
+    server = await TlsOrigin(context).start()
+    try:
+        yield server
+    finally:
+        await server.close()
 
 
 @pytest.fixture
 async def tls_origin(authority: trustme.CA) -> AsyncIterator[TlsOrigin]:
-    server = await serve_tls(authority, "127.0.0.1")
-    try:
+    async with serving_tls(authority, "127.0.0.1") as server:
         yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture
 async def misnamed_origin(authority: trustme.CA) -> AsyncIterator[TlsOrigin]:
-    server = await serve_tls(authority, "other.hauler.invalid")
-    try:
+    async with serving_tls(authority, "other.hauler.invalid") as server:
         yield server
-    finally:
-        await server.close()
 
 
 class TrustRunner(HaulerRunner):
