@@ -77,6 +77,9 @@ class WorkerSettings(BaseModel):
     affinity_s: float = Field(default=30.0, ge=0)
     retry_base_s: float = 5.0
     retry_cap_s: float = 3600.0
+    # After a disk-full failure: take no job until this much is free, checking this often.
+    min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    disk_check_s: float = Field(default=30.0, gt=0)
 
 
 class Settings(BaseModel):

@@ -21,6 +21,7 @@
     │   ├── ContentMismatch     size or checksum differ after a complete download
     │   ├── UntrustedCertificate  TLS: the server's certificate does not verify
     │   └── LocalError          disk full, permission denied, unwritable output directory
+    │       └── DiskFull        no space left (the worker retries it later and waits for room)
     └── LeaseLost               this worker's fencing token is no longer current
 
 Library exceptions (aiohttp, redis, sqlite3, OSError) are mapped to these at the I/O
@@ -182,6 +183,10 @@ class LocalError(Fatal):
     """A local failure: disk full, permission denied or an unwritable output directory."""
 
     error_class = ErrorClass.LOCAL
+
+
+class DiskFull(LocalError):
+    """No space left on the output disk (full, or over quota)."""
 
 
 class LeaseLost(HaulerError):

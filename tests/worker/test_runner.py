@@ -164,3 +164,32 @@ async def test_second_stop_cancels_at_once_and_releases(
     assert (task.result().done, task.result().released) == (0, 1)
     job = await store.get(job_id)
     assert job is not None and job.state is JobState.QUEUED
+
+
+async def test_a_full_disk_stops_claiming_and_retries_the_job_later(
+    store: Store, origin: Origin, small_disk: Path
+) -> None:
+    # No Content-Length: nothing is pre-allocated, the 1 MiB disk fills up mid-stream.
+    origin.add("big.bin", 3 * 1024 * KIB, chunked=True)
+    origin.add("small.bin", 64 * KIB)
+    [big] = await add_urls(store, [origin.url("big.bin")], priority=1)
+    [small] = await add_urls(store, [origin.url("small.bin")])
+    settings = {"concurrency": 1, "min_free_bytes": 256 * KIB, "disk_check_s": 0.05}
+    async with worker_in_process(store, small_disk, Mode.FOREVER, **settings):
+        await wait_for(lambda: _is(store, big, JobState.RETRYING))
+        job = await store.get(big)
+        assert job is not None and job.error is not None
+        assert job.error.error_class == "local" and "disk full" in job.error.message
+        assert job.ready_at >= job.error.at + 60, "a disk-full job must not come straight back"
+        # The lane is free, but the disk is full: the small job must wait.
+        await asyncio.sleep(0.5)
+        assert await state_of(store, small) is JobState.QUEUED
+        # Room again (the big file's partial goes): the worker takes jobs again.
+        for partial in small_disk.glob("big.bin.part*"):
+            partial.unlink()
+        await wait_for(lambda: _is(store, small, JobState.DONE))
+    assert sha256_of(small_disk / "small.bin") == origin.sha256("small.bin")
+
+
+async def _is(store: Store, job_id: str, state: JobState) -> bool:
+    return await state_of(store, job_id) is state

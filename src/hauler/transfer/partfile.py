@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hauler.errors import LocalError, Transient
+from hauler.errors import DiskFull, LocalError, Transient
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.segments import Segment
 
@@ -97,6 +97,8 @@ def local_error(exc: OSError, path: Path) -> LocalError:
         errno.EPERM: "permission denied",
         errno.EROFS: "read-only file system",
     }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"{reason}: {path}")
     return LocalError(f"{reason}: {path}")
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from hauler.errors import ErrorClass, HaulerError
+from hauler.errors import DiskFull, ErrorClass, HaulerError
 from hauler.models import Job, JobError
 from hauler.policy.retry import Action, RetryPolicy
 
 logger = logging.getLogger(__name__)
+
+# A job that met a full disk waits at least this long before it is tried again.
+DISK_FULL_RETRY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,11 @@ def classify(error: BaseException, job: Job, policy: RetryPolicy, now: float) ->
         logger.error("unexpected error in job %s", job.id, exc_info=error)
         error_class = str(ErrorClass.TRANSIENT)
         message = f"{type(error).__name__}: {error}"
+    if isinstance(error, DiskFull) and job.attempts < job.max_attempts:
+        # Not the job's fault: it comes back later (here, once there is room, or elsewhere),
+        # and a file that never fits still fails after max_attempts.
+        delay_s = max(policy.backoff_s(job.attempts), DISK_FULL_RETRY_S)
+        return FailureRecord(JobError(error_class, message, now), now + delay_s)
     decision = policy.decide(error, job.attempts, job.max_attempts)
     retry_at = now + decision.delay_s if decision.action is Action.RETRY else None
     return FailureRecord(JobError(error_class, message, now), retry_at)

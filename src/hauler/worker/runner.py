@@ -14,12 +14,13 @@ from typing import TypeVar
 from hauler import pipeline
 from hauler.clock import Clock, SystemClock
 from hauler.config import WorkerSettings
-from hauler.errors import LeaseLost, StoreUnavailable
+from hauler.errors import DiskFull, LeaseLost, StoreUnavailable
 from hauler.logcontext import host_var, job_id_var
 from hauler.models import Job, JobState, WorkerInfo
 from hauler.policy.retry import RetryPolicy
 from hauler.store.base import Completion, Store
 from hauler.worker.completions import CompletionBatcher
+from hauler.worker.diskroom import DiskRoom
 from hauler.worker.failures import classify
 from hauler.worker.flags import Flags, read_flags
 from hauler.worker.lease import LeaseKeeper
@@ -118,6 +119,9 @@ class Worker:
         self._closing = asyncio.Event()
         self._poll = _PollState()
         self._started_at = 0.0
+        self._room = DiskRoom(
+            ctx.output_dir, settings.min_free_bytes, settings.disk_check_s, self._clock
+        )
 
     def request_stop(self, reason: str = "signal") -> None:
         """First call: stop claiming and finish within the grace period. Second: stop now."""
@@ -170,7 +174,7 @@ class Worker:
             self.request_stop("stop requested")
             return True
         claimed, asked = 0, 0
-        if not flags.is_paused and self._free_lanes() > 0:
+        if not flags.is_paused and self._free_lanes() > 0 and self._room.has_room():
             claimed, asked = await self._claim()
             if self._mode is Mode.ONCE:
                 await self._wait_lanes_idle()
@@ -269,6 +273,8 @@ class Worker:
             logger.warning("job %s: lease lost before completion; another worker owns it", job.id)
 
     async def _record_failure(self, job: Job, exc: Exception) -> None:
+        if isinstance(exc, DiskFull):
+            self._room.mark_full()
         record = classify(exc, job, self._policy, self._clock.now())
         try:
             state = await self._with_store_retry(
@@ -338,7 +344,7 @@ class Worker:
             started_at=self._started_at,
             seen_at=self._clock.now(),
             concurrency=self._settings.concurrency,
-            is_paused=self._poll.flags.is_paused,
+            is_paused=self._poll.flags.is_paused or self._room.is_full,
             bytes_per_s=self._meter.sample(self._clock.monotonic()),
             bytes_total=self._meter.bytes_total,
             current_jobs=tuple(self._held),
