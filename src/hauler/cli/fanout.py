@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -103,7 +104,6 @@ class FanOut:
     _children: list[_Child] = field(default_factory=list)
     _sinks: dict[int, ProgressSink] = field(default_factory=dict)
     _stop_signal: int | None = None
-
     _previous_handlers: dict[int, SignalHandler] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -163,14 +163,7 @@ class FanOut:
         """Run this child's share; its exit status (the parent reads the outcomes, not this)."""
         mine = [self.specs[i] for i in indices]
         parallel = share_of(self.options.parallel, self.processes, shard)
-        options = BatchOptions(
-            self.options.output_dir,
-            parallel,
-            self.options.force,
-            self.options.connections,
-            self.options.per_file_rate_bps,
-            self.options.proxy,
-        )
+        options = dataclasses.replace(self.options, parallel=parallel)
         index_of = {id(spec): i for spec, i in zip(mine, indices, strict=True)}
         events = _EventPipe(writer)
         reporter = _PipeReporter(events, index_of, self.with_progress)
