@@ -70,7 +70,7 @@ def _no_plugins_loader() -> types.ModuleType:
     def get_plugins() -> Iterable[object]:
         return ()
 
-    loader.get_plugins = get_plugins  # type: ignore[attr-defined]
+    vars(loader)["get_plugins"] = get_plugins
     return loader
 
 

@@ -92,7 +92,7 @@ class _Child:
 
 @dataclass(repr=False, eq=False)
 class FanOut:
-    """Forks the children at construction; ``collect`` then reports their events."""
+    """``start`` forks the children; ``collect`` then reports their events."""
 
     specs: Sequence[JobSpec]
     options: BatchOptions
@@ -115,8 +115,14 @@ class FanOut:
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-        for shard in range(self.processes):
-            self._children.append(self._fork(shard))
+        try:
+            for shard in range(self.processes):
+                self._children.append(self._fork(shard))
+        except BaseException:  # fork failed (EAGAIN, ENOMEM): no child is left running alone
+            self._on_signal(signal.SIGTERM, None)
+            self._restore_handlers()
+            self._reap()
+            raise
 
     def ordered(self) -> list[FileOutcome]:
         """The outcomes so far, in input order."""
@@ -127,13 +133,16 @@ class FanOut:
         try:
             self._drain(reporter)
         finally:
-            for signum, handler in self._previous_handlers.items():
-                signal.signal(signum, handler)
+            self._restore_handlers()
             self._reap()
         if self._stop_signal is not None:
             return EXIT_STATUS_BY_SIGNAL[signal.Signals(self._stop_signal)]
         self._fail_unreported(reporter)
         return 0
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
 
     def _fork(self, shard: int) -> _Child:
         indices = list(range(shard, len(self.specs), self.processes))

@@ -35,8 +35,8 @@ from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 # After this many lost leases a job is failed (class "lost") instead of queued again.
 MAX_LOST_LEASES = 10
 LOST_MESSAGE = (
-    "its worker was lost {n} times while running it (killed, crashed, out of memory?); "
-    "`hauler requeue --reason lost` runs it again"
+    f"its worker was lost {MAX_LOST_LEASES} times while running it (killed, crashed, out of "
+    "memory?); `hauler requeue --reason lost` runs it again"
 )
 
 

@@ -182,7 +182,7 @@ class RedisStore:
         now = self._clock.now()
         args = [repr(now), worker, node, n, repr(now + lease_s), repr(now - affinity_s),
                 _SWEEP_LIMIT, _SCAN_LIMIT, MAX_LOST_LEASES,
-                LOST_MESSAGE.format(n=MAX_LOST_LEASES)]  # fmt: skip
+                LOST_MESSAGE]  # fmt: skip
         rows = await self._script("claim", args)
         return [job_from_fields(dict(zip(_CLAIMED_FIELDS, row, strict=True))) for row in rows]
 

@@ -194,7 +194,7 @@ class SqliteStore:
         params = {
             "now": now, "worker": worker, "node": node, "n": n,
             "lease_until": now + lease_s, "affinity_s": affinity_s,
-            "max_lost": MAX_LOST_LEASES, "lost_message": LOST_MESSAGE.format(n=MAX_LOST_LEASES),
+            "max_lost": MAX_LOST_LEASES, "lost_message": LOST_MESSAGE,
         }  # fmt: skip
 
         def take(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,11 +161,9 @@ class Download:
         missing byte, not from 0); the real control file is loaded once the response names the
         file, and a probe that starts where the plan has no segment is simply closed.
         """
-        name = name_from_response(self.request.url, None)
+        name = name_from_response(self.request.url, None)  # one safe path component
         directory = self.engine.resolved_dir(self.request.output_dir)
-        if os.sep not in name and not self.engine.control_files.may_exist(
-            directory, name + CONTROL_SUFFIX
-        ):
+        if not self.engine.control_files.may_exist(directory, name + CONTROL_SUFFIX):
             return None
         path = self.engine.path_for_component(self.request.output_dir, name)
         try:
