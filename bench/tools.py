@@ -10,7 +10,6 @@ import functools
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +67,18 @@ class Tool:
 
 # Set by transfer_bench.py when it has started a redis-server for the worker rows.
 REDIS_URL_ENV = "HAULER_BENCH_REDIS_URL"
+# The venv whose hauler is measured (transfer_bench.py --venv); this checkout's .venv by default.
+VENV_ENV = "HAULER_BENCH_VENV"
+
+
+def hauler_venv() -> Path:
+    """The venv that holds the hauler under test (its interpreter is part of what is measured)."""
+    return Path(os.environ.get(VENV_ENV) or REPO / ".venv").absolute()
 
 
 def hauler_bin() -> Path:
-    """The hauler console script of this checkout's venv."""
-    return REPO / ".venv" / "bin" / "hauler"
+    """The hauler console script of the venv under test."""
+    return hauler_venv() / "bin" / "hauler"
 
 
 def availability(name: str) -> str | None:
@@ -163,7 +169,7 @@ def _hauler(tool: Tool, job: Job) -> Command:
 @functools.cache
 def _hauler_availability() -> str | None:
     if not hauler_bin().exists():
-        return f"{hauler_bin()} missing: run scripts/bootstrap.sh"
+        return f"{hauler_bin()} missing: run scripts/bootstrap.sh (VENV=DIR for another venv)"
     probe = subprocess.run(
         [str(hauler_bin()), "get", "--help"],
         check=False,
@@ -185,7 +191,7 @@ def _compile_bytecode() -> None:
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(REPO / "src")],
+        [str(hauler_venv() / "bin" / "python"), "-m", "compileall", "-q", str(REPO / "src")],
         check=True,
         env=env,
         timeout=120,
@@ -200,9 +206,13 @@ def versions() -> dict[str, str]:
         "wget": ["wget", "--version"],
         "nginx": ["nginx", "-v"],
         "hauler": ["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
-        "python": [sys.executable, "--version"],
+        "python": [str(hauler_venv() / "bin" / "python"), "-c", _DESCRIBE_PYTHON],
     }
     return {name: _first_line(argv) for name, argv in probes.items()}
+
+
+# The interpreter hauler runs on is part of what is measured: see "Which Python" in README.md.
+_DESCRIBE_PYTHON = "import sys; print(f'Python {sys.version.split()[0]} from {sys.base_prefix}')"
 
 
 def _first_line(argv: list[str]) -> str:

@@ -162,13 +162,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where downloads go (default bench/out/work); /dev/shm takes the disk out",
     )
     parser.add_argument("--nginx-workers", type=int, default=1, choices=(1, 2))
+    parser.add_argument(
+        "--venv",
+        type=Path,
+        help="venv whose hauler is measured (default .venv); see README: Which Python",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios and write the report; 1 when a run failed or setup broke."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    opts = options(parse_args(argv), stamp)
+    args = parse_args(argv)
+    if args.venv:
+        os.environ[tools.VENV_ENV] = str(args.venv.absolute())
+    opts = options(args, stamp)
     meta = _meta(opts)
     _print_meta(meta)
     try:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv with hauler installed (plus the test tools with `bootstrap.sh test`).
 # Installs python3-venv through apt-get on a fresh Debian machine when it is missing.
+# PYTHON picks the interpreter (default python3), VENV another venv directory (default .venv):
+#   PYTHON=/usr/bin/python3 VENV=.venv-debian scripts/bootstrap.sh   (see bench/README.md)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 extra="${1:-}"
@@ -17,16 +19,17 @@ fi
 if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepip' 2>/dev/null; then
     apt_install python3-venv
 fi
-stamp="$root/.venv/.installed-$extra"
-if [ ! -x "$root/.venv/bin/python" ]; then
-    "$python" -m venv "$root/.venv"
+venv="${VENV:-$root/.venv}"
+stamp="$venv/.installed-$extra"
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-    "$root/.venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q --upgrade pip
     if [ "$extra" = test ]; then
-        "$root/.venv/bin/pip" install -q -e "$root[test]"
+        "$venv/bin/pip" install -q -e "$root[test]"
     else
-        "$root/.venv/bin/pip" install -q -e "$root"
+        "$venv/bin/pip" install -q -e "$root"
     fi
     touch "$stamp"
 fi
