@@ -191,6 +191,8 @@ class Download:
         if self.plan is not None and not self.plan.is_complete and part.path.exists():
             with contextlib.suppress(LocalError):
                 self._save_control()
+        elif self.plan is None and part.is_new:
+            part.discard()  # this attempt created it and wrote nothing: leave no litter
         part.close()
 
     async def _existing(self, path: Path) -> TransferResult | None:

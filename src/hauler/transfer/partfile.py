@@ -23,8 +23,9 @@ from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.segments import Segment
 
 CONTROL_VERSION = 1
+MIB = 1024 * 1024
 # Smaller files are not pre-allocated: their writes are few and the syscall is not free.
-PREALLOCATE_MIN_BYTES = 1024 * 1024
+PREALLOCATE_MIN_BYTES = MIB
 # The temp-file suffixes the control-file writers use (download.py: foreground and background).
 CONTROL_TMP_SUFFIXES = (".tmp", ".tmp-bg")
 
@@ -205,13 +206,31 @@ class PartFile:
             self.has_control_file = False
 
     def preallocate(self, size: int) -> None:
-        """Reserve ``size`` bytes so that a full disk shows now, not at 99 %."""
+        """Reserve ``size`` bytes so that a full disk shows now, not at 99 %.
+
+        ``DiskFull`` says how much the file needs and how much is free.
+        """
+        size_before = os.fstat(self.fd).st_size
         try:
             os.posix_fallocate(self.fd, 0, size)
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # Give back what the failed reservation took beyond the bytes already there.
+                os.ftruncate(self.fd, size_before)
+                raise DiskFull(self._no_room(size, exc)) from exc
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 raise
             os.ftruncate(self.fd, size)
+
+    def _no_room(self, size: int, exc: OSError) -> str:
+        stats = os.fstatvfs(self.fd)
+        free_bytes = stats.f_bavail * stats.f_frsize
+        reason = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
+        return (
+            f"{reason}: {self.final_path.name} needs {size / MIB:.1f} MiB and "
+            f"{self.path.parent} has {free_bytes / MIB:.1f} MiB free; free some space "
+            "(or choose another output directory) and try again"
+        )
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         """Write all of ``data`` at ``offset``."""
