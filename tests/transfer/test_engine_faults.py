@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -252,3 +253,16 @@ async def test_own_rate_limit_is_not_mistaken_for_a_slow_origin(
     async with Engine(settings) as engine:
         result = await fetch(engine, origin.url("own.bin"), tmp_path, limit_rate_bps=1 * MIB)
     assert sha256_file(result.path) == origin.sha256("own.bin")
+
+
+async def test_connection_refused_names_host_port_and_reason(
+    engine: Engine, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:  # a port that was just free: nothing listens on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionFailed) as raised:
+        await fetch(engine, f"http://127.0.0.1:{port}/x.bin", tmp_path)
+    message = str(raised.value)
+    assert f"cannot connect to 127.0.0.1:{port} (Connection refused)" in message
+    assert "ssl:" not in message and "Connect call failed" not in message

@@ -6,7 +6,9 @@ taxonomy here, with messages naming the (redacted) URL and the status.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -112,11 +114,28 @@ def client_error(exc: BaseException, url: str) -> HaulerError:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         # Retrying cannot make a certificate trusted: fail at once, naming the reason.
         return UntrustedCertificate(f"{where}: {exc.certificate_error}")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return ConnectionFailed(f"{where}: cannot resolve {exc.host} ({_reason(exc.os_error)})")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectionFailed(
+            f"{where}: cannot connect to {exc.host}:{exc.port} ({_reason(exc.os_error)})"
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ConnectionFailed(f"{where}: the server closed the connection")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return ConnectionFailed(f"{where}: the body was cut short ({exc})")
     if isinstance(exc, TimeoutError):
         return Stalled(f"{where}: no data within the read timeout")
     return ConnectionFailed(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _reason(error: OSError) -> str:
+    """What went wrong, in the system's words ("Connection refused"), without asyncio's
+    "Connect call failed (...)" wrapping.
+    """
+    if isinstance(error, socket.gaierror) or not error.errno:
+        return error.strerror or str(error) or type(error).__name__
+    return os.strerror(error.errno)
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
