@@ -12,7 +12,7 @@ from hauler.errors import BadRequest, ConnectionFailed
 from hauler.net import Sessions, check_url, is_public_address, redact_url
 from hauler.transfer.engine import Engine
 from hauler.transfer.throttle import TokenBucket
-from tests.transfer.conftest import KIB, fast_settings, fetch, sha256_file
+from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, sha256_file
 from tests.transfer.origin import Origin
 
 
@@ -86,12 +86,26 @@ async def test_proxy_credentials_never_reach_errors_or_logs(
 def test_token_bucket_makes_debtors_wait_in_proportion() -> None:
     clock = FakeClock()
     bucket = TokenBucket(1000, clock, burst_s=1.0)
-    assert bucket.delay_for(1000) == 0.0
+    # No burst at the start: the average from the first byte on is the rate.
+    assert bucket.delay_for(1000) == pytest.approx(1.0)
+    clock.advance(1.0)
     assert bucket.delay_for(500) == pytest.approx(0.5)
     clock.advance(0.5)
     assert bucket.delay_for(500) == pytest.approx(0.5)
+    # After a pause, up to burst_s of bytes pass without waiting, and no more.
     clock.advance(10)
-    assert bucket.delay_for(100) == 0.0
+    assert bucket.delay_for(1000) == 0.0
+    assert bucket.delay_for(100) == pytest.approx(0.1)
+
+
+def test_token_bucket_average_never_exceeds_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10 * MIB, clock, burst_s=0.25)
+    started, sent = clock.monotonic(), 0
+    while sent < 32 * MIB:  # a reader that reads 256 KiB blocks as fast as it is allowed
+        clock.advance(bucket.delay_for(256 * KIB))
+        sent += 256 * KIB
+    assert sent / (clock.monotonic() - started) <= 10 * MIB * 1.01
 
 
 async def test_http_proxy_is_used_with_its_credentials(

@@ -8,10 +8,13 @@ from hauler.clock import Clock, SystemClock
 
 
 class TokenBucket:
-    """Allows ``rate_bps`` bytes per second on average, with a burst of about ``burst_s``.
+    """Allows ``rate_bps`` bytes per second on average, with a burst of about ``burst_s``
+    after a pause.
 
     Consumers take bytes after reading them and go into debt; the debt is paid by sleeping,
-    which keeps the average rate without splitting reads.
+    which keeps the average rate without splitting reads. A new bucket starts empty: a full one
+    would let the first ``burst_s`` of bytes through unpaced, and a 3 s download limited to
+    10 MiB/s would average 10.8.
     """
 
     def __init__(self, rate_bps: int, clock: Clock | None = None, burst_s: float = 0.25) -> None:
@@ -20,7 +23,7 @@ class TokenBucket:
         self.rate_bps = rate_bps
         self._clock = clock or SystemClock()
         self._capacity = max(1.0, rate_bps * burst_s)
-        self._tokens = self._capacity
+        self._tokens = 0.0
         self._stamp = self._clock.monotonic()
 
     def _refill(self) -> None:
