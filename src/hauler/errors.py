@@ -6,6 +6,7 @@
     ├── Transient               retry later (optionally after ``retry_after_s``)
     │   ├── Throttled           429/503: the origin asked us to slow down
     │   ├── ConnectionFailed    reset, refused, DNS, TLS, truncated body
+    │   │   └── ConnectionRefused  nothing listens there (not retried on first contact)
     │   ├── Stalled             below the lowest-speed limit for too long
     │   └── StoreUnavailable    the job store (SQLite/Redis) cannot be reached
     ├── Bannable                rotate a resource (proxy or account), then retry
@@ -89,6 +90,10 @@ class ConnectionFailed(Transient):
     """The connection to the origin failed."""
 
     error_class = ErrorClass.CONNECTION
+
+
+class ConnectionRefused(ConnectionFailed):
+    """Nothing accepts connections at the origin's address and port."""
 
 
 class Stalled(Transient):

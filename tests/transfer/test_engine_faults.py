@@ -12,6 +12,7 @@ import pytest
 from hauler.clock import FakeClock
 from hauler.errors import (
     ConnectionFailed,
+    ConnectionRefused,
     Forbidden,
     Gone,
     HaulerError,
@@ -19,8 +20,10 @@ from hauler.errors import (
     Stalled,
     Throttled,
 )
+from hauler.policy.retry import RetryPolicy
 from hauler.transfer.engine import Engine
 from hauler.transfer.fetch import RangeAsk
+from hauler.transfer.probe import probe
 from hauler.transfer.request import TransferRequest
 from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, leftovers, sha256_file
 from tests.transfer.origin import Fault, Origin
@@ -266,3 +269,28 @@ async def test_connection_refused_names_host_port_and_reason(
     message = str(raised.value)
     assert f"cannot connect to 127.0.0.1:{port} (Connection refused)" in message
     assert "ssl:" not in message and "Connect call failed" not in message
+
+
+class _FailingFetcher:
+    """Stands in for ``Fetcher``: every open fails with ``error``; counts the attempts."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.opens = 0
+
+    async def open(self, url: str, ask: RangeAsk | None) -> object:
+        self.opens += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "opens"),
+    [(ConnectionRefused("refused"), 1), (ConnectionFailed("reset"), 3)],
+    ids=["refused: at once", "reset: retried"],
+)
+async def test_probe_gives_up_at_once_only_when_refused(error: Exception, opens: int) -> None:
+    fetcher = _FailingFetcher(error)
+    policy = RetryPolicy(base_s=0.001, cap_s=0.001, jitter=False)
+    with pytest.raises(type(error)):
+        await probe(fetcher, "http://127.0.0.1:1/x", RangeAsk(0, None), policy, retries=2)  # type: ignore[arg-type]
+    assert fetcher.opens == opens

@@ -19,6 +19,7 @@ from hauler.clock import Clock
 from hauler.errors import (
     BadRequest,
     ConnectionFailed,
+    ConnectionRefused,
     Forbidden,
     Gone,
     HaulerError,
@@ -117,7 +118,9 @@ def client_error(exc: BaseException, url: str) -> HaulerError:
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return ConnectionFailed(f"{where}: cannot resolve {exc.host} ({_reason(exc.os_error)})")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectionFailed(
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        error_type = ConnectionRefused if refused else ConnectionFailed
+        return error_type(
             f"{where}: cannot connect to {exc.host}:{exc.port} ({_reason(exc.os_error)})"
         )
     if isinstance(exc, aiohttp.ServerDisconnectedError):

@@ -2,7 +2,10 @@
 
 It learns the size, range support, validators, final URL (after redirects), Content-Disposition
 and Content-Type, and its body keeps streaming into the first segment while the other
-connections start. Transient failures (503 with Retry-After, resets) are retried here.
+connections start. Transient failures (503 with Retry-After, resets) are retried here, except
+a refused connection: on first contact it means nothing listens at that address (a wrong port, a
+server that is down), and curl, wget and aria2c give up at once too. A worker's job still retries
+later, with the job's own backoff; a lane refused mid-file retries as any transient failure.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 
 import aiohttp
 
-from hauler.errors import Transient
+from hauler.errors import ConnectionRefused, Transient
 from hauler.policy.retry import Action, RetryPolicy
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply
 
@@ -24,6 +27,8 @@ async def probe(
     while True:
         try:
             return await fetcher.open(url, ask)
+        except ConnectionRefused:
+            raise
         except Transient as exc:
             failures += 1
             decision = policy.decide(exc, failures, retries + 1)
