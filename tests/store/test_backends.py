@@ -15,6 +15,7 @@ from hauler.clock import FakeClock, SystemClock
 from hauler.errors import StoreUnavailable
 from hauler.models import JobSpec, JobState
 from hauler.store import Completion, open_store
+from hauler.store.codec import spec_to_json
 from tests.fixtures.redis_server import RedisServer
 
 
@@ -177,3 +178,50 @@ async def test_sqlite_file_of_schema_1_is_migrated_with_its_jobs(tmp_path: Path)
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone() == (2,)
         assert raw.execute("SELECT lost FROM jobs").fetchall() == [(0,)]
+
+
+def test_specs_are_stored_without_their_defaults_and_whole_ones_still_read() -> None:
+    plain = JobSpec(url="http://a.example/x")
+    assert spec_to_json(plain) == '{"url":"http://a.example/x"}'
+    rich = JobSpec(
+        url="http://a.example/y",
+        output="y.bin",
+        checksum="sha256=" + "ab" * 32,
+        headers={"Cookie": "c=1"},
+        priority=3,
+        tags=("t",),
+        max_attempts=9,
+    )
+    for spec in (plain, rich):
+        assert JobSpec.model_validate_json(spec_to_json(spec)) == spec
+        # As earlier versions stored them: every field spelled out.
+        assert JobSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+async def test_sqlite_row_holds_the_compact_spec(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'state.db'}", FakeClock())
+    try:
+        await store.add(specs(1))
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        (stored,) = conn.execute("SELECT spec FROM jobs").fetchone()
+    assert stored == '{"url":"http://a.example/0"}'
+
+
+async def test_redis_job_of_a_short_url_fits_the_compact_hash_encoding(
+    redis_server: RedisServer,
+) -> None:
+    import redis
+
+    store = await open_store(redis_server.url + "?namespace=compact", FakeClock())
+    try:
+        (job_id,) = (await store.add(specs(1))).ids
+    finally:
+        await store.close()
+    with redis.Redis(port=redis_server.port) as raw:
+        key = f"{{hauler:compact}}:job:{job_id}"
+        encoding = raw.object("ENCODING", key)
+        # A whole spec (~180 bytes) is over hash-max-listpack-value (64): the hash would be a
+        # real hash table, ~1 KB a job instead of ~0.5 KB.
+        assert encoding in (b"listpack", b"ziplist"), encoding

@@ -40,6 +40,18 @@ def _result(value: Any) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else {"value": loaded}
 
 
+def spec_to_json(spec: JobSpec) -> str:
+    """The spec as stored: only the fields that differ from their defaults.
+
+    A plain URL is ``{"url": "..."}`` (45 bytes) instead of every field spelled out (~180):
+    millions of jobs are millions of copies. In Redis it also keeps a job's hash within
+    ``hash-max-listpack-value`` more often. ``JobSpec`` fills the defaults back in when read;
+    specs stored whole by earlier versions read the same. The job's own priority and
+    max_attempts are stored as fields of their own and win over the spec's.
+    """
+    return spec.model_dump_json(exclude_defaults=True)
+
+
 def job_from_fields(fields: Mapping[str, Any]) -> Job:
     """Build a ``Job`` from a stored record (column or hash-field names as in schema.sql)."""
     return Job(

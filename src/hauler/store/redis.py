@@ -25,7 +25,13 @@ from hauler.clock import Clock
 from hauler.errors import LeaseLost, StoreUnavailable
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.store.base import LOST_MESSAGE, MAX_LOST_LEASES, AddResult, Completion, JobFilter
-from hauler.store.codec import job_from_fields, result_to_json, worker_from_json, worker_to_json
+from hauler.store.codec import (
+    job_from_fields,
+    result_to_json,
+    spec_to_json,
+    worker_from_json,
+    worker_to_json,
+)
 
 _SCRIPTS = (
     "add", "claim", "heartbeat", "complete", "fail", "release", "requeue", "clear",
@@ -168,7 +174,7 @@ class RedisStore:
         """See ``Store.add``: one script call for the whole batch."""
         args: list[Any] = [repr(self._clock.now())]
         for s in specs:
-            args += [s.dedupe_key, s.model_dump_json(), s.priority, s.max_attempts, s.host,
+            args += [s.dedupe_key, spec_to_json(s), s.priority, s.max_attempts, s.host,
                      s.collection]  # fmt: skip
         ids = [str(i) for i in await self._script("add", args)] if specs else []
         return AddResult(ids=ids, skipped=len(specs) - len(ids))

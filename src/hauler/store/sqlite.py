@@ -21,7 +21,13 @@ from hauler.errors import LeaseLost, StoreUnavailable
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.store import sqlite_db
 from hauler.store.base import LOST_MESSAGE, MAX_LOST_LEASES, AddResult, Completion, JobFilter
-from hauler.store.codec import job_from_fields, result_to_json, worker_from_json, worker_to_json
+from hauler.store.codec import (
+    job_from_fields,
+    result_to_json,
+    spec_to_json,
+    worker_from_json,
+    worker_to_json,
+)
 from hauler.store.sqlite_db import transaction
 
 T = TypeVar("T")
@@ -169,7 +175,7 @@ class SqliteStore:
         """See ``Store.add``: one transaction for the whole batch."""
         now = self._clock.now()
         rows = [
-            (s.dedupe_key, s.model_dump_json(), s.priority, s.max_attempts, now, s.host,
+            (s.dedupe_key, spec_to_json(s), s.priority, s.max_attempts, now, s.host,
              s.collection, now, now)
             for s in specs
         ]  # fmt: skip
