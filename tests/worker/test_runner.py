@@ -6,18 +6,24 @@ import asyncio
 import time
 from pathlib import Path
 
+from hauler.clock import SystemClock
 from hauler.models import JobState
+from hauler.pipeline import PipelineContext
 from hauler.store import JobFilter, Store
+from hauler.transfer.engine import Engine
 from hauler.worker.flags import PAUSE_FILE
 from hauler.worker.modes import Mode
+from hauler.worker.runner import Identity, Worker
 from tests.transfer.origin import Fault, Origin
 from tests.worker.fleet import (
     add_urls,
     drain,
     sha256_of,
     state_of,
+    transfer_settings,
     wait_for,
     worker_in_process,
+    worker_settings,
 )
 
 KIB = 1024
@@ -116,6 +122,39 @@ async def test_stop_request_ends_a_forever_worker(store: Store, tmp_path: Path) 
         await wait_for(lambda: _is_done(task))
         assert task.result().stopped_by == "stop requested"
     assert await store.workers() == []
+
+
+class _ClockAhead(SystemClock):
+    """A worker machine whose clock runs an hour ahead of the one that asks for the stop."""
+
+    def now(self) -> float:
+        return super().now() + 3600.0
+
+
+async def test_stop_request_reaches_a_worker_whose_clock_runs_ahead(
+    store: Store, tmp_path: Path
+) -> None:
+    await store.request_stop()  # an old request, from before this worker: not for it
+    async with Engine(transfer_settings()) as engine:
+        worker = Worker(
+            store,
+            PipelineContext(engine, tmp_path),
+            worker_settings(),
+            mode=Mode.FOREVER,
+            identity=Identity("ahead", "node-1", 1),
+            clock=_ClockAhead(),
+        )
+        task = asyncio.create_task(worker.run())
+        try:
+            await wait_for(lambda: _has_workers(store))
+            assert not task.done()
+            await store.request_stop()
+            await wait_for(lambda: _is_done(task))
+        finally:
+            worker.request_stop("test over")
+            async with asyncio.timeout(10):
+                await asyncio.wait([task])
+    assert task.result().stopped_by == "stop requested"
 
 
 async def _has_workers(store: Store) -> bool:

@@ -18,8 +18,15 @@ class Flags:
     is_stop_requested: bool
 
 
-async def read_flags(store: Store, worker: str, output_dir: Path, started_at: float) -> Flags:
-    """Read the flags for ``worker``: a stop counts only when requested after ``started_at``."""
+async def read_flags(
+    store: Store, worker: str, output_dir: Path, stop_seen_at_start: float | None
+) -> Flags:
+    """Read the flags for ``worker``.
+
+    A stop counts when the store holds another request than the one it held when the worker
+    started (``stop_seen_at_start``). Comparing the request's time with the worker's own clock
+    instead would let a worker whose clock runs ahead of the requester's ignore every stop.
+    """
     is_paused = (output_dir / PAUSE_FILE).exists() or await store.is_paused(worker)
     stop_at = await store.stop_requested_at()
-    return Flags(is_paused, stop_at is not None and stop_at > started_at)
+    return Flags(is_paused, stop_at is not None and stop_at != stop_seen_at_start)

@@ -119,6 +119,7 @@ class Worker:
         self._closing = asyncio.Event()
         self._poll = _PollState()
         self._started_at = 0.0
+        self._stop_seen_at_start: float | None = None
         self._room = DiskRoom(
             ctx.output_dir, settings.min_free_bytes, settings.disk_check_s, self._clock
         )
@@ -139,6 +140,7 @@ class Worker:
     async def run(self) -> Summary:
         """Work until the mode or a stop says to exit; return what was done."""
         self._started_at = self._clock.now()
+        self._stop_seen_at_start = await self._store.stop_requested_at()
         await self._store.beat_worker(self._info(), self._beat_ttl_s())
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         completions = asyncio.create_task(self._batcher.run(), name="completions")
@@ -206,7 +208,7 @@ class Worker:
         last = self._poll.flags_read_mono
         if last is None or now_mono - last >= self._settings.poll_s:
             flags = await read_flags(
-                self._store, self.identity.name, self._ctx.output_dir, self._started_at
+                self._store, self.identity.name, self._ctx.output_dir, self._stop_seen_at_start
             )
             if flags.is_paused != self._poll.flags.is_paused:
                 logger.warning("worker %s", "paused: no new jobs" if flags.is_paused else "resumed")
