@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -10,13 +11,22 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
-from hauler.cli.report import FileOutcome, Redactor, failure_line, success_line, summary_line
+from hauler.cli.ratemeter import RateMeter
+from hauler.cli.report import (
+    FileOutcome,
+    Redactor,
+    failure_line,
+    format_size,
+    success_line,
+    summary_line,
+)
 from hauler.models import JobSpec
 from hauler.transfer.request import ProgressSink
 
@@ -39,6 +49,37 @@ class _FileBar:
         self._view.advance(self.task, nbytes)
 
 
+class _SpeedColumn(ProgressColumn):
+    """The bar's speed from its ``RateMeter`` (downloaded bytes only, over seconds)."""
+
+    def __init__(self, meters: dict[TaskID, RateMeter]) -> None:
+        super().__init__()
+        self._meters = meters
+
+    def render(self, task: Task) -> Text:
+        meter = self._meters.get(task.id)
+        if meter is None:
+            return Text("?", style="progress.data.speed")
+        return Text(f"{format_size(meter.rate(time.monotonic()))}/s", style="progress.data.speed")
+
+
+class _EtaColumn(ProgressColumn):
+    """Time left at the meter's speed; blank while the size or the speed is unknown."""
+
+    def __init__(self, meters: dict[TaskID, RateMeter]) -> None:
+        super().__init__()
+        self._meters = meters
+
+    def render(self, task: Task) -> Text:
+        meter = self._meters.get(task.id)
+        speed = meter.rate(time.monotonic()) if meter is not None else 0.0
+        if task.total is None or speed <= 0:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(int(max(0.0, task.total - task.completed) / speed), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
 class ProgressView:
     """A live rich display; ``close`` stops it and prints the summary."""
 
@@ -46,16 +87,18 @@ class ProgressView:
         self._redact = redact
         # Failures show above the bars; stderr gets them too when it is not this terminal.
         self._is_stderr_elsewhere = not sys.stderr.isatty()
+        self._meters: dict[TaskID, RateMeter] = {}
         self._progress = Progress(
             TextColumn("[bold]{task.description}", justify="left"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            _SpeedColumn(self._meters),
+            _EtaColumn(self._meters),
             console=console or Console(),
             transient=False,
         )
         self._overall = self._progress.add_task("total", total=0)
+        self._meters[self._overall] = RateMeter(time.monotonic())
         self._bars: dict[int, _FileBar] = {}
         self._known_total = 0
         self._progress.start()
@@ -70,7 +113,9 @@ class ProgressView:
     def file_started(
         self, task: TaskID, name: str, total_bytes: int | None, done_bytes: int
     ) -> None:
-        """Size a file's bar and grow the overall total by what is now known."""
+        """Size a file's bar and grow the overall total by what is now known. Bytes already on
+        disk move the bars but not the speed."""
+        self._meters[task] = RateMeter(time.monotonic())
         self._progress.update(task, description=_shorten(name), total=total_bytes)
         self._progress.update(task, completed=done_bytes)
         self._known_total += total_bytes or 0
@@ -79,14 +124,19 @@ class ProgressView:
 
     def advance(self, task: TaskID, nbytes: int) -> None:
         """``nbytes`` more for one file and for the whole run."""
+        now = time.monotonic()
         self._progress.advance(task, nbytes)
         self._progress.advance(self._overall, nbytes)
+        for meter in (self._meters.get(task), self._meters[self._overall]):
+            if meter is not None:
+                meter.add(now, nbytes)
 
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Replace the file's bar by its one-line outcome (failures go to stderr)."""
         bar = self._bars.pop(id(spec), None)
         if bar is not None:
             self._progress.remove_task(bar.task)
+            self._meters.pop(bar.task, None)
         if outcome.is_ok:
             self._progress.console.print(success_line(outcome), markup=False, highlight=False)
         else:
