@@ -49,31 +49,33 @@ class _FileBar:
         self._view.advance(self.task, nbytes)
 
 
-class _SpeedColumn(ProgressColumn):
-    """The bar's speed from its ``RateMeter`` (downloaded bytes only, over seconds)."""
+class _MeterColumn(ProgressColumn):
+    """A column computed from the bar's ``RateMeter`` at each refresh."""
 
     def __init__(self, meters: dict[TaskID, RateMeter]) -> None:
         super().__init__()
         self._meters = meters
 
-    def render(self, task: Task) -> Text:
+    def _speed(self, task: Task) -> float | None:
         meter = self._meters.get(task.id)
-        if meter is None:
-            return Text("?", style="progress.data.speed")
-        return Text(f"{format_size(meter.rate(time.monotonic()))}/s", style="progress.data.speed")
+        return None if meter is None else meter.rate(time.monotonic())
 
 
-class _EtaColumn(ProgressColumn):
-    """Time left at the meter's speed; blank while the size or the speed is unknown."""
-
-    def __init__(self, meters: dict[TaskID, RateMeter]) -> None:
-        super().__init__()
-        self._meters = meters
+class _SpeedColumn(_MeterColumn):
+    """The bar's speed: downloaded bytes only, over seconds."""
 
     def render(self, task: Task) -> Text:
-        meter = self._meters.get(task.id)
-        speed = meter.rate(time.monotonic()) if meter is not None else 0.0
-        if task.total is None or speed <= 0:
+        speed = self._speed(task)
+        text = "?" if speed is None else f"{format_size(speed)}/s"
+        return Text(text, style="progress.data.speed")
+
+
+class _EtaColumn(_MeterColumn):
+    """Time left at the meter's speed; dashes while the size or the speed is unknown."""
+
+    def render(self, task: Task) -> Text:
+        speed = self._speed(task)
+        if task.total is None or not speed:
             return Text("-:--:--", style="progress.remaining")
         minutes, seconds = divmod(int(max(0.0, task.total - task.completed) / speed), 60)
         hours, minutes = divmod(minutes, 60)
