@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from email.utils import formatdate
@@ -20,10 +21,8 @@ from hauler.errors import (
     Stalled,
     Throttled,
 )
-from hauler.policy.retry import RetryPolicy
 from hauler.transfer.engine import Engine
 from hauler.transfer.fetch import RangeAsk
-from hauler.transfer.probe import probe
 from hauler.transfer.request import TransferRequest
 from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, leftovers, sha256_file
 from tests.transfer.origin import Fault, Origin
@@ -258,39 +257,17 @@ async def test_own_rate_limit_is_not_mistaken_for_a_slow_origin(
     assert sha256_file(result.path) == origin.sha256("own.bin")
 
 
-async def test_connection_refused_names_host_port_and_reason(
-    engine: Engine, tmp_path: Path
+async def test_connection_refused_fails_at_once_naming_host_port_and_reason(
+    tmp_path: Path,
 ) -> None:
     with socket.socket() as sock:  # a port that was just free: nothing listens on it
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(ConnectionFailed) as raised:
-        await fetch(engine, f"http://127.0.0.1:{port}/x.bin", tmp_path)
+    # Each retry would wait a minute: only a probe that gives up at once ends inside the bound.
+    settings = fast_settings(segment_retries=3, retry_base_s=60.0, retry_cap_s=60.0)
+    async with Engine(settings) as engine, asyncio.timeout(10):
+        with pytest.raises(ConnectionRefused) as raised:
+            await fetch(engine, f"http://127.0.0.1:{port}/x.bin", tmp_path)
     message = str(raised.value)
     assert f"cannot connect to 127.0.0.1:{port} (Connection refused)" in message
     assert "ssl:" not in message and "Connect call failed" not in message
-
-
-class _FailingFetcher:
-    """Stands in for ``Fetcher``: every open fails with ``error``; counts the attempts."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-        self.opens = 0
-
-    async def open(self, url: str, ask: RangeAsk | None) -> object:
-        self.opens += 1
-        raise self.error
-
-
-@pytest.mark.parametrize(
-    ("error", "opens"),
-    [(ConnectionRefused("refused"), 1), (ConnectionFailed("reset"), 3)],
-    ids=["refused: at once", "reset: retried"],
-)
-async def test_probe_gives_up_at_once_only_when_refused(error: Exception, opens: int) -> None:
-    fetcher = _FailingFetcher(error)
-    policy = RetryPolicy(base_s=0.001, cap_s=0.001, jitter=False)
-    with pytest.raises(type(error)):
-        await probe(fetcher, "http://127.0.0.1:1/x", RangeAsk(0, None), policy, retries=2)  # type: ignore[arg-type]
-    assert fetcher.opens == opens

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hauler.config import MIB
 from hauler.errors import DiskFull, LocalError, Transient
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.segments import Segment
 
 CONTROL_VERSION = 1
-MIB = 1024 * 1024
 # Smaller files are not pre-allocated: their writes are few and the syscall is not free.
 PREALLOCATE_MIN_BYTES = MIB
 # The temp-file suffixes the control-file writers use (download.py: foreground and background).
@@ -89,18 +89,24 @@ class ControlState:
             return None
 
 
+_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+}
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _reason(exc: OSError) -> str:
+    return _REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+
+
 def local_error(exc: OSError, path: Path) -> LocalError:
     """An ``OSError`` as the taxonomy's ``LocalError`` with a message a user can act on."""
-    reason = {
-        errno.ENOSPC: "disk full",
-        errno.EDQUOT: "disk quota exceeded",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EROFS: "read-only file system",
-    }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFull(f"{reason}: {path}")
-    return LocalError(f"{reason}: {path}")
+    error_type = DiskFull if exc.errno in _NO_SPACE else LocalError
+    return error_type(f"{_reason(exc)}: {path}")
 
 
 class PartFile:
@@ -214,7 +220,7 @@ class PartFile:
         try:
             os.posix_fallocate(self.fd, 0, size)
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if exc.errno in _NO_SPACE:
                 # Give back what the failed reservation took beyond the bytes already there.
                 os.ftruncate(self.fd, size_before)
                 raise DiskFull(self._no_room(size, exc)) from exc
@@ -225,9 +231,8 @@ class PartFile:
     def _no_room(self, size: int, exc: OSError) -> str:
         stats = os.fstatvfs(self.fd)
         free_bytes = stats.f_bavail * stats.f_frsize
-        reason = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
         return (
-            f"{reason}: {self.final_path.name} needs {size / MIB:.1f} MiB and "
+            f"{_reason(exc)}: {self.final_path.name} needs {size / MIB:.1f} MiB and "
             f"{self.path.parent} has {free_bytes / MIB:.1f} MiB free; free some space "
             "(or choose another output directory) and try again"
         )

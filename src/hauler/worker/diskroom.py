@@ -12,10 +12,9 @@ import shutil
 from pathlib import Path
 
 from hauler.clock import Clock
+from hauler.config import MIB
 
 logger = logging.getLogger(__name__)
-
-MIB = 1024 * 1024
 
 
 class DiskRoom:
