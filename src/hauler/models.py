@@ -26,6 +26,22 @@ class JobKind(StrEnum):
     FILE = "file"
 
 
+class OnExisting(StrEnum):
+    """What to do when the final name is already taken by a file hauler did not write for this
+    download (a file it wrote for this download is always recognised and skipped).
+
+    ``rename``: save under ``name.1.ext`` (aria2c's auto-file-renaming, the default);
+    ``skip``: leave it and report it skipped (wget ``-n/--no-clobber``);
+    ``overwrite``: download again and replace it (``--allow-overwrite``, ``--force``);
+    ``continue``: treat it as a partial of this download and fetch the rest (wget ``-c``).
+    """
+
+    RENAME = "rename"
+    SKIP = "skip"
+    OVERWRITE = "overwrite"
+    CONTINUE = "continue"
+
+
 class JobState(StrEnum):
     """Where a job is in its life. See ``TRANSITIONS`` for the legal moves."""
 
