@@ -23,10 +23,11 @@ import socket
 import ssl
 import sys
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 from hauler.config import TransferSettings
 from hauler.errors import BadRequest, ConnectionFailed
+from hauler.redact import redact_url
 
 
 def _import_aiohttp_without_ca_loading() -> None:
@@ -95,20 +96,6 @@ def verified_context() -> ssl.SSLContext:
         context.keylog_filename = keylog_file
     context.set_alpn_protocols(("http/1.1",))
     return context
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (user names are kept)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def parse_url(url: str, settings: TransferSettings) -> SplitResult:

@@ -16,11 +16,11 @@ from hauler.cli.report import (
     FileOutcome,
     JsonReporter,
     PlainReporter,
-    Redactor,
     format_size,
 )
 from hauler.errors import ContentMismatch
 from hauler.models import JobSpec
+from hauler.redact import Redactor
 from hauler.transfer.request import TransferResult
 
 URL = "http://127.0.0.1:9/f.bin"

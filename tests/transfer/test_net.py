@@ -9,7 +9,8 @@ import pytest
 
 from hauler.clock import FakeClock
 from hauler.errors import BadRequest, ConnectionFailed
-from hauler.net import Sessions, check_url, is_public_address, redact_url
+from hauler.net import Sessions, check_url, is_public_address
+from hauler.redact import redact_url
 from hauler.transfer.engine import Engine
 from hauler.transfer.throttle import TokenBucket
 from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, sha256_file

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hauler.cli.report import ErrorInfo, FileOutcome, Redactor, Reporter
+from hauler.cli.report import ErrorInfo, FileOutcome, Reporter
 from hauler.config import TransferSettings
 from hauler.errors import HaulerError
 from hauler.models import JobSpec
 from hauler.naming import name_from_response
+from hauler.redact import Redactor
 
 if TYPE_CHECKING:  # the engine (and aiohttp) load only when a download starts
     from hauler.pipeline import PipelineContext

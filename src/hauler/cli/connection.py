@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
 
 from hauler.errors import BadRequest, StoreUnavailable
+from hauler.redact import redact_url
 from hauler.store import Store, open_store
 
 T = TypeVar("T")
@@ -20,20 +20,11 @@ EXIT_USAGE = 2
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def redacted(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to print)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def store_failure(url: str, exc: StoreUnavailable) -> typer.Exit:
     """Print the one-line explanation of an unreachable store; the exit to raise."""
     message = exc.message
     if "--store" not in message:
-        message += f" (store {redacted(url)}: check --store / HAULER_STORE)"
+        message += f" (store {redact_url(url)}: check --store / HAULER_STORE)"
     stderr.print(f"hauler: {message}", markup=False)
     return typer.Exit(EXIT_STORE_UNAVAILABLE)
 

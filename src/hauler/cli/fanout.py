@@ -27,9 +27,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from hauler.cli.batch import Batch, BatchOptions
-from hauler.cli.report import ErrorInfo, FileOutcome, Redactor, Reporter
+from hauler.cli.report import ErrorInfo, FileOutcome, Reporter
 from hauler.config import TransferSettings
 from hauler.models import JobSpec
+from hauler.redact import Redactor
 from hauler.transfer.request import NullProgress, ProgressSink
 
 if TYPE_CHECKING:  # multiprocessing loads only when files are spread (get of one URL: never)

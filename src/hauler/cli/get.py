@@ -21,9 +21,10 @@ from hauler.cli.app import app, globals_of
 
 if TYPE_CHECKING:
     from hauler.cli.batch import BatchOptions
-    from hauler.cli.report import FileOutcome, Redactor, Reporter
+    from hauler.cli.report import FileOutcome, Reporter
     from hauler.config import TransferSettings
     from hauler.models import JobSpec
+    from hauler.redact import Redactor
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -205,7 +206,7 @@ def _execute(
 ) -> int:
     """Run the batch (in one process or several) and report it; the process exit status."""
     from hauler.cli.fanout import available_cores, process_count
-    from hauler.cli.report import Redactor
+    from hauler.redact import Redactor
 
     redact = Redactor.for_run(specs, settings.proxy)
     count = process_count(

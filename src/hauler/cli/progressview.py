@@ -21,13 +21,13 @@ from rich.text import Text
 from hauler.cli.ratemeter import RateMeter
 from hauler.cli.report import (
     FileOutcome,
-    Redactor,
     failure_line,
     format_size,
     success_line,
     summary_line,
 )
 from hauler.models import JobSpec
+from hauler.redact import Redactor
 from hauler.transfer.request import ProgressSink
 
 _NAME_WIDTH = 32

@@ -6,22 +6,16 @@ printed here.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 from hauler.errors import HaulerError
 from hauler.models import JobSpec
+from hauler.redact import Redactor, json_text, printable
 from hauler.transfer.request import NullProgress, ProgressSink, TransferResult
-
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
-)
-MASK = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,56 +48,6 @@ class FileOutcome:
     def is_ok(self) -> bool:
         """True when the file is complete and verified (or was already)."""
         return self.result is not None
-
-
-class Redactor:
-    """Masks known secrets and URL passwords in text meant for the user."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first, so that a secret containing another is masked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
-
-    @classmethod
-    def for_run(cls, specs: Sequence[JobSpec], proxy: str | None) -> Redactor:
-        """A redactor for the secrets of these jobs and this proxy."""
-        secrets = [_url_password(spec.url) for spec in specs]
-        secrets += [v for spec in specs for v in _secret_header_values(spec.headers)]
-        secrets.append(_url_password(proxy) if proxy else "")
-        return cls(s for s in secrets if s)
-
-    def text(self, text: str) -> str:
-        """``text`` with every secret masked."""
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return text
-
-    def url(self, url: str) -> str:
-        """``url`` without its password (and any other known secret)."""
-        if "@" not in url:  # no userinfo: spare the parse (called for every file)
-            return self.text(url)
-        parts = urlsplit(url)
-        if parts.password:
-            netloc = parts.netloc.rpartition("@")[2]
-            user = parts.username or ""
-            parts = parts._replace(netloc=f"{user}:{MASK}@{netloc}")
-            url = urlunsplit(parts)
-        return self.text(url)
-
-
-def _url_password(url: str) -> str:
-    """The password in ``url``'s userinfo, or ""."""
-    if "@" not in url:
-        return ""
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:
-        return ""
-
-
-def _secret_header_values(headers: Mapping[str, str]) -> list[str]:
-    """Values of headers that carry credentials, and their bare tokens (``Bearer xyz`` → xyz)."""
-    values = [v for k, v in headers.items() if k.lower() in SECRET_HEADERS]
-    return values + [v.split(None, 1)[1] for v in values if len(v.split(None, 1)) == 2]
 
 
 def format_size(nbytes: float) -> str:
@@ -186,18 +130,21 @@ class Reporter(Protocol):
 def failure_line(outcome: FileOutcome, redact: Redactor) -> str:
     """``failed URL: Class: message`` for stderr."""
     error = outcome.error or ErrorInfo("Error", "internal", "unknown failure")
-    return f"failed {redact.url(outcome.url)}: {error.name}: {redact.text(error.message)}"
+    # The message may quote the server (a redirect target, a name): no escapes reach the tty.
+    line = f"failed {redact.url(outcome.url)}: {error.name}: {redact.text(error.message)}"
+    return printable(line)
 
 
 def success_line(outcome: FileOutcome) -> str:
     """``done PATH (SIZE in Ns, RATE/s)`` or ``skipped PATH (already complete)``."""
     result = outcome.result
     assert result is not None
+    path = printable(str(result.path))  # the name may come from the server
     if result.skipped:
-        return f"skipped {result.path} (already complete, {format_size(result.size)})"
+        return f"skipped {path} (already complete, {format_size(result.size)})"
     rate = result.bytes_fetched / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0
     return (
-        f"done {result.path} ({format_size(result.size)} in {outcome.elapsed_s:.1f} s, "
+        f"done {path} ({format_size(result.size)} in {outcome.elapsed_s:.1f} s, "
         f"{format_size(rate)}/s)"
     )
 
@@ -263,4 +210,4 @@ class JsonReporter(_TextReporter):
     def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
         """Print the summary object."""
         summary = summary_record(outcomes, elapsed_s, self._redact)
-        emit(json.dumps(summary, ensure_ascii=False), self._out)
+        emit(json_text(summary), self._out)

@@ -11,10 +11,11 @@ import typer
 from rich.console import Console
 
 from hauler.cli.app import app, globals_of
-from hauler.cli.connection import redacted, store_failure
+from hauler.cli.connection import store_failure
 from hauler.cli.queue_views import human_bytes, print_json
 from hauler.config import Settings, WorkerSettings
 from hauler.errors import StoreUnavailable
+from hauler.redact import redact_url
 from hauler.store import open_store
 from hauler.worker.modes import Mode
 
@@ -50,7 +51,7 @@ async def _serve(settings: Settings, ws: WorkerSettings, as_json: bool) -> Summa
                 who = worker.identity
                 stdout.print(
                     f"worker {who.name} (pid {who.pid}): {ws.concurrency} lanes, mode {ws.mode}, "
-                    f"files to {ws.output_dir}, store {redacted(settings.store)}",
+                    f"files to {ws.output_dir}, store {redact_url(settings.store)}",
                     markup=False,
                 )
             try:

@@ -31,8 +31,8 @@ from hauler.errors import (
     Transient,
 )
 from hauler.naming import name_from_response, safe_name, safe_path
-from hauler.net import redact_url
 from hauler.policy.retry import Action
+from hauler.redact import redact_url
 from hauler.transfer import integrity
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply, client_error

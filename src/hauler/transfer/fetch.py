@@ -31,7 +31,7 @@ from hauler.errors import (
     Transient,
     UntrustedCertificate,
 )
-from hauler.net import redact_url
+from hauler.redact import redact_url
 from hauler.transfer.partfile import Validators
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
