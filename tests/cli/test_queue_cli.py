@@ -131,3 +131,50 @@ async def test_add_streams_many_batches_and_dedupes_across_them(store_url: str) 
     ran = await hauler(store_url, "add", "-", "--json", stdin="\n".join(urls + urls) + "\n")
     assert ran.code == 0
     assert ran.json() == {"added": 1250, "skipped": 1250, "bad": 0, "bad_lines": []}
+
+
+async def test_add_reports_every_bad_url_with_its_line_and_adds_the_rest(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A port out of range, an unclosed IPv6 bracket and bytes that are not UTF-8 are bad lines
+    with their numbers; the good lines before and after them are all added."""
+    listing = tmp_path / "urls.txt"
+    listing.write_bytes(
+        b"http://127.0.0.1:9/1\n"
+        b"http://127.0.0.1:9/2\n"
+        b"http://h:99999/x\n"
+        b"http://[::1/x\n"
+        b"http://127.0.0.1:9/caf\xe9\n"
+        b'{"url": "http://h:70000/j"}\n'
+        b"http://127.0.0.1:9/3\n"
+        b"http://[::1]:9/4\n"
+    )
+    ran = await hauler(store_url, "add", "-i", str(listing))
+    assert ran.code == 1
+    assert "added 4, skipped 0 duplicates, 4 bad lines" in ran.out
+    errors = ran.err.splitlines()
+    assert errors == [
+        "line 3: the port is not a number from 0 to 65535: http://h:99999/x",
+        "line 4: unbalanced [ ] around the host (an IPv6 address is written [::1]): http://[::1/x",
+        "line 5: not valid UTF-8: http://127.0.0.1:9/caf\\xe9",
+        'line 6: url: the port is not a number from 0 to 65535: {"url": "http://h:70000/j"}',
+    ]
+    jobs = (await hauler(store_url, "jobs", "--json")).json()
+    assert sorted(job["url"] for job in jobs) == [
+        "http://127.0.0.1:9/1",
+        "http://127.0.0.1:9/2",
+        "http://127.0.0.1:9/3",
+        "http://[::1]:9/4",
+    ]
+
+
+async def test_same_url_under_two_output_names_is_two_jobs(store_url: str) -> None:
+    lines = (
+        '{"url": "http://127.0.0.1:9/a", "output": "one.bin"}\n'
+        '{"url": "http://127.0.0.1:9/a", "output": "two.bin"}\n'
+        '{"url": "http://127.0.0.1:9/a", "output": "two.bin"}\n'
+        "http://127.0.0.1:9/a\n"
+        "http://127.0.0.1:9/a\n"
+    )
+    ran = await hauler(store_url, "add", "-", "--json", stdin=lines)
+    assert (ran.code, ran.json()["added"], ran.json()["skipped"]) == (0, 3, 2)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hauler.intake import parse_line, read_batches
-from hauler.models import JobKind
+from hauler.intake import parse_line, read_batches, validate_url
+from hauler.models import JobKind, JobSpec
 
 DEFAULTS = {"priority": 2, "collection": "c1", "max_attempts": 3, "kind": JobKind.FILE}
 
@@ -91,3 +91,42 @@ def test_every_line_is_a_job_a_bad_line_or_blank(lines: list[str], batch_lines: 
     assert specs + len(bad_numbers) + blank == len(lines)
     assert bad_numbers == sorted(set(bad_numbers))
     assert all(1 <= n <= len(lines) for n in bad_numbers)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://h:99999/", "port"),
+        ("http://h:8x/", "port"),
+        ("http://[::1/x", "unbalanced"),
+        ("http://h]/x", "unbalanced"),
+        ("http://h/a b", "column 11"),
+        ("http://h/\x1b[2J", "control character"),
+        ("http://h/caf\udce9", "not valid UTF-8"),
+        ("http://:80/x", "no host"),
+        ("//h/x", "not a URL"),
+    ],
+)
+def test_one_url_validator_for_every_intake(url: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        validate_url(url)
+    with pytest.raises(ValueError, match=reason):
+        JobSpec(url=url)
+    with pytest.raises(ValueError, match=reason):
+        parse_line(url, {})
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1]:8080/x", "https://u:p%40ss@h.example/a?b=c#d", "http://é.example/ü", "s3://b/k"],
+)
+def test_valid_urls_pass_unchanged(url: str) -> None:
+    assert validate_url(f"  {url}\n") == url
+
+
+def test_dedupe_key_includes_the_output_only_when_given() -> None:
+    plain = JobSpec(url="HTTP://H:80/a")
+    assert plain.dedupe_key == "http://h/a"  # the key of earlier versions: archives still match
+    one, two = (JobSpec(url="http://h/a", output=name) for name in ("1.bin", "2.bin"))
+    assert len({plain.dedupe_key, one.dedupe_key, two.dedupe_key}) == 3
+    assert JobSpec(url="http://h/a", output="1.bin", key="k").dedupe_key == "k"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -53,11 +54,19 @@ def _store_url(ctx: typer.Context) -> str:
 @contextmanager
 def _input_lines(urls: list[str], input_file: Path | None) -> Iterator[Iterable[str]]:
     """The lines to add: from ``-i FILE``, from stdin (``-i -`` or ``-``), or the arguments."""
+    # Bytes that are not UTF-8 come through as lone surrogates, and the line holding them is
+    # reported bad (as `get` does) instead of being stored with U+FFFD in place of them.
     if input_file is not None and str(input_file) != "-":
-        with input_file.open(encoding="utf-8", errors="replace") as handle:
+        try:
+            handle = input_file.open(encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {input_file}: {exc.strerror or exc}", param_hint="'-i'"
+            ) from None
+        with handle:
             yield handle
     elif urls == ["-"] or input_file is not None:
-        yield sys.stdin
+        yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
     else:
         yield urls
 
