@@ -1,4 +1,9 @@
-"""How jobs, workers and queue counts look: JSON records for scripts, rich tables for people."""
+"""How jobs, workers and queue counts look: JSON records for scripts, rich tables for people.
+
+The store keeps a job's secrets (URL passwords, Authorization/Cookie/API-key headers: the worker
+needs them); everything here shows them masked. Text a server controls (error messages, result
+names and URLs) reaches the terminal through ``printable``; JSON escapes it by itself.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from hauler.models import Job, JobState, WorkerInfo
+from hauler.redact import Redactor, masked_headers, printable
 
 
 def print_json(value: Any) -> None:
@@ -25,13 +32,15 @@ def clock_time(epoch_s: float | None) -> str:
 
 
 def job_record(job: Job) -> dict[str, Any]:
-    """A job as a JSON object."""
+    """A job as a JSON object, its secrets masked."""
+    redact = Redactor.for_specs([job.spec])
     error = None
     if job.error is not None:
-        error = {"class": job.error.error_class, "message": job.error.message, "at": job.error.at}
+        message = redact.text(job.error.message)
+        error = {"class": job.error.error_class, "message": message, "at": job.error.at}
     return {
         "id": job.id,
-        "url": job.spec.url,
+        "url": redact.url(job.spec.url),
         "state": str(job.state),
         "priority": job.priority,
         "attempts": job.attempts,
@@ -43,9 +52,29 @@ def job_record(job: Job) -> dict[str, Any]:
         "worker": job.worker,
         "node": job.node,
         "error": error,
-        "result": job.result,
-        "spec": job.spec.model_dump(mode="json", exclude_defaults=True),
+        "result": _masked(job.result, redact),
+        "spec": _masked_spec(job, redact),
     }
+
+
+def _masked_spec(job: Job, redact: Redactor) -> dict[str, Any]:
+    spec = job.spec.model_dump(mode="json", exclude_defaults=True)
+    spec["url"] = redact.url(job.spec.url)
+    if "headers" in spec:
+        spec["headers"] = masked_headers(job.spec.headers)
+    return spec
+
+
+def _masked(value: Any, redact: Redactor) -> Any:
+    """``value`` (a job's result: JSON data) with every string's URL passwords and secrets
+    masked."""
+    if isinstance(value, str):
+        return redact.url(value) if "://" in value else redact.text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, redact) for v in value]
+    return value
 
 
 def worker_record(info: WorkerInfo) -> dict[str, Any]:
@@ -65,16 +94,18 @@ def worker_record(info: WorkerInfo) -> dict[str, Any]:
 
 
 def jobs_table(jobs: list[Job]) -> Table:
-    """id, state, attempts, url, error, updated."""
+    """id, state, attempts, url, error, updated (secrets masked, server text escaped)."""
     table = Table("id", "state", "attempts", "url", "error", "updated", box=None)
     for job in jobs:
-        error = f"{job.error.error_class}: {job.error.message}" if job.error else ""
+        redact = Redactor.for_specs([job.spec])
+        error = f"{job.error.error_class}: {redact.text(job.error.message)}" if job.error else ""
         table.add_row(
             job.id,
             str(job.state),
             f"{job.attempts}/{job.max_attempts}",
-            job.spec.url,
-            error,
+            # Text, not str: a URL or message holding "[...]" is not rich markup.
+            Text(printable(redact.url(job.spec.url))),
+            Text(printable(error)),
             clock_time(job.updated_at),
         )
     return table

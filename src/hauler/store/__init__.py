@@ -25,5 +25,7 @@ async def open_store(url: str, clock: Clock | None = None) -> Store:
 
         return await RedisStore.open(url, clock)
     from hauler.errors import BadRequest
+    from hauler.redact import printable, redact_url
 
-    raise BadRequest(f"unknown store URL {url!r}: use sqlite:///path.db or redis://host:port/db")
+    shown = printable(redact_url(url))  # never echo a password
+    raise BadRequest(f"unknown store URL {shown!r}: use sqlite:///path.db or redis://host:port/db")

@@ -6,6 +6,7 @@ Everything here is blocking and runs on the store's own thread (see ``SqliteStor
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from importlib.resources import files
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from hauler.errors import StoreUnavailable
+from hauler.redact import redact_url
 
 T = TypeVar("T")
 
@@ -29,7 +31,8 @@ def parse_url(url: str) -> tuple[Path, float]:
     prefix = "sqlite:///"
     if not url.lower().startswith(prefix) or len(url) == len(prefix):
         raise ValueError(
-            f"bad SQLite store URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db"
+            f"bad SQLite store URL {redact_url(url)!r}: use sqlite:///relative.db or "
+            "sqlite:////abs.db"
         )
     path, _, query = url[len(prefix) :].partition("?")
     options = dict(parse_qsl(query))
@@ -69,6 +72,7 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
             "check the --store path and that its parent directory is writable"
         ) from exc
     try:
+        _create_private(path)
         conn = sqlite3.connect(
             path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
@@ -82,6 +86,19 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         raise _unopenable(path, exc) from exc
     conn.row_factory = _row_dict
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the store file readable by its owner only (it holds URL passwords and auth
+    headers); SQLite gives its -wal and -shm files the same mode. An existing file keeps its
+    mode: the user may have shared it on purpose."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise sqlite3.OperationalError(f"{exc.strerror}: {path}") from exc
+    os.close(fd)
 
 
 def _unopenable(path: Path, exc: sqlite3.Error) -> StoreUnavailable:

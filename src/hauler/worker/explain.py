@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hauler.models import Job, JobState, WorkerInfo
+from hauler.redact import Redactor, printable, redact_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +29,18 @@ def at(epoch_s: float, now: float) -> str:
 
 
 def explain(job: Job, fleet: FleetView) -> list[str]:
-    """Reasons, most important first, why ``job`` is in its state and what it waits for."""
-    head = f"{job.state}: attempt {job.attempts} of {job.max_attempts}, {job.spec.url}"
+    """Reasons, most important first, why ``job`` is in its state and what it waits for.
+
+    Safe to print: the job's secrets are masked and text from a server (error messages, names)
+    has its control characters escaped.
+    """
+    redact = Redactor.for_specs([job.spec])
+    return [printable(redact.text(line)) for line in _reasons(job, fleet)]
+
+
+def _reasons(job: Job, fleet: FleetView) -> list[str]:
+    url = redact_url(job.spec.url)
+    head = f"{job.state}: attempt {job.attempts} of {job.max_attempts}, {url}"
     if job.state is JobState.DONE:
         return [head, *_done(job)]
     if job.state is JobState.FAILED:
