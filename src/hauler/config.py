@@ -39,6 +39,9 @@ class TransferSettings(BaseModel):
     read_timeout_s: float = 60.0
     lowest_speed_bps: int = Field(default=1024, ge=0)  # --lowest-speed-limit, per connection
     stall_window_s: float = 15.0
+    # A file fails (Stalled) after this many stall reconnects spent below lowest_speed_bps on
+    # average (a trickling server would hold a lane forever); 0: never give up.
+    max_stall_reconnects: int = Field(default=5, ge=0)
     # Per segment; the count restarts whenever the segment makes progress, so only a dead or
     # refusing origin exhausts it: 5 tries with a 10 s cap fail a dead host in ~8-16 s (aria2c: 5).
     segment_retries: int = Field(default=5, ge=0)

@@ -82,6 +82,7 @@ class Fault:
     length_delta: int = 0  # added to the declared Content-Length (a lie)
     rate_bps: int | None = None  # per-connection cap for this response
     bump_version: bool = False  # the file changes (new ETag) before this request is served
+    extra_bytes: int = 0  # bytes sent after the declared body, on a connection kept alive
 
 
 @dataclass
@@ -98,6 +99,8 @@ class RemoteFile:
     disposition: str | None = None  # raw Content-Disposition header value
     content_type: str = "application/octet-stream"
     rate_bps: int | None = None  # per-connection cap on every response
+    close_delimited: bool = False  # no Content-Length, no chunks: the body ends at the close
+    trickle_s: float | None = None  # send the body one byte every this many seconds
     faults: dict[int, Fault] = field(default_factory=dict)
     requests: int = 0
 
@@ -298,7 +301,8 @@ def _head(status: int, headers: Mapping[str, str]) -> bytes:
 def _wanted_range(remote: RemoteFile, fault: Fault, headers: Mapping[str, str]) -> str | None:
     """The Range header to honour, or None to answer 200 with the whole file."""
     wanted = headers.get("range")
-    if wanted is None or fault.ignore_range or not remote.accepts_ranges or remote.chunked:
+    is_unknown_length = remote.chunked or remote.close_delimited
+    if wanted is None or fault.ignore_range or not remote.accepts_ranges or is_unknown_length:
         return None
     if_range = headers.get("if-range")
     if if_range is not None and if_range not in (remote.etag, remote.last_modified):
@@ -328,7 +332,8 @@ async def _respond(
         headers["ETag"] = remote.etag
     if remote.has_last_modified:
         headers["Last-Modified"] = remote.last_modified
-    if remote.accepts_ranges and not remote.chunked:
+    is_unknown_length = remote.chunked or remote.close_delimited
+    if remote.accepts_ranges and not is_unknown_length:
         headers["Accept-Ranges"] = "bytes"
     if remote.disposition is not None:
         headers["Content-Disposition"] = remote.disposition
@@ -345,13 +350,22 @@ async def _respond(
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{remote.size}"
     if remote.chunked:
         headers["Transfer-Encoding"] = "chunked"
+    elif remote.close_delimited:
+        headers["Connection"] = "close"
     else:
         headers["Content-Length"] = str(end - start + fault.length_delta)
     entry.status = status
     writer.write(_head(status, headers))
     if entry.method != "HEAD":
         await _send_body(writer, entry, remote, fault, (start, end))
+        if fault.extra_bytes:
+            # Bytes past the declared body (a broken server): what follows is not a response.
+            writer.write(remote.body(end, end + fault.extra_bytes))
+            entry.bytes_sent += fault.extra_bytes
     await writer.drain()
+    if remote.close_delimited:
+        writer.close()
+        raise _Abort
     if fault.length_delta:
         # The declared length was a lie: this connection cannot carry another response.
         writer.close()
@@ -368,6 +382,8 @@ async def _send_body(
     start, end = span
     rate = fault.rate_bps or remote.rate_bps
     slice_bytes = BLOCK_BYTES if rate is None else max(1024, min(BLOCK_BYTES, rate // 20))
+    if remote.trickle_s is not None:
+        slice_bytes, rate = 1, None
     pos = start
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -394,6 +410,8 @@ async def _send_body(
             ahead_s = (pos - start) / rate - (loop.time() - began)
             if ahead_s > 0:
                 await asyncio.sleep(ahead_s)
+        elif remote.trickle_s is not None:
+            await asyncio.sleep(remote.trickle_s)
     for limit, action in ((fault.reset_after, "reset"), (fault.close_after, "close")):
         if limit is not None and entry.bytes_sent >= limit:
             await _fault_action(writer, action, fault)

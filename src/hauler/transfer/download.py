@@ -21,6 +21,7 @@ import aiohttp
 
 from hauler.errors import (
     ConnectionFailed,
+    DiskFull,
     HaulerError,
     LocalError,
     OriginChanged,
@@ -31,6 +32,7 @@ from hauler.errors import (
     Transient,
 )
 from hauler.naming import name_from_response, safe_name, safe_path
+from hauler.policy.progress import StallBudget
 from hauler.policy.retry import Action
 from hauler.redact import redact_url
 from hauler.transfer import integrity
@@ -108,6 +110,8 @@ class Download:
     best_bps: float = 0.0
     flushing: asyncio.Future[None] | None = None
     tick: asyncio.TimerHandle | None = None
+    is_unverified_resume: bool = False
+    stalls: StallBudget | None = None  # built at the first stall
 
     async def run(self) -> TransferResult:
         """Download, verify and commit; raises the hauler.errors taxonomy only."""
@@ -231,10 +235,22 @@ class Download:
             self.plan = SegmentPlan(size, control.segments, self.engine.settings.min_split_bytes)
             self.resumed = self.plan.done_bytes
             self._preallocate(size)
+            if not control.validators.is_pinned:
+                self._note_unverified_resume()
         else:
             self.part.reset(size)
             self.plan = self._fresh_plan(reply)
         self.progress.started(self.final_path.name if self.final_path else "", size, self.resumed)
+
+    def _note_unverified_resume(self) -> None:
+        """Resuming on the size alone: say so once, and in the result (aria2c's rule)."""
+        self.is_unverified_resume = True
+        _log.warning(
+            "resuming %s at %d bytes without verifying it: the server sends no ETag or "
+            "Last-Modified, only the size matches",
+            redact_url(self.url),
+            self.resumed,
+        )
 
     def _has_claimed_bytes(self, control: ControlState | None) -> bool:
         """The ``.part`` file is long enough to hold every byte the control file claims."""
@@ -420,6 +436,8 @@ class Download:
     async def _backoff(self, lane: Lane, exc: Transient, failures: int) -> None:
         """Sleep before the next attempt, or raise when the segment's retries are spent."""
         error = self._stall_error() if lane.is_stalled else exc
+        if isinstance(error, Stalled) and self._stalls_spent():
+            raise self._gave_up_error() from exc
         retries = self.engine.settings.segment_retries
         decision = self.engine.policy.decide(error, failures, retries + 1)
         if decision.action is Action.FAIL:
@@ -428,6 +446,22 @@ class Download:
             raise error from exc
         _log.info("retry %d in %.2f s: %s", failures, decision.delay_s, error.message)
         await asyncio.sleep(decision.delay_s)
+
+    def _stalls_spent(self) -> bool:
+        """Count a stall reconnect; True when the file has trickled for too many of them."""
+        if self.stalls is None:
+            settings = self.engine.settings
+            self.stalls = StallBudget(
+                settings.max_stall_reconnects, settings.lowest_speed_bps, self.started_at
+            )
+        return self.stalls.is_spent(self.engine.clock.monotonic(), self.fetched)
+
+    def _gave_up_error(self) -> Stalled:
+        settings = self.engine.settings
+        return Stalled(
+            f"{redact_url(self.url)}: kept below {settings.lowest_speed_bps} B/s for "
+            f"{settings.max_stall_reconnects} reconnects; giving up"
+        )
 
     def _stall_error(self) -> Stalled:
         settings = self.engine.settings
@@ -485,7 +519,17 @@ class Download:
         if not data:
             return
         nbytes = len(data)
-        self.part.write(segment.pos, data)
+        limit = self.engine.settings.max_size_bytes
+        if limit is not None and segment.pos + nbytes > limit:
+            # Only a stream of unknown length gets here: a known size was judged in _plan.
+            self._drop_unresumable()
+            raise TooLarge(f"{redact_url(self.url)} sent more than the limit of {limit} bytes")
+        try:
+            self.part.write(segment.pos, data)
+        except DiskFull:
+            if self.plan is not None and self.plan.size == UNKNOWN_END:
+                self._drop_unresumable()  # no control file can ever resume it
+            raise
         segment.pos += nbytes
         lane.fetched += nbytes
         self.fetched += nbytes
@@ -495,6 +539,12 @@ class Download:
             self._report()
         if self.unflushed >= self.engine.settings.control_flush_bytes:
             self._flush_in_background()
+
+    def _drop_unresumable(self) -> None:
+        """Delete the partial now: its bytes can never be resumed (a stream of unknown length)
+        or are not wanted (over the size limit)."""
+        assert self.part is not None
+        self.part.discard()
 
     def _body_ended(self, segment: Segment, reply: Reply) -> None:
         """The body ended cleanly: fine for a stream of unknown length, short otherwise."""
@@ -618,6 +668,7 @@ class Download:
             etag=self.validators.etag,
             last_modified=self.validators.last_modified,
             content_type=self.reply.content_type,
+            is_unverified_resume=self.is_unverified_resume,
         )
 
 

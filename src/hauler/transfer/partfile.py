@@ -39,12 +39,25 @@ class Validators:
     last_modified: str | None
 
     def same_version(self, other: Validators) -> bool:
-        """True when nothing says the two differ and at least one strong hint matches."""
+        """True when nothing says the two differ: the same size, and the same ETag (else the
+        same Last-Modified) when either side has one.
+
+        With neither validator on either side, the same size is the same version: that is all
+        such a server (http.server, many dynamic ones) says about a file. Whether that was a
+        real check is ``is_pinned``'s question.
+        """
         if self.size != other.size:
             return False
         if self.etag or other.etag:
             return self.etag == other.etag
-        return self.last_modified is not None and self.last_modified == other.last_modified
+        if self.last_modified or other.last_modified:
+            return self.last_modified == other.last_modified
+        return True
+
+    @property
+    def is_pinned(self) -> bool:
+        """True when an ETag or Last-Modified pins the version (not the size alone)."""
+        return bool(self.etag or self.last_modified)
 
     @property
     def if_range(self) -> str | None:

@@ -46,6 +46,9 @@ class TransferResult:
     etag: str | None = None
     last_modified: str | None = None
     content_type: str | None = None
+    # Resumed from a partial that only its size pinned (no ETag, no Last-Modified): the bytes
+    # on disk could not be checked against the origin's current version (aria2c's rule).
+    is_unverified_resume: bool = False
 
 
 class ProgressSink(Protocol):
