@@ -13,15 +13,18 @@ import errno
 import fcntl
 import functools
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hauler.config import MIB
 from hauler.errors import DiskFull, LocalError, Transient
+from hauler.transfer.controlcheck import checked_fields
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.segments import Segment
+
+_log = logging.getLogger(__name__)
 
 CONTROL_VERSION = 1
 # Smaller files are not pre-allocated: their writes are few and the syscall is not free.
@@ -90,16 +93,13 @@ class ControlState:
 
     @classmethod
     def from_json(cls, text: str) -> ControlState | None:
-        """Parse; None when the text is not a usable control file."""
-        try:
-            data: dict[str, Any] = json.loads(text)
-            if data.get("version") != CONTROL_VERSION:
-                return None
-            segments = [Segment(int(a), int(b), int(c)) for a, b, c in data["segments"]]
-            validators = Validators(data["size"], data["etag"], data["last_modified"])
-            return cls(str(data["url"]), validators, segments)
-        except (ValueError, KeyError, TypeError):
+        """Parse; None when the text is not a usable control file (see ``checked_fields``)."""
+        fields = checked_fields(text, CONTROL_VERSION)
+        if fields is None:
             return None
+        segments = [Segment(start, end, pos) for start, end, pos in fields.segments]
+        validators = Validators(fields.size, fields.etag, fields.last_modified)
+        return cls(fields.url, validators, segments)
 
 
 _REASONS = {
@@ -179,7 +179,10 @@ class PartFile:
         except (OSError, UnicodeDecodeError):
             self.has_control_file = False
             return None
-        return ControlState.from_json(text)
+        state = ControlState.from_json(text)
+        if state is None:
+            _log.info("discarding the unusable control file %s: starting over", self.control_path)
+        return state
 
     def save_control(self, state: ControlState) -> None:
         """Atomically replace the control file."""
