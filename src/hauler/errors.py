@@ -96,6 +96,10 @@ class ConnectionRefused(ConnectionFailed):
     """Nothing accepts connections at the origin's address and port."""
 
 
+class InvalidResponse(ConnectionFailed):
+    """The server's answer is not valid HTTP (e.g. more body bytes than its Content-Length)."""
+
+
 class Stalled(Transient):
     """The transfer stalled below the lowest-speed limit."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from email.utils import formatdate
@@ -17,6 +18,7 @@ from hauler.errors import (
     Forbidden,
     Gone,
     HaulerError,
+    InvalidResponse,
     NotFound,
     Stalled,
     Throttled,
@@ -271,3 +273,47 @@ async def test_connection_refused_fails_at_once_naming_host_port_and_reason(
     message = str(raised.value)
     assert f"cannot connect to 127.0.0.1:{port} (Connection refused)" in message
     assert "ssl:" not in message and "Connect call failed" not in message
+
+
+def _always(fault: Fault, times: int = 10) -> dict[int, Fault]:
+    """The same fault on each of the first ``times`` requests (a server that always does it)."""
+    return dict.fromkeys(range(1, times + 1), fault)
+
+
+async def test_more_bytes_than_content_length_keeps_the_declared_bytes(
+    origin: Origin, tmp_path: Path
+) -> None:
+    # curl's answer: the file is the declared bytes; what follows them is not the file.
+    origin.add("long.bin", 1 * MIB, faults=_always(Fault(extra_bytes=1000)))
+    origin.add("after.bin", 200 * KIB)
+    async with Engine(fast_settings(connections=1)) as engine:
+        result = await fetch(engine, origin.url("long.bin"), tmp_path)
+        assert result.size == 1 * MIB
+        assert sha256_file(result.path) == origin.sha256("long.bin")
+        assert len(origin.requests_for("long.bin")) == 1
+        # The connection that carried the extra bytes is not reused for the next file.
+        after = await fetch(engine, origin.url("after.bin"), tmp_path)
+    assert sha256_file(after.path) == origin.sha256("after.bin")
+    assert len(origin.requests_for("after.bin")) == 1
+
+
+async def test_extra_bytes_aiohttp_cannot_parse_fail_once_and_briefly(
+    origin: Origin, tmp_path: Path
+) -> None:
+    # A small body and its extra bytes arrive in one read: aiohttp's parser rejects the whole
+    # answer. One try (the server says it again), a short message without the server's bytes.
+    origin.add("short.bin", 10 * KIB, faults=_always(Fault(extra_bytes=20_000)))
+    origin.add("after.bin", 200 * KIB)
+    async with Engine(fast_settings()) as engine:
+        with pytest.raises(InvalidResponse) as raised:
+            await fetch(engine, origin.url("short.bin"), tmp_path)
+        after = await fetch(engine, origin.url("after.bin"), tmp_path)
+    message = str(raised.value)
+    assert re.fullmatch(
+        r"http://127\.0\.0\.1:\d+/files/short\.bin: the answer is not valid HTTP \(.{1,120}\)",
+        message,
+    )
+    assert len(message) < 200 and "\\x" not in message
+    assert len(origin.requests_for("short.bin")) == 1
+    assert leftovers(tmp_path) == [] and not (tmp_path / "short.bin").exists()
+    assert sha256_file(after.path) == origin.sha256("after.bin")

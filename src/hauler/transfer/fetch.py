@@ -23,6 +23,7 @@ from hauler.errors import (
     Forbidden,
     Gone,
     HaulerError,
+    InvalidResponse,
     NotFound,
     OriginChanged,
     RangeIgnored,
@@ -31,9 +32,11 @@ from hauler.errors import (
     Transient,
     UntrustedCertificate,
 )
-from hauler.redact import redact_url
+from hauler.redact import printable, redact_url
 from hauler.transfer.partfile import Validators
 
+# The longest piece of a library's error message quoted in ours.
+BRIEF_CHARS = 120
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
@@ -126,10 +129,23 @@ def client_error(exc: BaseException, url: str) -> HaulerError:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return ConnectionFailed(f"{where}: the server closed the connection")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return ConnectionFailed(f"{where}: the body was cut short ({exc})")
+        return ConnectionFailed(f"{where}: the body was cut short ({_brief(str(exc))})")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # aiohttp's parser refused the answer; its message quotes the server's bytes (20 KB of
+        # them after a body longer than its Content-Length): keep only its first line.
+        return InvalidResponse(f"{where}: the answer is not valid HTTP ({_brief(exc.message)})")
     if isinstance(exc, TimeoutError):
         return Stalled(f"{where}: no data within the read timeout")
-    return ConnectionFailed(f"{where}: {type(exc).__name__}: {exc}")
+    return ConnectionFailed(f"{where}: {type(exc).__name__}: {_brief(str(exc))}")
+
+
+def _brief(text: str) -> str:
+    """The first line of a library's message, at most ``BRIEF_CHARS``, escaped: such text
+    may quote what the server sent."""
+    line = text.strip().split("\n", 1)[0].rstrip(" :")
+    if len(line) > BRIEF_CHARS:
+        line = line[: BRIEF_CHARS - 1] + "…"
+    return printable(line)
 
 
 def _reason(error: OSError) -> str:

@@ -6,6 +6,8 @@ connections start. Transient failures (503 with Retry-After, resets) are retried
 a refused connection: on first contact it means nothing listens at that address (a wrong port, a
 server that is down), and curl, wget and aria2c give up at once too. A worker's job still retries
 later, with the job's own backoff; a lane refused mid-file retries as any transient failure.
+An answer that is not valid HTTP (a body longer than its Content-Length, in aiohttp's eyes)
+fails at once too: the same server sends it again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 
 import aiohttp
 
-from hauler.errors import ConnectionRefused, Transient
+from hauler.errors import ConnectionRefused, InvalidResponse, Transient
 from hauler.policy.retry import Action, RetryPolicy
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply
 
@@ -27,7 +29,7 @@ async def probe(
     while True:
         try:
             return await fetcher.open(url, ask)
-        except ConnectionRefused:
+        except (ConnectionRefused, InvalidResponse):
             raise
         except Transient as exc:
             failures += 1
