@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hauler.errors import BadRequest
-from hauler.naming import name_from_response, safe_name, safe_path
+from hauler.naming import (
+    LONGEST_DERIVED_SUFFIX,
+    MAX_COMPONENT_BYTES,
+    MAX_COUNTER,
+    MAX_FILE_NAME_BYTES,
+    name_from_response,
+    numbered,
+    safe_name,
+    safe_path,
+)
 
 # Whole hostile pieces joined with arbitrary text, so that "..", "CON" and separators are common.
 HOSTILE_TEXT = st.lists(
@@ -62,7 +71,39 @@ def test_long_component_keeps_extension_and_byte_cap() -> None:
 def test_long_component_with_huge_extension_is_cut_from_the_end() -> None:
     name = safe_name("a." + "b" * 400)
     assert name.startswith("a.b")
-    assert len(name.encode("utf-8")) == 255
+    assert len(name.encode("utf-8")) == MAX_FILE_NAME_BYTES
+
+
+def test_longest_derived_name_fits() -> None:
+    # The control file's background temp file of a numbered name: the longest name hauler makes.
+    for raw in ("é" * 300 + ".mp4", "x" * 300, "d/" + "字" * 120 + ".tar.gz", "a." + "b" * 400):
+        name = safe_name(raw)
+        longest = numbered(name, MAX_COUNTER).rpartition("/")[2] + LONGEST_DERIVED_SUFFIX
+        assert len(longest.encode("utf-8")) <= MAX_COMPONENT_BYTES
+        assert name.endswith(raw.rpartition(".")[2][:32])
+
+
+def test_derived_suffixes_are_no_longer_than_the_room_kept() -> None:
+    from hauler.transfer.controlfiles import CONTROL_SUFFIX
+    from hauler.transfer.partfile import CONTROL_TMP_SUFFIXES
+
+    for suffix in CONTROL_TMP_SUFFIXES:
+        assert len(CONTROL_SUFFIX + suffix) <= len(LONGEST_DERIVED_SUFFIX)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("x.bin", "x.1.bin"),
+        ("x", "x.1"),
+        (".hidden", ".hidden.1"),
+        ("a.tar.gz", "a.tar.1.gz"),
+        ("sub/x.bin", "sub/x.1.bin"),
+        ("v1.0/readme", "v1.0/readme.1"),
+    ],
+)
+def test_numbered(name: str, expected: str) -> None:
+    assert numbered(name, 1) == expected
 
 
 def test_lone_surrogates_do_not_break_encoding() -> None:
@@ -132,6 +173,8 @@ def test_safe_name_properties(text: str) -> None:
         assert part not in ("", ".", "..")
         assert len(part.encode("utf-8")) <= 255
         assert not part.endswith((".", " "))
+    last = numbered(name, MAX_COUNTER).rpartition("/")[2]
+    assert len((last + LONGEST_DERIVED_SUFFIX).encode("utf-8")) <= MAX_COMPONENT_BYTES
 
 
 @settings(max_examples=200, deadline=None)

@@ -14,6 +14,13 @@ from hauler.errors import BadRequest
 FALLBACK_NAME = "download"
 INDEX_NAME = "index.html"
 MAX_COMPONENT_BYTES = 255
+# Names hauler derives from a file's name: the longest temp file of its control file
+# (``NAME.part.json.tmp-bg``) and a collision counter (``NAME.9999.ext``) must still fit.
+LONGEST_DERIVED_SUFFIX = ".part.json.tmp-bg"
+MAX_COUNTER = 9999
+MAX_FILE_NAME_BYTES = (
+    MAX_COMPONENT_BYTES - len(LONGEST_DERIVED_SUFFIX) - len(f".{MAX_COUNTER}")
+)
 # An extension longer than this is more likely part of the name than a real suffix.
 _MAX_EXT_BYTES = 32
 
@@ -34,7 +41,9 @@ def safe_name(name: str) -> str:
 
     Control characters are removed, backslashes become separators, empty/``.``/``..`` components
     are dropped, characters Windows forbids become ``_``, reserved device names are prefixed
-    with ``_`` and each component is capped at 255 UTF-8 bytes, keeping its extension.
+    with ``_`` and each component is capped at 255 UTF-8 bytes, the last (the file's name) at
+    ``MAX_FILE_NAME_BYTES`` so that its ``.part``, control and numbered names fit too, keeping
+    its extension.
     Never returns an empty string.
     """
     # Lone surrogates (undecodable header bytes) cannot be encoded; "?" then becomes "_".
@@ -42,7 +51,11 @@ def safe_name(name: str) -> str:
     text = _CONTROL.sub("", text).replace("\\", "/")
     parts = [_safe_component(part) for part in text.split("/")]
     kept = [part for part in parts if part]
-    return "/".join(kept) or FALLBACK_NAME
+    if not kept:
+        return FALLBACK_NAME
+    # The file's own name gets the partial's and the counter's suffixes: it is capped tighter.
+    kept[-1] = _cap_bytes(kept[-1], MAX_FILE_NAME_BYTES).rstrip(". ") or FALLBACK_NAME
+    return "/".join(kept)
 
 
 def _safe_component(part: str) -> str:
@@ -52,19 +65,34 @@ def _safe_component(part: str) -> str:
         return ""
     if part.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
         part = "_" + part
-    return _cap_bytes(part).rstrip(". ")
+    return _cap_bytes(part, MAX_COMPONENT_BYTES).rstrip(". ")
 
 
-def _cap_bytes(part: str) -> str:
-    """Truncate ``part`` to 255 UTF-8 bytes on a character boundary, keeping a short extension."""
-    if len(part.encode("utf-8")) <= MAX_COMPONENT_BYTES:
+def _cap_bytes(part: str, limit: int) -> str:
+    """Truncate ``part`` to ``limit`` UTF-8 bytes on a character boundary, keeping a short
+    extension."""
+    if len(part.encode("utf-8")) <= limit:
         return part
     stem, dot, ext = part.rpartition(".")
     suffix = dot + ext
     if not stem or len(suffix.encode("utf-8")) > _MAX_EXT_BYTES:
         stem, suffix = part, ""
-    budget = MAX_COMPONENT_BYTES - len(suffix.encode("utf-8"))
+    budget = limit - len(suffix.encode("utf-8"))
     return stem.encode("utf-8")[:budget].decode("utf-8", "ignore") + suffix
+
+
+def numbered(name: str, counter: int) -> str:
+    """``name`` with ``counter`` before its extension: ``x.bin`` → ``x.1.bin`` (aria2c's
+    auto-file-renaming); a name without an extension gets it at the end (``x`` → ``x.1``).
+
+    Only the last component of a path is numbered; it fits in 255 bytes for counters up to
+    ``MAX_COUNTER`` because ``safe_name`` capped it to ``MAX_FILE_NAME_BYTES``.
+    """
+    head, slash, base = name.rpartition("/")
+    stem, dot, ext = base.rpartition(".")
+    if not stem or len(ext.encode("utf-8")) > _MAX_EXT_BYTES:
+        return f"{head}{slash}{base}.{counter}"
+    return f"{head}{slash}{stem}.{counter}.{ext}"
 
 
 def safe_path(output_dir: Path, name: str) -> Path:
