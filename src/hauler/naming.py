@@ -18,9 +18,7 @@ MAX_COMPONENT_BYTES = 255
 # (``NAME.part.json.tmp-bg``) and a collision counter (``NAME.9999.ext``) must still fit.
 LONGEST_DERIVED_SUFFIX = ".part.json.tmp-bg"
 MAX_COUNTER = 9999
-MAX_FILE_NAME_BYTES = (
-    MAX_COMPONENT_BYTES - len(LONGEST_DERIVED_SUFFIX) - len(f".{MAX_COUNTER}")
-)
+MAX_FILE_NAME_BYTES = MAX_COMPONENT_BYTES - len(LONGEST_DERIVED_SUFFIX) - len(f".{MAX_COUNTER}")
 # An extension longer than this is more likely part of the name than a real suffix.
 _MAX_EXT_BYTES = 32
 
@@ -89,7 +87,7 @@ def numbered(name: str, counter: int) -> str:
     ``MAX_COUNTER`` because ``safe_name`` capped it to ``MAX_FILE_NAME_BYTES``.
     """
     head, slash, base = name.rpartition("/")
-    stem, dot, ext = base.rpartition(".")
+    stem, _, ext = base.rpartition(".")
     if not stem or len(ext.encode("utf-8")) > _MAX_EXT_BYTES:
         return f"{head}{slash}{base}.{counter}"
     return f"{head}{slash}{stem}.{counter}.{ext}"
