@@ -119,16 +119,18 @@ async def test_a_size_change_between_runs_starts_over(
 
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Python's own ``http.server`` on a free loopback port, serving a temp directory."""
+    """Python's own ``http.server`` on a free loopback port, serving ``served/``; it logs each
+    request to ``served.log``."""
     served = tmp_path / "served"
     served.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
-        cwd=served,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    with (tmp_path / "served.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
+            cwd=served,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # "Serving HTTP on 127.0.0.1 port 41234 (...) ..."
@@ -155,3 +157,6 @@ async def test_pythons_http_server_without_range_support_is_byte_exact(
         )
     assert sha256_file(result.path) == hashlib.sha256(data).hexdigest()
     assert result.size == len(data) and leftovers(out) == []
+    # It answers 200 to a Range request: one connection, one request.
+    requests = (tmp_path / "served.log").read_text().count('"GET /real.bin')
+    assert requests == 1
