@@ -40,7 +40,14 @@ from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply, client_error
 from hauler.transfer.partfile import ControlState, PartFile, Validators, local_error
 from hauler.transfer.probe import probe
-from hauler.transfer.request import ProgressSink, TransferRequest, TransferResult
+from hauler.transfer.request import (
+    NullProgress,
+    ProgressSink,
+    TransferEvents,
+    TransferRequest,
+    TransferResult,
+    events_of,
+)
 from hauler.transfer.segments import Segment, SegmentPlan, is_valid_cover, should_take_over
 from hauler.transfer.throttle import TokenBucket, delay_all
 
@@ -110,12 +117,14 @@ class Download:
     best_bps: float = 0.0
     flushing: asyncio.Future[None] | None = None
     tick: asyncio.TimerHandle | None = None
+    events: TransferEvents = field(default_factory=NullProgress)  # from progress, at run()
     is_unverified_resume: bool = False
     stalls: StallBudget | None = None  # built at the first stall
 
     async def run(self) -> TransferResult:
         """Download, verify and commit; raises the hauler.errors taxonomy only."""
         self.started_at = self.engine.clock.monotonic()
+        self.events = events_of(self.progress)
         self.url = self.request.url
         self.buckets = self.engine.buckets(self.request)
         if self.request.filename is not None:
@@ -139,8 +148,9 @@ class Download:
         control = self.part.load_control() if self.part else self._guessed_control()
         ask = _resume_ask(control)
         fetcher = self.engine.fetcher(self.request)
+        retries = self.engine.settings.segment_retries
         resp, reply = await probe(
-            fetcher, self.url, ask, self.engine.policy, self.engine.settings.segment_retries
+            fetcher, self.url, ask, self.engine.policy, retries, events=self.events
         )
         try:
             self.reply, self.url = reply, reply.final_url
@@ -324,7 +334,12 @@ class Download:
     def _new_lane(self) -> Lane:
         lane = Lane()
         self.lanes.append(lane)
+        self.events.connections(len(self.lanes))
         return lane
+
+    def _drop_lane(self, lane: Lane) -> None:
+        self.lanes.remove(lane)
+        self.events.connections(len(self.lanes))
 
     def _spawn(
         self,
@@ -341,7 +356,7 @@ class Download:
             self.group.create_task(work)
         except RuntimeError:  # the group is finishing or failing: nothing to add
             work.close()  # Python 3.11 leaves it unawaited ("coroutine never awaited")
-            self.lanes.remove(lane)
+            self._drop_lane(lane)
             segment.is_active = False
             return False
         return True
@@ -360,7 +375,7 @@ class Download:
                 self.best_bps = max(self.best_bps, lane.last_bps)
                 segment = self._claim(lane)
         finally:
-            self.lanes.remove(lane)
+            self._drop_lane(lane)
 
     def _claim(self, lane: Lane | None) -> Segment | None:
         """The next segment for a free lane: idle, stolen half, or an endgame takeover."""
@@ -445,6 +460,7 @@ class Download:
                 raise exc
             raise error from exc
         _log.info("retry %d in %.2f s: %s", failures, decision.delay_s, error.message)
+        self.events.retrying(error.message, failures + 1, retries + 1, decision.delay_s)
         await asyncio.sleep(decision.delay_s)
 
     def _stalls_spent(self) -> bool:

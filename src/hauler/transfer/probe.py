@@ -19,12 +19,20 @@ import aiohttp
 from hauler.errors import ConnectionRefused, InvalidResponse, Transient
 from hauler.policy.retry import Action, RetryPolicy
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply
+from hauler.transfer.request import TransferEvents
 
 
 async def probe(
-    fetcher: Fetcher, url: str, ask: RangeAsk, policy: RetryPolicy, retries: int
+    fetcher: Fetcher,
+    url: str,
+    ask: RangeAsk,
+    policy: RetryPolicy,
+    retries: int,
+    *,
+    events: TransferEvents | None = None,
 ) -> tuple[aiohttp.ClientResponse, Reply]:
-    """Open ``url`` for ``ask``, retrying transient failures up to ``retries`` times."""
+    """Open ``url`` for ``ask``, retrying transient failures up to ``retries`` times; each
+    retry is told to ``events`` first (a name that does not resolve is not silence)."""
     failures = 0
     while True:
         try:
@@ -36,4 +44,6 @@ async def probe(
             decision = policy.decide(exc, failures, retries + 1)
             if decision.action is Action.FAIL:
                 raise
+            if events is not None:
+                events.retrying(exc.message, failures + 1, retries + 1, decision.delay_s)
             await asyncio.sleep(decision.delay_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hauler.models import Checksum
 
@@ -63,11 +63,39 @@ class ProgressSink(Protocol):
         ...
 
 
+@runtime_checkable
+class TransferEvents(Protocol):
+    """What a ``ProgressSink`` may also hear when it has these methods (the CLI's displays do).
+
+    Kept apart from ``ProgressSink`` so that sinks without them stay valid: the engine asks
+    ``events_of(sink)`` once per download.
+    """
+
+    def connections(self, count: int) -> None:
+        """The file now runs on ``count`` connections."""
+        ...
+
+    def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
+        """Attempt ``attempt`` of ``attempts`` follows in ``delay_s`` after ``message``."""
+        ...
+
+
 class NullProgress:
-    """A ``ProgressSink`` that ignores everything."""
+    """A ``ProgressSink`` (and ``TransferEvents``) that ignores everything."""
 
     def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
         return None
 
     def advanced(self, nbytes: int) -> None:
         return None
+
+    def connections(self, count: int) -> None:
+        return None
+
+    def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
+        return None
+
+
+def events_of(sink: ProgressSink) -> TransferEvents:
+    """``sink`` when it listens to ``TransferEvents``, else a listener that ignores them."""
+    return sink if isinstance(sink, TransferEvents) else NullProgress()
