@@ -62,3 +62,19 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+# --- no proxy from the environment (trust helper B) -------------------------------------------
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hauler honours http_proxy & co. as curl does; every test talks to 127.0.0.1, so none
+    inherits a proxy from the machine (subprocesses copy this cleared environment). Tests of the
+    proxy environment set the variables themselves."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+# --- end no proxy --------------------------------------------------------------------------------

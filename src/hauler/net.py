@@ -22,6 +22,7 @@ import os
 import socket
 import ssl
 import sys
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -59,6 +60,7 @@ _import_aiohttp_without_ca_loading()
 import aiohttp  # noqa: E402  (after the import above, which it re-uses)
 
 _SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _SystemTrustContext(ssl.SSLContext):
@@ -131,31 +133,155 @@ def is_public_address(address: str) -> bool:
     )
 
 
-async def check_url(url: str, settings: TransferSettings) -> None:
-    """The URL guard: allowed scheme, and (unless ``allow_private``) a public host only."""
+Resolve = Callable[[str], Awaitable[list[str]]]
+
+
+async def resolve_host(host: str) -> list[str]:
+    """The addresses ``host`` resolves to, as the system resolver answers (the guard's seam:
+    tests replace this function to give a test name a public address)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def check_url(url: str, settings: TransferSettings, resolve: Resolve | None = None) -> None:
+    """The URL guard, for the first URL and every redirect hop: an allowed scheme, and (unless
+    ``allow_private``) a host whose every address is public.
+
+    The name is resolved here, client-side, also when a proxy (even socks5h, which resolves
+    remotely) will carry the request: the guard judges where the name points, not the route.
+    With ``allow_private`` it costs no lookup.
+    """
     parts = parse_url(url, settings)
     if settings.allow_private:
         return
     host = parts.hostname or ""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ConnectionFailed(f"cannot resolve {host!r} for {redact_url(url)}") from exc
-    for info in infos:
-        address = str(info[4][0])
+        addresses = [str(ipaddress.ip_address(host.split("%", 1)[0]))]
+    except ValueError:  # a name, not an address literal
+        try:
+            addresses = await (resolve or resolve_host)(host)
+        except OSError as exc:
+            raise ConnectionFailed(f"cannot resolve {host!r} for {redact_url(url)}") from exc
+    for address in addresses:
         if not is_public_address(address):
             raise BadRequest(
                 f"refusing {redact_url(url)}: {host} resolves to the non-public address {address}"
             )
 
 
-class Sessions:
-    """Shared aiohttp sessions: one direct (also for http/https proxies), one per socks proxy."""
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in: what "same origin" means
+    for the secret headers on a redirect."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
 
-    def __init__(self, settings: TransferSettings) -> None:
+
+# The proxy variables curl, wget and yt-dlp read; the lower-case spelling wins over the upper.
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def proxy_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The proxy variables of ``environ`` by lower-case name, as curl reads them.
+
+    ``HTTP_PROXY`` in upper case is ignored when ``REQUEST_METHOD`` is set (a CGI script, whose
+    ``HTTP_*`` variables come from the client's request headers: "httpoxy"), as curl and Python do.
+    """
+    chosen: dict[str, str] = {}
+    for name in _PROXY_VARIABLES:
+        upper = name.upper()
+        if upper == "HTTP_PROXY" and "REQUEST_METHOD" in environ:
+            upper = name
+        value = environ.get(name) or environ.get(upper) or ""
+        if value.strip():
+            chosen[name] = value.strip()
+    return chosen
+
+
+def env_proxy(url: str, proxy_env: Mapping[str, str]) -> str | None:
+    """The proxy the environment (``proxy_environment``) names for ``url``, or None.
+
+    ``https_proxy`` for https URLs, ``http_proxy`` for http ones, else ``all_proxy`` (which may be
+    ``socks5://...``); none when ``no_proxy`` matches the host. A proxy written without a scheme
+    (``proxy:3128``) is an HTTP proxy, as curl reads it.
+    """
+    scheme, host, port = origin_of(url)
+    if bypasses_proxy(host, port, proxy_env.get("no_proxy", "")):
+        return None
+    proxy = proxy_env.get(f"{scheme}_proxy") or proxy_env.get("all_proxy")
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def bypasses_proxy(host: str, port: int | None, no_proxy: str) -> bool:
+    """True when ``no_proxy`` (curl's rules) exempts ``host``/``port`` from the proxy.
+
+    A comma-separated list: ``*`` (everything), domain names matching themselves and their
+    sub-domains (a leading dot is optional), IP addresses and CIDR ranges, each optionally with
+    ``:port``.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if entry == "*":
+            return True
+        name, entry_port = _split_entry(entry)
+        if not name or (entry_port is not None and entry_port != port):
+            continue
+        if _entry_matches(name, host):
+            return True
+    return False
+
+
+def _split_entry(entry: str) -> tuple[str, int | None]:
+    """``host:port`` / ``[v6]:port`` / ``v6`` / ``net/bits`` → (name, port or None)."""
+    if entry.startswith("["):
+        name, _, rest = entry[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif entry.count(":") == 1:
+        name, _, port_text = entry.partition(":")
+    else:
+        name, port_text = entry, ""
+    port = int(port_text) if port_text.isdigit() else None
+    return name.rstrip("."), port
+
+
+def _entry_matches(name: str, host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        domain = name.lstrip(".")
+        return host == domain or host.endswith("." + domain)
+    try:
+        return address in ipaddress.ip_network(name, strict=False)
+    except ValueError:
+        return False  # a domain entry never matches an address
+
+
+class Sessions:
+    """Shared aiohttp sessions: one direct (also for http/https proxies), one per socks proxy.
+
+    aiohttp's own ``trust_env`` stays off: the proxy environment is read here (``for_url``), with
+    curl's ``no_proxy`` rules, and socks proxies from ``all_proxy`` get their session too.
+    """
+
+    def __init__(self, settings: TransferSettings, environ: Mapping[str, str] | None = None):
         self._settings = settings
+        # Read once: a worker's environment does not change under it.
+        self._proxy_env = proxy_environment(os.environ if environ is None else environ)
         self._direct: aiohttp.ClientSession | None = None
         self._socks: dict[str, aiohttp.ClientSession] = {}
+
+    def for_url(self, url: str, proxy: str | None) -> tuple[aiohttp.ClientSession, str | None]:
+        """The session and ``proxy=`` argument for a request to ``url``: through ``proxy`` (the
+        user's explicit choice) when given, else through the environment's (``env_proxy``)."""
+        return self.for_proxy(self.proxy_for(url, proxy))
+
+    def proxy_for(self, url: str, proxy: str | None) -> str | None:
+        """The proxy a request to ``url`` goes through: ``proxy``, else the environment's."""
+        return proxy or env_proxy(url, self._proxy_env)
 
     def for_proxy(self, proxy: str | None) -> tuple[aiohttp.ClientSession, str | None]:
         """The session to use with ``proxy`` and the ``proxy=`` argument to pass with requests."""

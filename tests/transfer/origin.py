@@ -154,6 +154,7 @@ class Origin:
     def __init__(self) -> None:
         self.files: dict[str, RemoteFile] = {}
         self.log: list[LoggedRequest] = []
+        self.redirects: dict[str, tuple[int, str]] = {}  # see redirect_to
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -193,6 +194,11 @@ class Origin:
         if redirects:
             return f"{self.base_url}/redirect/{redirects}/{quote(name)}"
         return f"{self.base_url}/files/{quote(name)}"
+
+    def redirect_to(self, name: str, location: str, status: int = 302) -> str:
+        """A URL answered by a ``status`` redirect to ``location`` (sent as is: any text)."""
+        self.redirects[name] = (status, location)
+        return f"{self.base_url}/to/{quote(name)}"
 
     def sha256(self, name: str) -> str:
         """The sha256 of the current version of ``name``."""
@@ -241,6 +247,8 @@ class Origin:
         path = target.split("?", 1)[0]
         if path.startswith("/redirect/"):
             return await self._redirect(writer, path, headers)
+        if path.startswith("/to/"):
+            return await self._redirect_to(writer, path, headers)
         name = unquote(path.removeprefix("/files/"))
         remote = self.files.get(name)
         remote_requests = 0 if remote is None else remote.requests + 1
@@ -266,6 +274,16 @@ class Origin:
         entry = LoggedRequest(unquote(name), 0, "GET", path, headers)
         self.log.append(entry)
         await _send_status(writer, entry, 302, {"Location": location})
+        return _keep_alive(headers)
+
+    async def _redirect_to(
+        self, writer: asyncio.StreamWriter, path: str, headers: dict[str, str]
+    ) -> bool:
+        name = unquote(path.removeprefix("/to/"))
+        entry = LoggedRequest(name, 0, "GET", path, headers)
+        self.log.append(entry)
+        status, location = self.redirects.get(name, (404, ""))
+        await _send_status(writer, entry, status, {"Location": location} if location else {})
         return _keep_alive(headers)
 
 

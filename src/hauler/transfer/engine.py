@@ -84,13 +84,13 @@ class Engine:
 
     def fetcher(self, request: TransferRequest) -> Fetcher:
         """A fetcher with ``request``'s headers and proxy on the right shared session."""
-        session, proxy = self._sessions.for_proxy(request.proxy or self.settings.proxy)
         return Fetcher(
-            session=session,
+            sessions=self._sessions,
             headers=dict(request.headers),
-            proxy=proxy,
+            proxy=request.proxy or self.settings.proxy,
             clock=self.clock,
-            max_retry_after_s=self.settings.max_retry_after_s,
+            settings=self.settings,
+            home_url=request.url,
         )
 
     def path_for_component(self, output_dir: Path, name: str) -> Path:

@@ -12,10 +12,12 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
 
 import aiohttp
 
 from hauler.clock import Clock
+from hauler.config import TransferSettings
 from hauler.errors import (
     BadRequest,
     ConnectionFailed,
@@ -32,11 +34,16 @@ from hauler.errors import (
     Transient,
     UntrustedCertificate,
 )
-from hauler.redact import printable, redact_url
+from hauler.net import Sessions, check_url, origin_of
+from hauler.redact import Redactor, is_secret_header, printable, redact_url, url_password
 from hauler.transfer.partfile import Validators
 
 # The longest piece of a library's error message quoted in ours.
 BRIEF_CHARS = 120
+# How many redirects one open follows: aiohttp's default (wget allows 20, curl 50).
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
@@ -105,16 +112,16 @@ def status_error(status: int, url: str, retry_after: float | None) -> HaulerErro
     return ConnectionFailed(f"{where}: unexpected status")
 
 
-def client_error(exc: BaseException, url: str) -> HaulerError:
-    """An aiohttp/OS exception as the taxonomy's error."""
+def client_error(exc: BaseException, url: str, proxy: str | None = None) -> HaulerError:
+    """An aiohttp/OS exception as the taxonomy's error (``proxy``: the one the request used)."""
     where = redact_url(url)
     if isinstance(exc, aiohttp.InvalidURL):
         return BadRequest(f"not a valid URL: {where}")
     if isinstance(exc, aiohttp.TooManyRedirects):
         return BadRequest(f"too many redirects from {where}")
-    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
-        # The library's text may carry the proxy URL; never let credentials out.
-        return ConnectionFailed(f"{where}: the proxy failed ({type(exc).__name__})")
+    if proxy is not None and _is_proxy_failure(exc):
+        # Retried as any connection failure; the message says it was the proxy.
+        return ConnectionFailed(f"{where}: {_proxy_failure(exc, proxy)}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         # Retrying cannot make a certificate trusted: fail at once, naming the reason.
         return UntrustedCertificate(f"{where}: {exc.certificate_error}")
@@ -146,6 +153,29 @@ def _brief(text: str) -> str:
     if len(line) > BRIEF_CHARS:
         line = line[: BRIEF_CHARS - 1] + "…"
     return printable(line)
+
+
+def _is_proxy_failure(exc: BaseException) -> bool:
+    """The proxy, not the origin, failed: aiohttp's proxy errors, or the socks library's (raw or
+    wrapped by aiohttp's connector as a connection error)."""
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return True
+    if isinstance(exc, aiohttp.ClientConnectorError) and is_socks_error(exc.os_error):
+        return True
+    return is_socks_error(exc)
+
+
+def _proxy_failure(exc: BaseException, proxy: str) -> str:
+    """What went wrong with ``proxy``, its credentials masked (libraries may quote them)."""
+    shown = redact_url(proxy)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"the proxy {shown} refused the request ({exc.status} {printable(exc.message)})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
+    if isinstance(exc, OSError) and not is_socks_error(exc):
+        return f"cannot connect to the proxy {shown} ({_reason(exc)})"
+    detail = Redactor([url_password(proxy)]).text(_brief(str(exc)) or type(exc).__name__)
+    return f"the proxy {shown} failed ({detail})"
 
 
 def _reason(error: OSError) -> str:
@@ -220,28 +250,79 @@ def ask_url(resp: aiohttp.ClientResponse) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Fetcher:
-    """Opens GETs on one session with the request's headers and proxy."""
+    """Opens GETs with the request's headers through its proxy, following redirects itself.
 
-    session: aiohttp.ClientSession
+    Every redirect hop passes the URL guard (``net.check_url``: the allowed schemes, and no
+    private address unless ``allow_private``) before it is contacted; the secret headers
+    (``redact.is_secret_header``: Authorization, Cookie, API keys) go only to the origin of
+    ``home_url``, as curl treats Authorization. ``proxy`` is the user's explicit proxy; without
+    one, each hop goes through the one the environment names for it (``http_proxy``, ...).
+    """
+
+    sessions: Sessions
     headers: Mapping[str, str]
     proxy: str | None
     clock: Clock
-    max_retry_after_s: float
+    settings: TransferSettings
+    home_url: str
+
+    def __post_init__(self) -> None:
+        check_header_values(self.headers)
 
     async def open(self, url: str, ask: RangeAsk | None) -> tuple[aiohttp.ClientResponse, Reply]:
-        """GET ``url`` for ``ask`` (None: the whole file, no Range); a 200/206 response with
-        its body unread, and what it says."""
-        extra = ask.headers() if ask is not None else {}
+        """GET ``url`` for ``ask`` (None: the whole file, no Range), following up to
+        ``MAX_REDIRECTS`` redirects; a 200/206 response with its body unread, and what it says
+        (``final_url``: the last hop's)."""
+        for hop in range(MAX_REDIRECTS + 1):
+            resp = await self._get(url, ask)
+            target = redirect_target(resp, url)
+            if target is None:
+                return self._answer(resp, url, ask)
+            resp.release()
+            if hop == MAX_REDIRECTS:
+                break
+            await self._check_hop(url, target, hop + 1)
+            url = target
+        raise BadRequest(f"too many redirects (more than {MAX_REDIRECTS}) from {redact_url(url)}")
+
+    async def _get(self, url: str, ask: RangeAsk | None) -> aiohttp.ClientResponse:
+        session, proxy_arg = self.sessions.for_url(url, self.proxy)
+        headers = {**self._headers_for(url), **(ask.headers() if ask is not None else {})}
         try:
-            resp = await self.session.get(url, headers={**self.headers, **extra}, proxy=self.proxy)
+            return await session.get(url, headers=headers, proxy=proxy_arg, allow_redirects=False)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            raise client_error(exc, url) from exc
+            raise client_error(exc, url, self.sessions.proxy_for(url, self.proxy)) from exc
+        except Exception as exc:
+            if not is_socks_error(exc):
+                raise
+            raise client_error(exc, url, self.sessions.proxy_for(url, self.proxy)) from exc
+
+    def _headers_for(self, url: str) -> Mapping[str, str]:
+        """The request's headers, without the secret ones when ``url`` is another origin."""
+        if origin_of(url) == origin_of(self.home_url):
+            return self.headers
+        return {k: v for k, v in self.headers.items() if not is_secret_header(k)}
+
+    async def _check_hop(self, source: str, target: str, hop: int) -> None:
+        """The URL guard on a redirect target; ``BadRequest`` naming the hop when it fails."""
+        try:
+            await check_url(target, self.settings)
+        except BadRequest as exc:
+            raise BadRequest(
+                f"redirect {hop} from {redact_url(source)} to "
+                f"{printable(redact_url(target))} refused: {exc.message}"
+            ) from exc
+
+    def _answer(
+        self, resp: aiohttp.ClientResponse, url: str, ask: RangeAsk | None
+    ) -> tuple[aiohttp.ClientResponse, Reply]:
+        """The final (non-redirect) answer: its Reply, or the taxonomy's error for its status."""
         if resp.status == 416 and _is_empty_file(resp, ask):
             resp.release()
             return resp, _empty_reply(resp)
         if resp.status not in (200, 206):
             retry = retry_after_s(
-                resp.headers.get("Retry-After"), self.clock, self.max_retry_after_s
+                resp.headers.get("Retry-After"), self.clock, self.settings.max_retry_after_s
             )
             resp.release()
             raise status_error(resp.status, url, retry)
@@ -250,3 +331,34 @@ class Fetcher:
         except HaulerError:
             resp.close()
             raise
+
+
+def redirect_target(resp: aiohttp.ClientResponse, url: str) -> str | None:
+    """The absolute URL a redirect points to, or None when ``resp`` is not a redirect.
+
+    Every hop is a GET (301/302/303 for a GET stay GET; 307/308 keep the method anyway).
+    """
+    if resp.status not in _REDIRECTS:
+        return None
+    location = resp.headers.get("Location")
+    if not location:
+        return None
+    return urljoin(url, location.strip())
+
+
+def check_header_values(headers: Mapping[str, str]) -> None:
+    """``BadRequest`` for a header whose value holds CR, LF or NUL (a request splitting attempt,
+    or a pasted value gone wrong): no retry can send it. The message names the header, and its
+    value only when it is not a secret."""
+    for name, value in headers.items():
+        if _FORBIDDEN_IN_HEADER.search(name) or _FORBIDDEN_IN_HEADER.search(value):
+            shown = "" if is_secret_header(name) else f": {printable(value)!r}"
+            raise BadRequest(
+                f"header {printable(name)!r} holds a line break or NUL{shown}; "
+                "a header value must be one line"
+            )
+
+
+def is_socks_error(exc: BaseException) -> bool:
+    """True for the socks library's errors (python_socks), without importing it."""
+    return type(exc).__module__.split(".", 1)[0] == "python_socks"
