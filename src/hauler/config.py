@@ -1,23 +1,36 @@
-"""One frozen ``Settings`` tree, built once at the edge from env ``HAULER_*``, an optional
-``hauler.toml`` (``$HAULER_CONFIG`` or ``./hauler.toml``) and CLI flags (highest priority).
+"""One frozen ``Settings`` tree, built once at the edge. Lowest to highest priority: the
+defaults, the user's file (``~/.config/hauler/hauler.toml``, platformdirs' user config
+directory), the project's file (``$HAULER_CONFIG``, else ``./hauler.toml``), the environment
+``HAULER_*``, the command-line flags.
 
 Each component receives only its own part: the engine a ``TransferSettings``, the worker a
 ``WorkerSettings``. Nested fields are set from the environment with a double underscore:
 ``HAULER_TRANSFER__CONNECTIONS=16``.
+
+Every mistake is a ``ConfigError`` of one line naming the key, where it came from and what is
+accepted: an unknown key (with the nearest valid name), a bad value, a file that does not parse,
+a ``$HAULER_CONFIG`` that does not exist.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from platformdirs import user_data_dir
-from pydantic import BaseModel, ConfigDict, Field
+from platformdirs import user_config_dir, user_data_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MIB = 1024 * 1024
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+CONFIG_FILE = "hauler.toml"
+
+
+class ConfigError(ValueError):
+    """A setting hauler cannot use; the message (one line) names it and what is accepted."""
 
 
 def default_store_url() -> str:
@@ -28,7 +41,7 @@ def default_store_url() -> str:
 class TransferSettings(BaseModel):
     """The transfer engine's knobs (aria2c's names in comments where they match)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     connections: int = Field(default=8, ge=1, le=1024)  # -x / --max-connection-per-server
     min_split_bytes: int = Field(default=1 * MIB, ge=16 * 1024)  # -k / --min-split-size
@@ -65,13 +78,13 @@ class TransferSettings(BaseModel):
 class WorkerSettings(BaseModel):
     """A worker process's knobs."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str | None = None
     node: str | None = None
     output_dir: Path = Path("downloads")
     concurrency: int = Field(default=16, ge=1, le=100_000)
-    mode: str = "forever"
+    mode: Literal["forever", "drain", "once"] = "forever"
     lease_s: float = Field(default=60.0, gt=0)
     heartbeat_s: float = Field(default=15.0, gt=0)
     grace_s: float = Field(default=30.0, ge=0)
@@ -88,28 +101,54 @@ class WorkerSettings(BaseModel):
 class Settings(BaseModel):
     """Everything hauler can be told; see the README's Configuration section."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     store: str = Field(default_factory=default_store_url)
     log_level: str = "WARNING"
-    log_format: str = "text"
+    log_format: Literal["text", "json"] = "text"
     transfer: TransferSettings = TransferSettings()
     worker: WorkerSettings = WorkerSettings()
 
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError("accepted: " + ", ".join(LOG_LEVELS))
+        return level
+
 
 ENV_PREFIX = "HAULER_"
+# Environment variables that are not settings of the tree but are hauler's own.
+ENV_NOT_SETTINGS = ("HAULER_CONFIG",)
+_FROM_FLAGS = "the command line"
 
 
-def _from_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+def user_config_file() -> Path:
+    """``~/.config/hauler/hauler.toml`` (``$XDG_CONFIG_HOME``; platformdirs' choice elsewhere)."""
+    return Path(user_config_dir("hauler")) / CONFIG_FILE
+
+
+def _from_toml(path: Path, is_required: bool) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if is_required:
+            raise ConfigError(
+                f"HAULER_CONFIG names {path}, which does not exist "
+                f"(unset it to use ./{CONFIG_FILE}, or set it to {os.devnull} for no file)"
+            ) from None
         return {}
-    import tomllib  # only when there is a file: ~3 ms of start-up otherwise
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    if not data.strip():
+        return {}  # /dev/null or an empty file: no need for the TOML parser (~3 ms)
+    import tomllib
 
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read the configuration file {path}: {exc}") from exc
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc}") from None
 
 
 def _env_value(text: str) -> Any:
@@ -122,15 +161,24 @@ def _env_value(text: str) -> Any:
     return text
 
 
+def env_name(path: tuple[str, ...]) -> str:
+    """The environment variable of a setting: ``("transfer", "connections")`` →
+    ``HAULER_TRANSFER__CONNECTIONS``."""
+    return ENV_PREFIX + "__".join(path).upper()
+
+
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "HAULER_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
             continue
         *parents, leaf = name[len(ENV_PREFIX) :].lower().split("__")
         node = tree
         for part in parents:
-            node = node.setdefault(part, {})
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {env_name((part,))} is not a group of settings")
+            node = child
         node[leaf] = _env_value(value)
     return tree
 
@@ -145,14 +193,115 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build the settings: ``hauler.toml`` < env ``HAULER_*`` < ``overrides`` (CLI flags).
+def _section(model: type[BaseModel], key: str) -> type[BaseModel] | None:
+    """The model of a nested group of settings (``transfer``), None for a plain value."""
+    annotation = model.model_fields[key].annotation
+    return (
+        annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    )
 
-    Overrides that are None (flags not given) are ignored. Raises ``ValueError`` (pydantic's
-    ``ValidationError`` is one) naming the bad setting.
+
+def _check_keys(
+    tree: Mapping[str, Any],
+    source: str,
+    model: type[BaseModel] = Settings,
+    at: tuple[str, ...] = (),
+) -> None:
+    """Refuse a key that is no setting, naming it, the nearest valid one and the valid ones."""
+    for key, value in tree.items():
+        path = (*at, str(key))
+        if key not in model.model_fields:
+            raise ConfigError(_unknown(path, source, model))
+        section = _section(model, key)
+        if section is not None and isinstance(value, Mapping):
+            _check_keys(value, source, section, path)
+
+
+def _leaf_paths(model: type[BaseModel], at: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for name in model.model_fields:
+        section = _section(model, name)
+        paths += _leaf_paths(section, (*at, name)) if section else [(*at, name)]
+    return paths
+
+
+def _nearest(path: tuple[str, ...], model: type[BaseModel]) -> tuple[str, ...] | None:
+    """The valid setting nearest to ``path``: a sibling first, else one of any group
+    (``connections`` at the top is ``transfer.connections``)."""
+    near = difflib.get_close_matches(path[-1], list(model.model_fields), n=1, cutoff=0.6)
+    if near:
+        return (*path[:-1], near[0])
+    leaves = {leaf[-1]: leaf for leaf in _leaf_paths(Settings)}
+    near = difflib.get_close_matches(path[-1], list(leaves), n=1, cutoff=0.6)
+    return leaves[near[0]] if near else None
+
+
+def _unknown(path: tuple[str, ...], source: str, model: type[BaseModel]) -> str:
+    names = sorted(model.model_fields)
+    near = _nearest(path, model)
+    if source == "env":
+        valid = [
+            env_name((*path[:-1], name)) + ("__*" if _section(model, name) else "")
+            for name in names
+        ]
+        if not path[:-1]:
+            valid += list(ENV_NOT_SETTINGS)
+        hint = f" (did you mean {env_name(near)}?)" if near else ""
+        return f"unknown environment variable {env_name(path)}{hint}; valid: {', '.join(valid)}"
+    hint = f" (did you mean {'.'.join(near)!r}?)" if near else ""
+    return f"unknown setting {'.'.join(path)!r} in {source}{hint}; valid: {', '.join(names)}"
+
+
+def _sources(tree: Mapping[str, Any], source: str, at: tuple[str, ...] = ()) -> dict[str, str]:
+    """Where each leaf of ``tree`` came from, by dotted key."""
+    found: dict[str, str] = {}
+    for key, value in tree.items():
+        path = (*at, str(key))
+        if isinstance(value, Mapping):
+            found |= _sources(value, source, path)
+        if source == "env":
+            found[".".join(path)] = env_name(path)
+        elif source == _FROM_FLAGS:
+            found[".".join(path)] = "--" + "-".join(path).replace("_", "-")
+        else:
+            found[".".join(path)] = source
+    return found
+
+
+def _bad_value(exc: ValidationError, sources: Mapping[str, str]) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    origin = sources.get(key)
+    where = f" (from {origin})" if origin else ""
+    cause = first.get("ctx", {}).get("error")
+    reason = str(cause) if isinstance(cause, ValueError) else first["msg"]
+    value = first.get("input")
+    shown = f" {value!r}" if isinstance(value, str | int | float | bool) else ""
+    return ConfigError(f"bad value{shown} for {key}{where}: {reason}")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings: defaults < the user's ``hauler.toml`` < ``$HAULER_CONFIG`` or
+    ``./hauler.toml`` < env ``HAULER_*`` < ``overrides`` (CLI flags; None means not given).
+
+    Raises ``ConfigError`` (a ``ValueError``) with a one-line message naming the setting.
     """
     env = os.environ if environ is None else environ
-    layered = _from_toml(Path(env.get("HAULER_CONFIG", "hauler.toml")))
-    layered = _merge(layered, _from_env(env))
-    layered = _merge(layered, {k: v for k, v in overrides.items() if v is not None})
-    return Settings.model_validate(layered)
+    project = env.get("HAULER_CONFIG")
+    files = [(user_config_file(), False)]
+    files.append((Path(project), True) if project else (Path(CONFIG_FILE), False))
+    layered: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for path, is_required in files:
+        layer = _from_toml(path, is_required)
+        _check_keys(layer, str(path))
+        layered, sources = _merge(layered, layer), sources | _sources(layer, str(path))
+    layer = _from_env(env)
+    _check_keys(layer, "env")
+    layered, sources = _merge(layered, layer), sources | _sources(layer, "env")
+    layer = {k: v for k, v in overrides.items() if v is not None}
+    layered, sources = _merge(layered, layer), sources | _sources(layer, _FROM_FLAGS)
+    try:
+        return Settings.model_validate(layered)
+    except ValidationError as exc:
+        raise _bad_value(exc, sources) from None

@@ -30,7 +30,9 @@ class Ran:
 def hauler_env(store_url: str, **extra: str) -> dict[str, str]:
     """The environment for a ``hauler`` subprocess talking to ``store_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAULER_")}
-    env.update({"HAULER_STORE": store_url, "HAULER_CONFIG": "/nonexistent/hauler.toml", **extra})
+    # No configuration file: neither a project nor a user one.
+    env.update({"HAULER_STORE": store_url, "HAULER_CONFIG": os.devnull, **extra})
+    env.setdefault("XDG_CONFIG_HOME", "/nonexistent/xdg-config")
     return env
 
 

@@ -43,7 +43,8 @@ class HaulerRunner:
         """The child's environment: no user config, no store outside ``cwd``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HAULER_")}
         env |= {
-            "HAULER_CONFIG": str(self.cwd / "no-such-hauler.toml"),
+            "HAULER_CONFIG": os.devnull,  # no configuration file
+            "XDG_CONFIG_HOME": str(self.cwd / "no-such-config-home"),
             "HAULER_STORE": f"sqlite:///{self.cwd / 'state.db'}",
             "PYTHONUNBUFFERED": "1",
             "COLUMNS": "200",

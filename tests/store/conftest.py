@@ -27,6 +27,7 @@ def clock() -> FakeClock:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL naming a store nobody else uses: its own SQLite file or its own Redis namespace."""
     if request.param == "sqlite":
+        (tmp_path / "jobs").mkdir()  # a store's directory is not created for it
         return f"sqlite:///{tmp_path}/jobs/store.db"
     server: RedisServer = request.getfixturevalue("redis_server")
     return f"{server.url}?namespace=test-{uuid.uuid4().hex}"

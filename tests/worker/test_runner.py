@@ -214,6 +214,9 @@ async def test_a_full_disk_stops_claiming_and_retries_the_job_later(
     [big] = await add_urls(store, [origin.url("big.bin")], priority=1)
     [small] = await add_urls(store, [origin.url("small.bin")])
     settings = {"concurrency": 1, "min_free_bytes": 256 * KIB, "disk_check_s": 0.05}
+    # Another user's file keeps the disk full after the big job's partial is removed.
+    filler = small_disk / "someone-elses.bin"
+    filler.write_bytes(b"\0" * (800 * KIB))
     async with worker_in_process(store, small_disk, Mode.FOREVER, **settings):
         await wait_for(lambda: _is(store, big, JobState.RETRYING))
         job = await store.get(big)
@@ -223,7 +226,8 @@ async def test_a_full_disk_stops_claiming_and_retries_the_job_later(
         # The lane is free, but the disk is full: the small job must wait.
         await asyncio.sleep(0.5)
         assert await state_of(store, small) is JobState.QUEUED
-        # Room again (the big file's partial goes): the worker takes jobs again.
+        # Room again: the worker takes jobs again.
+        filler.unlink()
         for partial in small_disk.glob("big.bin.part*"):
             partial.unlink()
         await wait_for(lambda: _is(store, small, JobState.DONE))

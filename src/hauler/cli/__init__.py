@@ -28,15 +28,50 @@ COMMAND_PRELOADS = {
 _VALUED_OPTIONS = ("--store", "--log-level", "--log-format")
 
 
+def _command_index(argv: Sequence[str]) -> int | None:
+    """Where in ``argv`` the command name is, or None when there is none."""
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in _VALUED_OPTIONS:
+            index += 1
+        elif not arg.startswith("-"):
+            return index
+        index += 1
+    return None
+
+
 def command_name(argv: Sequence[str]) -> str | None:
     """The command ``argv`` (without the program name) names, or None when there is none."""
-    args = iter(argv)
-    for arg in args:
-        if arg in _VALUED_OPTIONS:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+    index = _command_index(argv)
+    return None if index is None else argv[index]
+
+
+def hoist_global_options(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the global options given after the command name moved before it, so that
+    ``hauler get --log-level INFO URL`` and ``hauler status --store URL`` work (as in aria2c,
+    curl and git, where an option's place does not matter). Nothing after ``--`` moves."""
+    index = _command_index(argv)
+    if index is None:
+        return list(argv)
+    before, command, rest = list(argv[:index]), argv[index], list(argv[index + 1 :])
+    kept: list[str] = []
+    position = 0
+    while position < len(rest):
+        arg = rest[position]
+        if arg == "--":
+            kept += rest[position:]
+            break
+        if arg in _VALUED_OPTIONS and position + 1 < len(rest):
+            before += rest[position : position + 2]
+            position += 2
+            continue
+        if arg.partition("=")[0] in _VALUED_OPTIONS:
+            before.append(arg)
+        else:
+            kept.append(arg)
+        position += 1
+    return [*before, command, *kept]
 
 
 def register_commands(argv: Sequence[str]) -> None:
@@ -76,7 +111,7 @@ def _no_plugins_loader() -> types.ModuleType:
 
 def preload(argv: Sequence[str]) -> None:
     """Import the modules the command ``argv`` names goes on to use (not for ``--help``)."""
-    if "--help" in argv:
+    if "--help" in argv or "-h" in argv:
         return
     for module in COMMAND_PRELOADS.get(command_name(argv) or "", ()):
         importlib.import_module(module)
@@ -90,6 +125,7 @@ def main(prog_name: str = "hauler") -> None:
     nothing (~20 ms before ``get``'s first connection). They are then frozen out of every later
     collection, and the command runs with the collector on.
     """
+    sys.argv[1:] = hoist_global_options(sys.argv[1:])
     is_collecting = gc.isenabled()
     gc.disable()
     try:

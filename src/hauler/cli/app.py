@@ -1,13 +1,15 @@
-"""The typer application and its global options (``--store``, logging)."""
+"""The typer application and its global options (``--store``, logging, ``--version``)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NoReturn
 
 import typer
 
-from hauler.config import Settings, load_settings
+from hauler import __version__
+from hauler.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
     name="hauler",
@@ -15,7 +17,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+EXIT_USAGE = 2
 
 
 @dataclass
@@ -25,6 +29,28 @@ class Globals:
     settings: Settings
 
 
+def usage_error(message: str) -> NoReturn:
+    """Print ``hauler: MESSAGE`` (one line, on stderr) and exit 2."""
+    typer.echo(f"hauler: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def settings_or_exit(
+    store: str | None = None, log_level: str | None = None, log_format: str | None = None
+) -> Settings:
+    """The settings; a configuration mistake is one line and exit 2, never a traceback."""
+    try:
+        return load_settings(store=store, log_level=log_level, log_format=log_format)
+    except ConfigError as exc:
+        usage_error(str(exc))
+
+
+def _print_version(is_asked: bool) -> None:
+    if is_asked:
+        typer.echo(f"hauler {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -32,13 +58,29 @@ def main_options(
         None,
         "--store",
         envvar="HAULER_STORE",
-        help="Job store URL: sqlite:///path.db (default: in your data directory) or redis://host:port/db.",
+        help="Job store URL: sqlite:////abs/path/state.db (four slashes for an absolute path; "
+        "default: in your data directory), sqlite:///relative.db, or redis://host:port/db.",
     ),
-    log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING, ERROR."),
-    log_format: str = typer.Option("text", "--log-format", help="text or json (JSON lines)."),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="DEBUG, INFO, WARNING (the default), ERROR or CRITICAL."
+    ),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="text (the default) or json (JSON lines)."
+    ),
+    version: bool = typer.Option(
+        False,
+        "-V",
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print hauler's version and exit.",
+    ),
 ) -> None:
-    """hauler: download URLs by the million, fast and without losing any."""
-    settings = load_settings(store=store, log_level=log_level, log_format=log_format)
+    """hauler: download URLs by the million, fast and without losing any.
+
+    Global options may also follow the command name (hauler get --log-level INFO URL).
+    """
+    settings = settings_or_exit(store=store, log_level=log_level, log_format=log_format)
     from hauler.cli.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
@@ -49,7 +91,7 @@ def globals_of(ctx: typer.Context) -> Globals:
     """The resolved global options of this invocation."""
     obj = ctx.find_root().obj
     if not isinstance(obj, Globals):
-        obj = Globals(settings=load_settings())
+        obj = Globals(settings=settings_or_exit())
         ctx.find_root().obj = obj
     return obj
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from hauler.cli.app import app, globals_of
+from hauler.cli.app import app, globals_of, usage_error
 from hauler.cli.connection import stderr, with_store
 from hauler.cli.queue_views import (
     counts_table,
@@ -25,6 +25,7 @@ from hauler.cli.queue_views import (
     worker_record,
     workers_table,
 )
+from hauler.errors import ErrorClass
 from hauler.intake import BadLine, read_batches
 from hauler.models import JobKind, JobState
 from hauler.store import AddResult, JobFilter, Store
@@ -34,6 +35,15 @@ from hauler.worker.explain import FleetView, explain
 stdout = Console(highlight=False, soft_wrap=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 MAX_BAD_KEPT = 1000
+FAILURE_CLASSES = ", ".join(ErrorClass)
+ReasonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        help=f"Only jobs whose last failure has this class, one of: {FAILURE_CLASSES}.",
+        show_default=False,
+    ),
+]
 EXIT_BAD_INPUT = 1
 
 
@@ -207,6 +217,8 @@ def _filter(
         since_at = None if since is None else time.time() - parse_duration(since)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
+    if reason is not None and reason not in {c.value for c in ErrorClass}:
+        usage_error(f"--reason {reason!r} is not a failure class; accepted: {FAILURE_CLASSES}")
     return JobFilter(state=state, reason=reason, host=host and host.lower(), since=since_at)
 
 
@@ -215,9 +227,7 @@ def requeue_command(
     ctx: typer.Context,
     *,
     state: Annotated[JobState, typer.Option("--state")] = JobState.FAILED,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Error class, e.g. not_found.")
-    ] = None,
+    reason: ReasonOpt = None,
     host: Annotated[str | None, typer.Option("--host")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Updated within, e.g. 2h.")] = None,
     as_json: JsonFlag = False,
@@ -236,7 +246,7 @@ def clear_command(
     ctx: typer.Context,
     *,
     state: Annotated[JobState | None, typer.Option("--state")] = None,
-    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    reason: ReasonOpt = None,
     host: Annotated[str | None, typer.Option("--host")] = None,
     since: Annotated[str | None, typer.Option("--since")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Needed to clear every job.")] = False,

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from hauler.cli.app import app, globals_of
+from hauler.cli.app import app, globals_of, usage_error
 from hauler.cli.connection import store_failure
 from hauler.cli.queue_views import human_bytes, print_json
 from hauler.config import Settings, WorkerSettings
-from hauler.errors import StoreUnavailable
+from hauler.errors import BadRequest, StoreUnavailable
+from hauler.exitcodes import ExitCode, exit_status
 from hauler.redact import redact_url
 from hauler.store import open_store
+from hauler.worker.diskroom import prepare_output_dir
 from hauler.worker.modes import Mode
 
 if TYPE_CHECKING:
@@ -26,9 +28,29 @@ stdout = Console(highlight=False, soft_wrap=True)
 
 
 def worker_settings(base: WorkerSettings, overrides: dict[str, Any]) -> WorkerSettings:
-    """``base`` with the flags that were given (validated like the settings themselves)."""
+    """``base`` with the flags that were given (validated like the settings themselves);
+    a bad value is a usage error naming the flag."""
+    from pydantic import ValidationError
+
     given = {key: value for key, value in overrides.items() if value is not None}
-    return WorkerSettings.model_validate(base.model_dump() | given)
+    try:
+        return WorkerSettings.model_validate(base.model_dump() | given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        usage_error(f"bad value {first.get('input')!r} for {_FLAGS.get(key, key)}: {first['msg']}")
+
+
+# The flag that sets each worker setting, for error messages.
+_FLAGS = {"output_dir": "--dir", "concurrency": "-j", "lease_s": "--lease", "mode": "--mode"}
+
+
+def exit_code(summary: Summary, mode: str) -> int:
+    """The process status: in the modes that end by themselves (drain, once), jobs that failed
+    for good make it non-zero, by cause (``hauler.exitcodes``), as ``get``'s failed files do."""
+    if mode == "forever" or not summary.failed:
+        return ExitCode.OK
+    return exit_status(summary.failed_classes)
 
 
 async def _serve(settings: Settings, ws: WorkerSettings, as_json: bool) -> Summary:
@@ -38,7 +60,6 @@ async def _serve(settings: Settings, ws: WorkerSettings, as_json: bool) -> Summa
     from hauler.worker.runner import Worker
     from hauler.worker.signals import install_stop_signals
 
-    ws.output_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.store)
     try:
         transfer = settings.transfer
@@ -67,7 +88,10 @@ def worker_command(
     ctx: typer.Context,
     *,
     output_dir: Annotated[
-        Path | None, typer.Option("-o", "--output-dir", help="Where files go [default: downloads].")
+        Path | None,
+        typer.Option(
+            "-d", "--dir", "-o", "--output-dir", help="Where files go (default: ./downloads)."
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option("-j", "--concurrency", min=1, help="Jobs at a time.")
@@ -89,16 +113,23 @@ def worker_command(
         "lease_s": lease,
     }
     ws = worker_settings(settings.worker, flags)
+    # Checked before any job is claimed: a worker that cannot write would fail every one.
+    if (problem := prepare_output_dir(ws.output_dir)) is not None:
+        usage_error(problem)
     try:
         summary = asyncio.run(_serve(settings, ws, as_json))
     except StoreUnavailable as exc:
         raise store_failure(settings.store, exc) from None
+    except BadRequest as exc:
+        usage_error(exc.message)
+    status = exit_code(summary, ws.mode)
     if as_json:
-        print_json(dataclasses.asdict(summary))
-        return
+        print_json(dataclasses.asdict(summary) | {"exit_code": status})
+        raise typer.Exit(status)
     stdout.print(
         f"worker exiting: {summary.done} done, {summary.failed} failed, "
         f"{summary.retried} to retry, "
         f"{summary.released} released, {human_bytes(summary.bytes_total)} transferred",
         markup=False,
     )
+    raise typer.Exit(status)

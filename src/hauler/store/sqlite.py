@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hauler.clock import Clock
-from hauler.errors import LeaseLost, StoreUnavailable
+from hauler.config import default_store_url
+from hauler.errors import BadRequest, LeaseLost, StoreUnavailable
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.store import sqlite_db
 from hauler.store.base import LOST_MESSAGE, MAX_LOST_LEASES, AddResult, Completion, JobFilter
@@ -144,6 +145,7 @@ class SqliteStore:
     async def open(cls, url: str, clock: Clock) -> SqliteStore:
         """Open (create, migrate) the file named by ``url``; raises ``StoreUnavailable``."""
         path, busy_timeout_s = sqlite_db.parse_url(url)
+        _check_directory(path)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauler-sqlite")
         loop = asyncio.get_running_loop()
         try:
@@ -359,6 +361,20 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
+
+
+def _check_directory(path: Path) -> None:
+    """Refuse a store file whose directory does not exist (a typo in ``--store`` would
+    otherwise create a tree of directories and an empty store nobody else sees). Only the
+    default store, in the user's data directory, has its directory created."""
+    directory = path.parent
+    if directory.exists() or path == sqlite_db.parse_url(default_store_url())[0]:
+        return
+    raise BadRequest(
+        f"the directory {directory} of the store file does not exist; create it or give "
+        "another --store (sqlite:////abs/path/state.db: four slashes for an absolute path, "
+        "three for a relative one)"
+    )
 
 
 def _fenced_each(sql: str, params: list[dict[str, Any]], conn: sqlite3.Connection) -> list[str]:

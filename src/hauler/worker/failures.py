@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from hauler.errors import DiskFull, ErrorClass, HaulerError
+from hauler.errors import ConnectionRefused, DiskFull, ErrorClass, HaulerError
 from hauler.models import Job, JobError
 from hauler.policy.retry import Action, RetryPolicy
+from hauler.worker.diskroom import unwritable_reason
 
 logger = logging.getLogger(__name__)
 
-# A job that met a full disk waits at least this long before it is tried again.
+# A job that met a full disk (or an unwritable directory) waits at least this long before it is
+# tried again.
 DISK_FULL_RETRY_S = 60.0
+# A refused connection is checked once more, one backoff later (a server restarting), and then
+# fails: nothing listens there, and `get`, curl, wget and aria2c give up at once.
+REFUSED_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +26,12 @@ class FailureRecord:
 
     error: JobError
     retry_at: float | None
+
+
+def is_local_stop(error: BaseException) -> bool:
+    """True for the failures that are the worker's disk's, not the job's: full, or unwritable
+    (permission denied, read-only). The worker stops claiming; the job comes back later."""
+    return isinstance(error, DiskFull) or unwritable_reason(error) is not None
 
 
 def classify(error: BaseException, job: Job, policy: RetryPolicy, now: float) -> FailureRecord:
@@ -36,11 +47,14 @@ def classify(error: BaseException, job: Job, policy: RetryPolicy, now: float) ->
         logger.error("unexpected error in job %s", job.id, exc_info=error)
         error_class = str(ErrorClass.TRANSIENT)
         message = f"{type(error).__name__}: {error}"
-    if isinstance(error, DiskFull) and job.attempts < job.max_attempts:
+    record = JobError(error_class, message, now)
+    if is_local_stop(error) and job.attempts < job.max_attempts:
         # Not the job's fault: it comes back later (here, once there is room, or elsewhere),
         # and a file that never fits still fails after max_attempts.
         delay_s = max(policy.backoff_s(job.attempts), DISK_FULL_RETRY_S)
-        return FailureRecord(JobError(error_class, message, now), now + delay_s)
+        return FailureRecord(record, now + delay_s)
+    if isinstance(error, ConnectionRefused) and job.attempts >= REFUSED_ATTEMPTS:
+        return FailureRecord(record, None)
     decision = policy.decide(error, job.attempts, job.max_attempts)
     retry_at = now + decision.delay_s if decision.action is Action.RETRY else None
-    return FailureRecord(JobError(error_class, message, now), retry_at)
+    return FailureRecord(record, retry_at)

@@ -20,7 +20,7 @@ from hauler.models import Job, JobState, WorkerInfo
 from hauler.policy.retry import RetryPolicy
 from hauler.store.base import Completion, Store
 from hauler.worker.completions import CompletionBatcher
-from hauler.worker.diskroom import DiskRoom
+from hauler.worker.diskroom import DiskRoom, unwritable_reason
 from hauler.worker.failures import classify
 from hauler.worker.flags import Flags, read_flags
 from hauler.worker.lease import LeaseKeeper
@@ -30,6 +30,9 @@ from hauler.worker.modes import Mode
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _STORE_TRIES = 6
+# A change `hauler status` shows (pause taken, job started or finished) is published at once,
+# then at most this often: a burst of small jobs is one write a second, not one a job.
+PUBLISH_MIN_S = 1.0
 _PENDING_STATES = (JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
 
 
@@ -60,6 +63,8 @@ class Summary:
     lost: int = 0
     bytes_total: int = 0
     stopped_by: str = ""
+    # How many jobs failed for good, by failure class (the exit status comes from these).
+    failed_classes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)
@@ -114,6 +119,7 @@ class Worker:
         self._beat_s = min(settings.heartbeat_s, settings.lease_s / 4)
         self._held: dict[str, _Held] = {}
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()  # something `hauler status` shows changed
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._closing = asyncio.Event()
@@ -130,7 +136,7 @@ class Worker:
             logger.warning("stopping now: cancelling %d running jobs", len(self._held))
             self._forced.set()
         else:
-            logger.warning(
+            logger.info(
                 "stopping (%s): finishing running jobs, %.0fs grace", reason, self._settings.grace_s
             )
             self.summary.stopped_by = reason
@@ -143,13 +149,14 @@ class Worker:
         self._stop_seen_at_start = await self._store.stop_requested_at()
         await self._store.beat_worker(self._info(), self._beat_ttl_s())
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        publisher = asyncio.create_task(self._publish_loop(), name="publish-worker")
         completions = asyncio.create_task(self._batcher.run(), name="completions")
         try:
             await self._claim_loop()
             await self._shutdown()
         finally:
             await self._cancel_lanes()
-            await self._end_heartbeat(heartbeat)
+            await self._end_heartbeat(heartbeat, publisher)
             completions.cancel()
             await asyncio.wait([completions])
             await self._final_flush()
@@ -176,7 +183,10 @@ class Worker:
             self.request_stop("stop requested")
             return True
         claimed, asked = 0, 0
+        was_blocked = self._room.is_blocked
         if not flags.is_paused and self._free_lanes() > 0 and self._room.has_room():
+            if was_blocked:
+                self._changed.set()
             claimed, asked = await self._claim()
             if self._mode is Mode.ONCE:
                 await self._wait_lanes_idle()
@@ -211,7 +221,8 @@ class Worker:
                 self._store, self.identity.name, self._ctx.output_dir, self._stop_seen_at_start
             )
             if flags.is_paused != self._poll.flags.is_paused:
-                logger.warning("worker %s", "paused: no new jobs" if flags.is_paused else "resumed")
+                logger.info("worker %s", "paused: no new jobs" if flags.is_paused else "resumed")
+                self._changed.set()
             self._poll.flags, self._poll.flags_read_mono = flags, now_mono
         return self._poll.flags
 
@@ -248,6 +259,7 @@ class Worker:
         self._keeper.hold(job.id, job.token)
         held.task = asyncio.create_task(self._lane(held, previous), name=f"job-{job.id}")
         held.task.add_done_callback(lambda task: self._lane_done(held, task))
+        self._changed.set()
 
     async def _lane(self, held: _Held, previous: _Held | None) -> None:
         if previous is not None and previous.task is not None:
@@ -277,6 +289,10 @@ class Worker:
     async def _record_failure(self, job: Job, exc: Exception) -> None:
         if isinstance(exc, DiskFull):
             self._room.mark_full()
+            self._changed.set()
+        elif (reason := unwritable_reason(exc)) is not None:
+            self._room.mark_unwritable(reason)
+            self._changed.set()
         record = classify(exc, job, self._policy, self._clock.now())
         try:
             state = await self._with_store_retry(
@@ -289,6 +305,8 @@ class Worker:
         if state is JobState.FAILED:
             self.summary.failed += 1
             error = record.error
+            classes = self.summary.failed_classes
+            classes[error.error_class] = classes.get(error.error_class, 0) + 1
             logger.info("job %s failed (%s): %s", job.id, error.error_class, error.message)
         else:
             self.summary.retried += 1
@@ -304,6 +322,7 @@ class Worker:
         self._keeper.drop(held.job.id, held.job.token)
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("lane for job %s crashed", held.job.id, exc_info=exc)
+        self._changed.set()
         self._wake.set()
 
     def _on_lost(self, job_id: str) -> None:
@@ -335,6 +354,39 @@ class Worker:
                 # A heartbeat that dies silently would let every lease expire: keep beating.
                 logger.exception("heartbeat failed")
 
+    async def _publish_loop(self) -> None:
+        """Write the worker record soon after a change ``hauler status`` shows (pause, jobs
+        started or finished), at most every ``PUBLISH_MIN_S``; the heartbeat covers the rest."""
+        while await self._changed_unless_closing():
+            self._changed.clear()
+            try:
+                await self._store.beat_worker(self._info(), self._beat_ttl_s())
+            except StoreUnavailable as exc:
+                logger.warning("could not publish the worker record: %s", exc)
+            except Exception:
+                logger.exception("could not publish the worker record")
+            if await self._closing_within(PUBLISH_MIN_S):
+                return
+
+    async def _changed_unless_closing(self) -> bool:
+        """Wait for a change or for closing; True for a change (and not closing)."""
+        waits = [asyncio.create_task(e.wait()) for e in (self._changed, self._closing)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        return not self._closing.is_set()
+
+    async def _closing_within(self, delay_s: float) -> bool:
+        """True when closing begins within ``delay_s``."""
+        try:
+            async with asyncio.timeout(delay_s):
+                await self._closing.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def _beat_ttl_s(self) -> float:
         return 3 * self._beat_s + 1.0
 
@@ -346,7 +398,7 @@ class Worker:
             started_at=self._started_at,
             seen_at=self._clock.now(),
             concurrency=self._settings.concurrency,
-            is_paused=self._poll.flags.is_paused or self._room.is_full,
+            is_paused=self._poll.flags.is_paused or self._room.is_blocked,
             bytes_per_s=self._meter.sample(self._clock.monotonic()),
             bytes_total=self._meter.bytes_total,
             current_jobs=tuple(self._held),
@@ -396,13 +448,14 @@ class Worker:
         if lanes:
             await asyncio.wait(lanes)
 
-    async def _end_heartbeat(self, heartbeat: asyncio.Task[None]) -> None:
-        """Stop the heartbeat between beats: a beat cut in half could land after
-        ``remove_worker`` and bring the worker's record back from the dead."""
+    async def _end_heartbeat(self, *beats: asyncio.Task[None]) -> None:
+        """Stop the heartbeat (and the publisher) between beats: a beat cut in half could land
+        after ``remove_worker`` and bring the worker's record back from the dead."""
         self._closing.set()
-        await asyncio.wait([heartbeat], timeout=self._settings.lease_s)
-        heartbeat.cancel()
-        await asyncio.wait([heartbeat])
+        await asyncio.wait(beats, timeout=self._settings.lease_s)
+        for beat in beats:
+            beat.cancel()
+        await asyncio.wait(beats)
 
     async def _final_flush(self) -> None:
         try:
