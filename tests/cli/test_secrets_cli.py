@@ -11,6 +11,10 @@ from pathlib import Path
 from hauler.models import JobError
 from hauler.store import open_store
 from tests.cli.hauler_process import Ran, hauler
+from tests.cli.process import HaulerRunner
+from tests.transfer.origin import Origin
+
+KIB = 1024
 
 PASSWORD = "hunter2-url-pw"
 SECRETS = {
@@ -93,3 +97,15 @@ async def test_unknown_store_url_is_not_echoed_with_its_password() -> None:
     assert "store-pw-SECRET" not in ran.err and "foo://user:***@h/" in ran.err
     redis = await hauler("redis://127.0.0.1:1/0?password=redis-pw-SECRET", "status")
     assert redis.code == 3 and "redis-pw-SECRET" not in redis.err + redis.out
+
+
+async def test_server_text_reaches_the_terminal_escaped(origin: Origin, cli: HaulerRunner) -> None:
+    origin.add("named.bin", KIB, disposition=f'attachment; filename="a{ESCAPE}b.bin"')
+    odd = origin.redirect_to("odd", f"ftp://127.0.0.1/{ESCAPE}")
+    for args in (["get", "-d", "out"], ["get", "--json", "-d", "json"]):
+        ran = await cli.run(*args, origin.url("named.bin"), odd)
+        assert ran.returncode == 1, ran.stderr
+        assert "\x1b" not in ran.stdout + ran.stderr and "\x07" not in ran.stdout + ran.stderr
+        assert "redirect 1 from" in ran.stderr and "\\x1b]0;pwned\\x07" in ran.stderr
+    plain = await cli.run("get", "-d", "again", origin.url("named.bin"))
+    assert plain.returncode == 0 and "pwned" in plain.stdout  # the name, made safe

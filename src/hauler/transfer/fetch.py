@@ -308,10 +308,9 @@ class Fetcher:
         try:
             await check_url(target, self.settings)
         except BadRequest as exc:
-            raise BadRequest(
-                f"redirect {hop} from {redact_url(source)} to "
-                f"{printable(redact_url(target))} refused: {exc.message}"
-            ) from exc
+            # The target is the server's text: escaped here, in the stored message too.
+            where = f"redirect {hop} from {redact_url(source)} to {redact_url(target)}"
+            raise BadRequest(printable(f"{where} refused: {exc.message}")) from exc
 
     def _answer(
         self, resp: aiohttp.ClientResponse, url: str, ask: RangeAsk | None
