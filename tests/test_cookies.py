@@ -65,7 +65,7 @@ def test_a_malformed_line_is_named_with_its_number(line: str, reason: str) -> No
 
 
 def test_an_unreadable_file_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(CookieFileError, match="cannot read .*missing.txt: No such file"):
+    with pytest.raises(CookieFileError, match=r"cannot read .*missing\.txt: No such file"):
         load_cookie_file(tmp_path / "missing.txt")
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\xff\xfe\x00")

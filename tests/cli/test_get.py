@@ -34,7 +34,7 @@ async def test_several_urls_in_parallel(origin: Origin, cli: HaulerRunner) -> No
     for name, size in sizes.items():
         origin.add(name, size)
     urls = [origin.url(name) for name in sizes]
-    done = await cli.run("get", "-o", "out", "-j", "3", "-x", "4", *urls)
+    done = await cli.run("get", "-d", "out", "-j", "3", "-x", "4", *urls)
     assert done.returncode == 0, done.stderr
     for name in sizes:
         assert sha256_of(cli.cwd / "out" / name) == origin.sha256(name)
@@ -47,7 +47,7 @@ async def test_json_summary_and_a_404(origin: Origin, cli: HaulerRunner) -> None
     origin.add("one.bin", 1 * MIB)
     origin.add("two.bin", 2 * MIB + 3)
     urls = [origin.url("one.bin"), origin.url("missing.bin"), origin.url("two.bin")]
-    done = await cli.run("get", "--json", "-o", "out", "-j", "2", *urls)
+    done = await cli.run("get", "--json", "-d", "out", "-j", "2", *urls)
     assert done.returncode == 1
     summary = json.loads(done.stdout)
     assert (summary["ok"], summary["failed"]) == (2, 1)
@@ -70,13 +70,13 @@ async def test_json_summary_and_a_404(origin: Origin, cli: HaulerRunner) -> None
 async def test_checksum_ok_and_mismatch(origin: Origin, cli: HaulerRunner) -> None:
     origin.add("sum.bin", 1 * MIB + 11)
     url = origin.url("sum.bin")
-    bad = await cli.run("get", "-o", "out", "--checksum", "sha256=" + "0" * 64, url)
+    bad = await cli.run("get", "-d", "out", "--checksum", "sha256=" + "0" * 64, url)
     assert bad.returncode == 1
     assert "ContentMismatch" in bad.stderr
     assert not (cli.cwd / "out" / "sum.bin").exists()
     assert "Traceback" not in bad.stderr
     expected = origin.sha256("sum.bin")
-    good = await cli.run("get", "--json", "-o", "out", "--checksum", "sha256=" + expected, url)
+    good = await cli.run("get", "--json", "-d", "out", "--checksum", "sha256=" + expected, url)
     assert good.returncode == 0, good.stderr
     assert sha256_of(cli.cwd / "out" / "sum.bin") == expected
     record = json.loads(good.stdout)["files"][0]
@@ -113,14 +113,14 @@ async def test_existing_file_is_not_fetched_again_unless_forced(
 ) -> None:
     origin.add("keep.bin", 512 * KIB)
     url = origin.url("keep.bin")
-    first = await cli.run("get", "-o", "out", url)
+    first = await cli.run("get", "-d", "out", url)
     assert first.returncode == 0, first.stderr
     origin.log.clear()
-    again = await cli.run("get", "-o", "out", url)
+    again = await cli.run("get", "-d", "out", url)
     assert again.returncode == 0, again.stderr
     assert [r for r in origin.requests_for("keep.bin") if r.method == "GET"] == []
     assert "skipped" in again.stdout
-    forced = await cli.run("get", "-o", "out", "--force", url)
+    forced = await cli.run("get", "-d", "out", "--force", url)
     assert forced.returncode == 0, forced.stderr
     assert any(r.method == "GET" for r in origin.requests_for("keep.bin"))
     assert sha256_of(cli.cwd / "out" / "keep.bin") == origin.sha256("keep.bin")
@@ -175,7 +175,7 @@ async def test_input_file_with_json_lines(origin: Origin, cli: HaulerRunner) -> 
     ]
     lines.append(json.dumps({"url": origin.url("r.bin"), "output": "../../../escape.bin"}))
     (cli.cwd / "list.txt").write_text("\n".join(lines) + "\n")
-    done = await cli.run("get", "-o", "out", "-i", "list.txt", origin.url("r.bin"))
+    done = await cli.run("get", "-d", "out", "-i", "list.txt", origin.url("r.bin"))
     assert done.returncode == 0, done.stderr
     assert sha256_of(cli.cwd / "out" / "escape.bin") == origin.sha256("r.bin")
     assert not (cli.cwd / "escape.bin").exists()
@@ -186,7 +186,7 @@ async def test_input_file_with_json_lines(origin: Origin, cli: HaulerRunner) -> 
 
 async def test_urls_from_stdin(origin: Origin, cli: HaulerRunner) -> None:
     origin.add("s.bin", 100 * KIB)
-    done = await cli.run("get", "-o", "out", "-i", "-", stdin=f"{origin.url('s.bin')}\n".encode())
+    done = await cli.run("get", "-d", "out", "-i", "-", stdin=f"{origin.url('s.bin')}\n".encode())
     assert done.returncode == 0, done.stderr
     assert sha256_of(cli.cwd / "out" / "s.bin") == origin.sha256("s.bin")
 
@@ -207,14 +207,14 @@ async def test_secrets_never_printed(origin: Origin, cli: HaulerRunner) -> None:
     lines = [json.dumps({"url": url, "headers": {"Authorization": "Bearer tok3nvalue"}})]
     (cli.cwd / "list.txt").write_text("\n".join(lines) + "\n")
     for flags in ([], ["--json"]):
-        done = await cli.run("get", *flags, "-o", "out", "-i", "list.txt")
+        done = await cli.run("get", *flags, "-d", "out", "-i", "list.txt")
         assert done.returncode == 1
         output = done.stdout + done.stderr
         assert "t.bin" in output
         for secret in ("pa55word", "tok3nvalue"):
             assert secret not in output
     for proxy in ("http://alice:pr0xypass@127.0.0.1:9", "socks5://alice:pr0xypass@127.0.0.1:9"):
-        args = ("--log-level", "DEBUG", "get", "--proxy", proxy, "-o", "out", origin.url("t.bin"))
+        args = ("--log-level", "DEBUG", "get", "--proxy", proxy, "-d", "out", origin.url("t.bin"))
         done = await cli.run(*args)
         assert done.returncode == 1
         assert "127.0.0.1" in done.stderr
@@ -223,7 +223,7 @@ async def test_secrets_never_printed(origin: Origin, cli: HaulerRunner) -> None:
 
 async def test_unusable_output_dir_is_a_usage_error(cli: HaulerRunner) -> None:
     (cli.cwd / "a-file").write_text("not a directory")
-    done = await cli.run("get", "-o", "a-file/sub", "http://127.0.0.1:9/x")
+    done = await cli.run("get", "-d", "a-file/sub", "http://127.0.0.1:9/x")
     assert done.returncode == 2
     assert "cannot create a-file/sub" in done.stderr
     assert "Traceback" not in done.stderr

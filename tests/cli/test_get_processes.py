@@ -67,7 +67,7 @@ async def test_files_are_spread_and_reported_in_input_order(
     urls = [origin.url(name) for name in names]
     urls.insert(7, origin.url("missing.bin"))
     listing = write_list(cli, urls)
-    done = await cli.run("get", "--json", "-P", "3", "-j", "6", "-o", "out", "-i", str(listing))
+    done = await cli.run("get", "--json", "-P", "3", "-j", "6", "-d", "out", "-i", str(listing))
     assert done.returncode == 1, done.stderr
     summary = json.loads(done.stdout)
     assert [record["url"] for record in summary["files"]] == urls
@@ -86,7 +86,7 @@ async def test_plain_lines_one_per_file(origin: Origin, cli: HaulerRunner) -> No
     names = [f"p{i}.bin" for i in range(6)]
     for name in names:
         origin.add(name, 64 * KIB)
-    done = await cli.run("get", "-P", "2", "-j", "4", "-o", "out", *map(origin.url, names))
+    done = await cli.run("get", "-P", "2", "-j", "4", "-d", "out", *map(origin.url, names))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("done ") == 6
     assert "6 ok, 0 failed" in done.stdout
@@ -126,7 +126,7 @@ async def test_a_signal_stops_every_process_and_the_rerun_resumes(
     names = [f"s{i}.bin" for i in range(4)]
     for name in names:
         origin.add(name, 2 * MIB, rate_bps=SLOW_BPS)
-    args = ["get", "-P", "2", "-j", "4", "-x", "1", "-o", "out", *map(origin.url, names)]
+    args = ["get", "-P", "2", "-j", "4", "-x", "1", "-d", "out", *map(origin.url, names)]
     process = await cli.start(*args)
     await wait_for_children(process, 2)
     for name in names:
@@ -157,7 +157,7 @@ async def test_a_killed_process_fails_its_files_not_the_others(
     slow = [f"k{i}.bin" for i in range(4)]
     for name in slow:
         origin.add(name, 1 * MIB, rate_bps=SLOW_BPS)
-    args = ["get", "--json", "-P", "2", "-j", "4", "-x", "1", "-o", "out", *map(origin.url, slow)]
+    args = ["get", "--json", "-P", "2", "-j", "4", "-x", "1", "-d", "out", *map(origin.url, slow)]
     process = await cli.start(*args)
     children = await wait_for_children(process, 2)
     for name in slow:

@@ -41,7 +41,7 @@ async def kill_at(cli: HaulerRunner, origin: Origin, name: str, fraction: float)
 
 def get_args(origin: Origin, name: str) -> list[str]:
     """The one command the user runs, again and again."""
-    return ["get", "-o", "out", "-x", str(CONNECTIONS), origin.url(name)]
+    return ["get", "-d", "out", "-x", str(CONNECTIONS), origin.url(name)]
 
 
 @pytest.mark.slow

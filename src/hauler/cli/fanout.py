@@ -31,7 +31,7 @@ from hauler.cli.report import ErrorInfo, FileOutcome, Reporter
 from hauler.config import TransferSettings
 from hauler.models import JobSpec
 from hauler.redact import Redactor
-from hauler.transfer.request import NullProgress, ProgressSink
+from hauler.transfer.request import ProgressSink, events_of
 
 if TYPE_CHECKING:  # multiprocessing loads only when files are spread (get of one URL: never)
     from multiprocessing.connection import Connection
@@ -42,8 +42,9 @@ MIN_LANES_PER_PROCESS = 8
 EXIT_STATUS_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 # Events a child sends, in lists: (STARTED, index, name, total, done), (ADVANCED, index, nbytes),
+# (CONNECTIONS, index, count), (RETRYING, index, message, attempt, attempts, delay_s),
 # (FINISHED, index, outcome).
-STARTED, ADVANCED, FINISHED = "s", "a", "f"
+STARTED, ADVANCED, CONNECTIONS, RETRYING, FINISHED = "s", "a", "c", "r", "f"
 # A child sends its events in batches: this often at most, or sooner once this many are queued.
 FLUSH_S = 0.05
 FLUSH_EVENTS = 256
@@ -243,6 +244,8 @@ class FanOut:
             nbytes = event[2]
             assert isinstance(nbytes, int)
             sink.advanced(nbytes)
+        else:
+            _dispatch_event(event, sink)
 
     def _reap(self) -> None:
         for child in self._children:
@@ -266,6 +269,20 @@ class FanOut:
                 )
                 self.outcomes[index] = outcome
                 reporter.finished(self.specs[index], outcome)
+
+
+def _dispatch_event(event: Event, sink: ProgressSink) -> None:
+    """A ``TransferEvents`` event from a child, to the parent's sink of that file."""
+    events = events_of(sink)
+    if event[0] == CONNECTIONS:
+        count = event[2]
+        assert isinstance(count, int)
+        events.connections(count)
+    elif event[0] == RETRYING:
+        message, attempt, attempts, delay_s = event[2:6]
+        assert isinstance(message, str) and isinstance(delay_s, float)
+        assert isinstance(attempt, int) and isinstance(attempts, int)
+        events.retrying(message, attempt, attempts, delay_s)
 
 
 async def _run_and_flush(batch: Batch, settings: TransferSettings, events: _EventPipe) -> None:
@@ -322,10 +339,8 @@ class _PipeReporter:
         self.with_progress = with_progress
 
     def sink(self, spec: JobSpec) -> ProgressSink:
-        """A sink that forwards progress, or none when the parent shows no bars."""
-        if not self.with_progress:
-            return NullProgress()
-        return _PipeSink(self._events, self._index_of[id(spec)])
+        """A sink that forwards retries, and progress when the parent shows bars."""
+        return _PipeSink(self._events, self._index_of[id(spec)], self.with_progress)
 
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Send the outcome."""
@@ -342,9 +357,19 @@ class _PipeSink:
 
     events: _EventPipe
     index: int
+    with_progress: bool
 
     def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
-        self.events.put((STARTED, self.index, name, total_bytes, done_bytes))
+        if self.with_progress:
+            self.events.put((STARTED, self.index, name, total_bytes, done_bytes))
 
     def advanced(self, nbytes: int) -> None:
-        self.events.put((ADVANCED, self.index, nbytes))
+        if self.with_progress:
+            self.events.put((ADVANCED, self.index, nbytes))
+
+    def connections(self, count: int) -> None:
+        if self.with_progress:
+            self.events.put((CONNECTIONS, self.index, count))
+
+    def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
+        self.events.put((RETRYING, self.index, message, attempt, attempts, float(delay_s)))

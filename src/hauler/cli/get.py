@@ -11,8 +11,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -21,10 +23,13 @@ from hauler.cli.app import app, globals_of
 
 if TYPE_CHECKING:
     from hauler.cli.batch import BatchOptions
-    from hauler.cli.report import FileOutcome, Reporter
+    from hauler.cli.getoutput import Display
+    from hauler.cli.report import FileOutcome
     from hauler.config import TransferSettings
-    from hauler.models import JobSpec
+    from hauler.models import JobSpec, OnExisting
     from hauler.redact import Redactor
+
+T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -35,7 +40,26 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
 Urls = Annotated[
     list[str] | None, typer.Argument(help="URLs to download.", metavar="URL...", show_default=False)
 ]
-OutputDir = Annotated[Path, typer.Option("-o", "--output-dir", help="Directory for the files.")]
+Directory = Annotated[
+    Path | None,
+    typer.Option(
+        "-d",
+        "--dir",
+        "--output-dir",
+        help="Directory for the files (default: here).",
+        show_default=False,
+    ),
+]
+Output = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Name of the single file, relative to -d; an existing directory or a NAME/ "
+        "means that directory.",
+        show_default=False,
+    ),
+]
 Connections = Annotated[
     int | None,
     typer.Option("-x", "--connections", min=1, max=1024, help="Connections per file (default 8)."),
@@ -54,7 +78,55 @@ LimitRate = Annotated[
     str | None, typer.Option(help="Overall speed limit, e.g. 4M or 500K (0: none).")
 ]
 FileRate = Annotated[str | None, typer.Option(help="Speed limit per file, e.g. 1M.")]
-Force = Annotated[bool, typer.Option("--force", help="Download again files that exist.")]
+Force = Annotated[bool, typer.Option("--force", help="Same as --allow-overwrite.")]
+AllowOverwrite = Annotated[
+    bool,
+    typer.Option("--allow-overwrite", help="Replace a file already under the name."),
+]
+NoClobber = Annotated[
+    bool,
+    typer.Option("-n", "--no-clobber", help="Leave a file already under the name, skip the URL."),
+]
+Continue = Annotated[
+    bool,
+    typer.Option(
+        "-c", "--continue", help="Take a file already under the name as this download's start."
+    ),
+]
+Header = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-H", "--header", help="Extra header 'Name: value' (repeatable).", show_default=False
+    ),
+]
+UserAgent = Annotated[str | None, typer.Option("-U", "--user-agent", help="User-Agent header.")]
+Referer = Annotated[str | None, typer.Option("--referer", help="Referer header.")]
+Cookies = Annotated[
+    Path | None,
+    typer.Option("--load-cookies", help="Netscape cookies.txt to send cookies from."),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option("--timeout", min=0.001, help="Connect and read timeout, seconds."),
+]
+Retries = Annotated[
+    int | None,
+    typer.Option("--retries", min=0, max=1000, help="Retries of a failing connection (default 5)."),
+]
+Quiet = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Only errors (and the exit status); no progress.")
+]
+Verbose = Annotated[
+    int,
+    typer.Option(
+        "-v", "--verbose", count=True, help="Log more: -v INFO, -vv DEBUG.", show_default=False
+    ),
+]
+NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bars.")]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print each URL and where it would go; download nothing."),
+]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
 Processes = Annotated[
     int | None,
@@ -70,37 +142,136 @@ Processes = Annotated[
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """How each request goes out: headers, cookies, identity and patience."""
+
+    headers: list[str]
+    user_agent: str | None
+    referer: str | None
+    cookies: Path | None
+    timeout_s: float | None
+    retries: int | None
+
+
 @app.command("get")
 def get_command(
     ctx: typer.Context,
     urls: Urls = None,
     *,
-    output_dir: OutputDir = Path("."),
+    directory: Directory = None,
+    output: Output = None,
     connections: Connections = None,
     parallel: Parallel = 5,
     input_file: InputFile = None,
     checksum: ChecksumOpt = None,
+    resume: Continue = False,
+    no_clobber: NoClobber = False,
+    allow_overwrite: AllowOverwrite = False,
+    force: Force = False,
+    header: Header = None,
+    user_agent: UserAgent = None,
+    referer: Referer = None,
+    load_cookies: Cookies = None,
+    timeout: Timeout = None,
+    retries: Retries = None,
     proxy: Proxy = None,
     limit_rate: LimitRate = None,
     max_rate_per_file: FileRate = None,
-    force: Force = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    no_progress: NoProgress = False,
+    dry_run: DryRun = False,
     json_output: JsonOutput = False,
     processes: Processes = None,
 ) -> None:
     """Download URLs into a directory: many connections per file, several files at once.
 
-    Interrupted downloads resume when the same command runs again.
+    Interrupted downloads resume when the same command runs again. A name already taken by
+    another file gets a new one (name.1.ext) unless -n, -c or --allow-overwrite says otherwise.
     Exit status: 0 when every file is complete and verified, 1 when any failed,
     2 for usage errors, 130 on Ctrl-C.
     """
+    from hauler.cli import getoptions
+    from hauler.cli.getoutput import Display, print_dry_run
+    from hauler.models import OnExisting
+    from hauler.redact import Redactor
+
+    _set_log_level(verbose, quiet)
+    policy = _on_existing(force, allow_overwrite, no_clobber, resume)
     specs = _jobs(urls or [], input_file, checksum)
-    settings = _transfer_settings(ctx, connections, limit_rate, proxy)
+    where = _usage(lambda: getoptions.destination(directory, output, len(specs)))
+    asked = _Request(header or [], user_agent, referer, load_cookies, timeout, retries)
+    specs = _with_request(getoptions.with_filename(specs, where.filename), asked)
+    settings = _transfer_settings(ctx, connections, limit_rate, proxy, asked)
     per_file_rate = _rate(max_rate_per_file, "--max-rate-per-file")
-    _prepare_output_dir(output_dir)
+    display = Display(json_output, quiet, not no_progress)
+    redact = Redactor.for_run(specs, settings.proxy)
+    if dry_run:
+        print_dry_run(specs, where.output_dir, redact, json_output)
+        _exit_now(0)
+    _prepare_output_dir(where.output_dir)
     from hauler.cli.batch import BatchOptions
 
-    options = BatchOptions(output_dir, parallel, force, connections, per_file_rate, proxy)
-    _exit_now(_execute(specs, settings, options, json_output, processes))
+    options = BatchOptions(
+        where.output_dir,
+        parallel,
+        force=policy is OnExisting.OVERWRITE,
+        connections=connections,
+        per_file_rate_bps=per_file_rate,
+        proxy=proxy,
+    )
+    _exit_now(
+        _execute(specs, settings, options, display=display, processes=processes, redact=redact)
+    )
+
+
+def _usage(compute: Callable[[], T]) -> T:
+    """``compute()``, with an ``OptionError`` shown as a usage error (exit 2) on its option."""
+    from hauler.cli import getoptions
+
+    try:
+        return compute()
+    except getoptions.OptionError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{exc.option}'") from exc
+
+
+def _on_existing(force: bool, allow_overwrite: bool, no_clobber: bool, resume: bool) -> OnExisting:
+    from hauler.cli import getoptions
+
+    return _usage(
+        lambda: getoptions.on_existing(
+            overwrite=force, allow_overwrite=allow_overwrite, no_clobber=no_clobber, resume=resume
+        )
+    )
+
+
+def _set_log_level(verbose: int, quiet: bool) -> None:
+    """``-v`` INFO, ``-vv`` DEBUG (never less than ``--log-level`` asked); ``-q`` ERROR."""
+    root = logging.getLogger("hauler")
+    if verbose:
+        root.setLevel(
+            min(root.level or logging.WARNING, logging.DEBUG if verbose > 1 else logging.INFO)
+        )
+    elif quiet:
+        root.setLevel(max(root.level, logging.ERROR))
+
+
+def _with_request(specs: list[JobSpec], asked: _Request) -> list[JobSpec]:
+    """The specs with ``-H``, ``--referer`` and ``--load-cookies`` applied (a JSON line's own
+    headers win)."""
+    from hauler.cli import getoptions
+    from hauler.cookies import Cookie, CookieFileError, load_cookie_file
+
+    texts = ([f"Referer: {asked.referer}"] if asked.referer is not None else []) + asked.headers
+    headers = _usage(lambda: getoptions.parse_headers(texts))
+    cookies: list[Cookie] = []
+    if asked.cookies is not None:
+        try:
+            cookies = load_cookie_file(asked.cookies)
+        except CookieFileError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--load-cookies'") from exc
+    return getoptions.with_request_headers(specs, headers, cookies, time.time())
 
 
 def _exit_now(status: int) -> NoReturn:
@@ -175,7 +346,11 @@ def _check_proxy(proxy: str | None) -> None:
 
 
 def _transfer_settings(
-    ctx: typer.Context, connections: int | None, limit_rate: str | None, proxy: str | None
+    ctx: typer.Context,
+    connections: int | None,
+    limit_rate: str | None,
+    proxy: str | None,
+    asked: _Request,
 ) -> TransferSettings:
     """The engine's settings with this command's overrides applied."""
     _check_proxy(proxy)
@@ -184,6 +359,12 @@ def _transfer_settings(
         update["connections"] = connections
     if proxy is not None:
         update["proxy"] = proxy
+    if asked.user_agent is not None:
+        update["user_agent"] = asked.user_agent
+    if asked.timeout_s is not None:
+        update["connect_timeout_s"] = update["read_timeout_s"] = asked.timeout_s
+    if asked.retries is not None:
+        update["segment_retries"] = asked.retries
     return globals_of(ctx).settings.transfer.model_copy(update=update)
 
 
@@ -193,7 +374,7 @@ def _prepare_output_dir(output_dir: Path) -> None:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise typer.BadParameter(
-            f"cannot create {output_dir}: {exc.strerror or exc}", param_hint="'-o'"
+            f"cannot create {output_dir}: {exc.strerror or exc}", param_hint="'-d'"
         ) from exc
 
 
@@ -201,23 +382,23 @@ def _execute(
     specs: list[JobSpec],
     settings: TransferSettings,
     options: BatchOptions,
-    json_output: bool,
+    *,
+    display: Display,
     processes: int | None,
+    redact: Redactor,
 ) -> int:
     """Run the batch (in one process or several) and report it; the process exit status."""
     from hauler.cli.fanout import available_cores, process_count
-    from hauler.redact import Redactor
 
-    redact = Redactor.for_run(specs, settings.proxy)
     count = process_count(
         len(specs), options.parallel, processes, available_cores(), bool(settings.limit_rate_bps)
     )
     if count > 1:
         status, outcomes = _run_forked(
-            specs, settings, options, redact, processes=count, json_output=json_output
+            specs, settings, options, redact, processes=count, display=display
         )
     else:
-        status, outcomes = _run_here(specs, settings, options, redact, json_output)
+        status, outcomes = _run_here(specs, settings, options, redact, display)
     if status:
         print(
             f"interrupted after {len(outcomes)} of {len(specs)} files; partial downloads are "
@@ -233,14 +414,14 @@ def _run_here(
     settings: TransferSettings,
     options: BatchOptions,
     redact: Redactor,
-    json_output: bool,
+    display: Display,
 ) -> tuple[int, list[FileOutcome]]:
     """One process, one event loop: the exit status so far and the outcomes."""
     import asyncio
 
     from hauler.cli.batch import Batch
 
-    reporter = _reporter(redact, json_output)
+    reporter = display.reporter(redact, len(specs))
     batch = Batch(specs, options, reporter, redact)
     started = time.monotonic()
     status = 0
@@ -263,36 +444,19 @@ def _run_forked(
     redact: Redactor,
     *,
     processes: int,
-    json_output: bool,
+    display: Display,
 ) -> tuple[int, list[FileOutcome]]:
     """Several processes, forked before the reporter starts (bars run a thread)."""
     from hauler.cli.fanout import FanOut
 
-    fan = FanOut(specs, options, settings, redact, processes, _shows_bars(json_output))
+    with_progress = display.bar_stream() is not None
+    fan = FanOut(specs, options, settings, redact, processes, with_progress)
     started = time.monotonic()
     fan.start()
-    reporter = _reporter(redact, json_output)
+    reporter = display.reporter(redact, len(specs))
     status = 0
     try:
         status = fan.collect(reporter)
     finally:
         reporter.close(fan.ordered(), time.monotonic() - started)
     return status, fan.ordered()
-
-
-def _shows_bars(json_output: bool) -> bool:
-    """Progress bars: on a terminal, unless ``--json``."""
-    return not json_output and sys.stdout.isatty()
-
-
-def _reporter(redact: Redactor, json_output: bool) -> Reporter:
-    """Bars on a terminal, plain lines in a pipe, one JSON object with ``--json``."""
-    from hauler.cli.report import JsonReporter, PlainReporter
-
-    if json_output:
-        return JsonReporter(redact)
-    if _shows_bars(json_output):
-        from hauler.cli.progressview import ProgressView
-
-        return ProgressView(redact)
-    return PlainReporter(redact)
