@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
-from hauler.errors import NotFound, Throttled
+from hauler.errors import ConnectionRefused, LocalError, NotFound, Throttled
 from hauler.models import Job, JobSpec, JobState
 from hauler.policy.retry import RetryPolicy
-from hauler.worker.failures import classify
+from hauler.worker.failures import DISK_FULL_RETRY_S, classify
 
 NOW = 1_700_000_000.0
 POLICY = RetryPolicy(base_s=10.0, cap_s=100.0, jitter=False)
@@ -39,3 +41,24 @@ def test_unknown_exceptions_are_transient_and_logged(caplog: pytest.LogCaptureFi
     assert record.retry_at == NOW + 10.0
     assert (record.error.error_class, record.error.message) == ("transient", "RuntimeError: boom")
     assert "boom" in caplog.text
+
+
+def test_a_refused_connection_is_checked_once_more_then_fails() -> None:
+    refused = ConnectionRefused("cannot connect to 127.0.0.1:1 (Connection refused)")
+    first = classify(refused, _job(1), POLICY, NOW)
+    assert first.retry_at == NOW + 10.0  # one re-check, after the job's own backoff
+    second = classify(refused, _job(2), POLICY, NOW)
+    assert second.retry_at is None and second.error.error_class == "connection"
+
+
+def test_an_unwritable_directory_is_retried_later_like_a_full_disk() -> None:
+    cause = OSError(errno.EROFS, "Read-only file system")
+    try:
+        raise LocalError("read-only file system: /out/x.part") from cause
+    except LocalError as exc:
+        error = exc
+    record = classify(error, _job(1), POLICY, NOW)
+    assert record.retry_at is not None and record.retry_at >= NOW + DISK_FULL_RETRY_S
+    assert record.error.error_class == "local"
+    other = classify(LocalError("name too long"), _job(1), POLICY, NOW)
+    assert other.retry_at is None  # other local errors still fail at once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 
@@ -236,3 +237,71 @@ async def test_a_full_disk_stops_claiming_and_retries_the_job_later(
 
 async def _is(store: Store, job_id: str, state: JobState) -> bool:
     return await state_of(store, job_id) is state
+
+
+def _remount(mount_point: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mount_point)], check=True)
+
+
+async def test_a_read_only_directory_stops_claiming_and_keeps_the_jobs(
+    store: Store, origin: Origin, small_disk: Path
+) -> None:
+    """A real EROFS (root ignores mode bits, not a read-only mount): the job is kept for later
+    instead of failed for good, the worker claims nothing more until it can write again."""
+    origin.add("a.bin", 32 * KIB)
+    origin.add("b.bin", 48 * KIB)
+    settings = {"concurrency": 1, "disk_check_s": 0.05, "min_free_bytes": 0}
+    async with worker_in_process(store, small_disk, Mode.FOREVER, **settings):
+        _remount(small_disk, "ro")
+        try:
+            [first] = await add_urls(store, [origin.url("a.bin")], priority=1)
+            await wait_for(lambda: _is(store, first, JobState.RETRYING))
+            job = await store.get(first)
+            assert job is not None and job.error is not None
+            assert job.error.error_class == "local"
+            assert "read-only file system" in job.error.message
+            assert job.ready_at >= job.error.at + 60
+            [second] = await add_urls(store, [origin.url("b.bin")])
+            await asyncio.sleep(0.3)  # several claim rounds and disk checks
+            assert await state_of(store, second) is JobState.QUEUED
+            [info] = await store.workers()
+            assert info.is_paused
+        finally:
+            _remount(small_disk, "rw")
+        await wait_for(lambda: _is(store, second, JobState.DONE))
+    assert sha256_of(small_disk / "b.bin") == origin.sha256("b.bin")
+
+
+async def test_status_sees_a_pause_and_a_running_job_within_a_second(
+    store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    """The worker record is published when it changes, not only every heartbeat (here 30 s)."""
+    origin.add("slow.bin", 256 * KIB, faults={1: Fault(rate_bps=64 * KIB)})
+    settings = {"heartbeat_s": 30.0, "lease_s": 120.0, "concurrency": 2}
+    async with worker_in_process(store, tmp_path / "out", Mode.FOREVER, **settings):
+
+        async def is_paused() -> bool:
+            workers = await store.workers()
+            return bool(workers) and workers[0].is_paused
+
+        async def runs(job_id: str) -> bool:
+            workers = await store.workers()
+            return bool(workers) and workers[0].current_jobs == (job_id,)
+
+        await wait_for(lambda: _has_workers(store))
+        await store.set_paused(True)
+        await wait_for(is_paused, timeout_s=5.0)
+        await store.set_paused(False)
+        [slow] = await add_urls(store, [origin.url("slow.bin")])
+        await wait_for(lambda: runs(slow), timeout_s=5.0)
+        await wait_for(lambda: _is(store, slow, JobState.DONE))
+
+        async def is_idle() -> bool:
+            workers = await store.workers()
+            return bool(workers) and workers[0].current_jobs == ()
+
+        await wait_for(is_idle, timeout_s=5.0)
+
+
+async def _has_workers(store: Store) -> bool:
+    return bool(await store.workers())

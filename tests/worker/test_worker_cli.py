@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from hauler.store import Store
 from tests.cli.hauler_process import hauler
-from tests.transfer.origin import Origin
+from tests.transfer.origin import Fault, Origin
 from tests.worker.fleet import sha256_of, spawn_worker, wait_exit, wait_for
 
 KIB = 1024
@@ -52,3 +53,50 @@ async def test_hauler_stop_makes_a_worker_exit_gracefully(
     assert code == 0, err
     assert await store.workers() == [], err
     assert "worker exiting: 0 done" in out and "stop requested" in err, (out, err)
+
+
+async def test_drain_exit_status_says_why_jobs_failed(
+    store_url: str, store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    """Failed jobs make a drain exit non-zero, by cause (4: not found), as `get` does."""
+    origin.add("ok.bin", 10 * KIB)
+    urls = f"{origin.url('ok.bin')}\n{origin.url('missing.bin')}\n"
+    assert (await hauler(store_url, "add", "-", stdin=urls)).code == 0
+    logs = tmp_path / "logs"
+    proc = await spawn_worker(store_url, tmp_path / "out", logs, "--mode", "drain", "--json")
+    assert await wait_exit(proc) == 4, (logs / "0.err").read_text()
+    summary = json.loads((logs / "0.out").read_text())
+    assert (summary["done"], summary["failed"], summary["exit_code"]) == (1, 1, 4)
+    assert summary["failed_classes"] == {"not_found": 1}
+    origin.add("denied.bin", 10 * KIB, faults={1: Fault(status=403)})
+    assert (await hauler(store_url, "add", origin.url("denied.bin"))).code == 0
+    assert (await hauler(store_url, "requeue", "--reason", "not_found")).code == 0
+    proc = await spawn_worker(store_url, tmp_path / "out", logs, "--mode", "drain")
+    assert await wait_exit(proc) == 1  # two causes: "some failed"
+    assert "1 failed" not in (logs / "1.out").read_text()  # both failed this time
+    assert "2 failed" in (logs / "1.out").read_text()
+
+
+async def test_an_unusable_output_directory_is_one_line_and_exit_2(
+    store_url: str, tmp_path: Path, small_disk: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        cases = {
+            blocker / "out": "cannot create the output directory",
+            small_disk: "cannot write in the output directory",
+            small_disk / "sub": "cannot create the output directory",
+        }
+        for out_dir, message in cases.items():
+            logs = tmp_path / f"logs-{len(list(tmp_path.iterdir()))}"
+            proc = await spawn_worker(store_url, out_dir, logs, "--mode", "drain")
+            code = await wait_exit(proc)
+            err = (logs / "0.err").read_text()
+            assert code == 2, err
+            assert "Traceback" not in err and len(err.splitlines()) == 1, err
+            assert err.startswith(f"hauler: {message} {out_dir}: "), err
+            assert ("read-only file system" in err) is (out_dir != blocker / "out"), err
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
