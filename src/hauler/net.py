@@ -206,6 +206,8 @@ def env_proxy(url: str, proxy_env: Mapping[str, str]) -> str | None:
     ``socks5://...``); none when ``no_proxy`` matches the host. A proxy written without a scheme
     (``proxy:3128``) is an HTTP proxy, as curl reads it.
     """
+    if not proxy_env:  # the common case: no variable set, no parse
+        return None
     scheme, host, port = origin_of(url)
     if bypasses_proxy(host, port, proxy_env.get("no_proxy", "")):
         return None
@@ -313,12 +315,17 @@ class Sessions:
     def _socks_connector(self, proxy: str) -> aiohttp.BaseConnector:
         from aiohttp_socks import ProxyConnector
 
+        # socks5h/socks4a: the proxy resolves names (curl's meaning); the library knows only
+        # socks5/socks4 and an rdns flag.
+        scheme, sep, rest = proxy.partition("://")
+        is_remote_dns = scheme.lower() in ("socks5h", "socks4a")
+        base_scheme = scheme.lower().removesuffix("h").removesuffix("a")
         try:
             connector: aiohttp.BaseConnector = ProxyConnector.from_url(
-                proxy,
+                f"{base_scheme}{sep}{rest}",
                 limit=0,
                 ttl_dns_cache=self._settings.dns_ttl_s,
-                rdns=True,
+                rdns=is_remote_dns,
                 ssl=verified_context(),
             )
         except ValueError as exc:

@@ -4,6 +4,7 @@ end to end through a real proxy, and what a failing proxy says."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -149,19 +150,90 @@ async def test_get_goes_through_http_proxy_unless_no_proxy(
     assert len(proxy.requests) == seen, "no_proxy=127.0.0.1 must bypass the proxy"
 
 
+@pytest.mark.parametrize("scheme", ["http", "socks5", "socks5h", "socks4a"])
 async def test_a_refused_proxy_says_so_without_its_password(
-    origin: Origin, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    origin: Origin, tmp_path: Path, caplog: pytest.LogCaptureFixture, scheme: str
 ) -> None:
     origin.add("p.bin", KIB)
-    dead = f"http://bob:s3cret-pw@127.0.0.1:{free_port()}"
+    port = free_port()
+    dead = f"{scheme}://bob:s3cret-pw@127.0.0.1:{port}"
     caplog.set_level(logging.INFO)
     async with Engine(fast_settings(segment_retries=2, proxy=dead)) as engine:
         with pytest.raises(ConnectionFailed) as failed:
             await fetch(engine, origin.url("p.bin"), tmp_path)
     message = failed.value.message
-    assert f"cannot connect to the proxy http://bob:***@127.0.0.1:{dead.rsplit(':', 1)[1]}" in (
-        message
-    )
-    assert "Connection refused" in message
+    shown = f"{scheme}://bob:***@127.0.0.1:{port}"
+    assert f"cannot connect to the proxy {shown} (Connection refused)" in message
     assert "s3cret-pw" not in caplog.text + message
     assert origin.log == []
+
+
+class Socks5Proxy:
+    """A tiny real SOCKS5 proxy (no authentication, CONNECT only) that logs its targets."""
+
+    def __init__(self) -> None:
+        self.targets: list[tuple[str, int]] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> Socks5Proxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            _, count = await reader.readexactly(2)
+            await reader.readexactly(count)
+            writer.write(b"\x05\x00")  # no authentication
+            _, _, _, kind = await reader.readexactly(4)  # CONNECT assumed
+            if kind == 3:  # a name: the proxy resolves it (socks5h)
+                host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+            else:
+                host = str(ipaddress.ip_address(await reader.readexactly(4 if kind == 1 else 16)))
+            port = int.from_bytes(await reader.readexactly(2), "big")
+            self.targets.append((host, port))
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+            writer.write(b"\x05\x00\x00\x01" + bytes(6))
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+async def test_all_proxy_socks5_carries_the_download(
+    origin: Origin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    origin.add("socks.bin", 300 * KIB)
+    socks = await Socks5Proxy().start()
+    try:
+        monkeypatch.setenv("ALL_PROXY", f"{scheme}://127.0.0.1:{socks.port}")
+        async with Engine(fast_settings()) as engine:
+            # socks5h hands a name to the proxy; socks5 resolves it first (curl's meaning).
+            host = "localhost" if scheme == "socks5h" else "127.0.0.1"
+            url = f"http://{host}:{origin.port}/files/socks.bin"
+            result = await fetch(engine, url, tmp_path)
+    finally:
+        await socks.close()
+    assert sha256_file(result.path) == origin.sha256("socks.bin")
+    assert {target for target, _ in socks.targets} == {host}

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -119,7 +119,7 @@ def client_error(exc: BaseException, url: str, proxy: str | None = None) -> Haul
         return BadRequest(f"not a valid URL: {where}")
     if isinstance(exc, aiohttp.TooManyRedirects):
         return BadRequest(f"too many redirects from {where}")
-    if proxy is not None and _is_proxy_failure(exc):
+    if proxy is not None and _is_proxy_failure(exc, proxy):
         # Retried as any connection failure; the message says it was the proxy.
         return ConnectionFailed(f"{where}: {_proxy_failure(exc, proxy)}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -155,12 +155,15 @@ def _brief(text: str) -> str:
     return printable(line)
 
 
-def _is_proxy_failure(exc: BaseException) -> bool:
-    """The proxy, not the origin, failed: aiohttp's proxy errors, or the socks library's (raw or
-    wrapped by aiohttp's connector as a connection error)."""
+def _is_proxy_failure(exc: BaseException, proxy: str) -> bool:
+    """The proxy, not the origin, failed: aiohttp's proxy errors, a connection error naming the
+    proxy's host (its name did not resolve), or the socks libraries' errors (raw or wrapped by
+    aiohttp's connector)."""
     if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
         return True
-    if isinstance(exc, aiohttp.ClientConnectorError) and is_socks_error(exc.os_error):
+    if isinstance(exc, aiohttp.ClientConnectorError) and (
+        is_socks_error(exc.os_error) or exc.host == urlsplit(proxy).hostname
+    ):
         return True
     return is_socks_error(exc)
 
@@ -172,8 +175,14 @@ def _proxy_failure(exc: BaseException, proxy: str) -> str:
         return f"the proxy {shown} refused the request ({exc.status} {printable(exc.message)})"
     if isinstance(exc, aiohttp.ClientConnectorError):
         exc = exc.os_error
-    if isinstance(exc, OSError) and not is_socks_error(exc):
-        return f"cannot connect to the proxy {shown} ({_reason(exc)})"
+    # The socks libraries wrap the socket's error; an errno says what happened plainly.
+    for error in (exc, exc.__cause__):
+        if isinstance(error, socket.gaierror):
+            return f"cannot resolve the proxy {shown} ({_reason(error)})"
+        if isinstance(error, OSError) and error.errno and error.errno < 0:  # a getaddrinfo code
+            return f"cannot resolve the proxy {shown}"
+        if isinstance(error, OSError) and error.errno:
+            return f"cannot connect to the proxy {shown} ({os.strerror(error.errno)})"
     detail = Redactor([url_password(proxy)]).text(_brief(str(exc)) or type(exc).__name__)
     return f"the proxy {shown} failed ({detail})"
 
@@ -299,7 +308,7 @@ class Fetcher:
 
     def _headers_for(self, url: str) -> Mapping[str, str]:
         """The request's headers, without the secret ones when ``url`` is another origin."""
-        if origin_of(url) == origin_of(self.home_url):
+        if url == self.home_url or origin_of(url) == origin_of(self.home_url):
             return self.headers
         return {k: v for k, v in self.headers.items() if not is_secret_header(k)}
 
@@ -359,5 +368,6 @@ def check_header_values(headers: Mapping[str, str]) -> None:
 
 
 def is_socks_error(exc: BaseException) -> bool:
-    """True for the socks library's errors (python_socks), without importing it."""
-    return type(exc).__module__.split(".", 1)[0] == "python_socks"
+    """True for the socks libraries' errors (python_socks, aiohttp_socks), without importing
+    them."""
+    return type(exc).__module__.split(".", 1)[0] in ("python_socks", "aiohttp_socks")
