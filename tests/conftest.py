@@ -63,6 +63,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
+
 # --- no proxy from the environment (trust helper B) -------------------------------------------
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
