@@ -14,7 +14,6 @@ a ``$HAULER_CONFIG`` that does not exist.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -228,6 +227,8 @@ def _leaf_paths(model: type[BaseModel], at: tuple[str, ...] = ()) -> list[tuple[
 def _nearest(path: tuple[str, ...], model: type[BaseModel]) -> tuple[str, ...] | None:
     """The valid setting nearest to ``path``: a sibling first, else one of any group
     (``connections`` at the top is ``transfer.connections``)."""
+    import difflib  # only on a mistake: keeps start-up short
+
     near = difflib.get_close_matches(path[-1], list(model.model_fields), n=1, cutoff=0.6)
     if near:
         return (*path[:-1], near[0])

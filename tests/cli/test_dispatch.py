@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hauler.cli import COMMAND_MODULES, command_name
+from hauler.cli import COMMAND_MODULES, command_name, hoist_global_options
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,23 @@ def test_every_registered_command_is_mapped_to_its_module() -> None:
         importlib.import_module(f"hauler.cli.{module}")
     registered = {info.name for info in app.registered_commands}
     assert registered == set(COMMAND_MODULES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["get", "--log-level", "INFO", "http://x/"], ["--log-level", "INFO", "get", "http://x/"]),
+        (["status", "--store=redis://h/0", "--json"], ["--store=redis://h/0", "status", "--json"]),
+        (
+            ["--log-format", "json", "add", "-i", "f", "--store", "s"],
+            ["--log-format", "json", "--store", "s", "add", "-i", "f"],
+        ),
+        (["add", "--", "--store", "x"], ["add", "--", "--store", "x"]),
+        (["status", "--store"], ["status", "--store"]),
+        (["--help"], ["--help"]),
+    ],
+)
+def test_global_options_after_the_command_move_before_it(
+    argv: list[str], expected: list[str]
+) -> None:
+    assert hoist_global_options(argv) == expected

@@ -66,7 +66,7 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
             before += rest[position : position + 2]
             position += 2
             continue
-        if arg.partition("=")[0] in _VALUED_OPTIONS:
+        if "=" in arg and arg.partition("=")[0] in _VALUED_OPTIONS:
             before.append(arg)
         else:
             kept.append(arg)
