@@ -1,4 +1,4 @@
-"""Exit statuses of ``hauler get`` and ``hauler worker``, one per cause (as aria2c documents its own).
+"""Exit statuses of ``hauler get`` and ``hauler worker``, one per cause (as aria2c lists its own).
 
 =====  ==========================================================================================
 code   meaning
