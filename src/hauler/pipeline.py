@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hauler.logcontext import host_var, job_id_var
-from hauler.models import JobKind, JobSpec
+from hauler.models import JobKind, JobSpec, OnExisting
 from hauler.transfer.engine import Engine
 from hauler.transfer.request import ProgressSink, TransferRequest, TransferResult
 
@@ -23,7 +23,7 @@ class PipelineContext:
 
     engine: Engine
     output_dir: Path
-    force: bool = False
+    on_existing: OnExisting = OnExisting.RENAME
     connections: int | None = None
     limit_rate_bps: int | None = None
     proxy: str | None = None
@@ -40,7 +40,7 @@ def transfer_request(spec: JobSpec, ctx: PipelineContext) -> TransferRequest:
         connections=ctx.connections,
         limit_rate_bps=ctx.limit_rate_bps,
         proxy=ctx.proxy,
-        force=ctx.force,
+        on_existing=ctx.on_existing,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hauler.transfer import marks
 from hauler.transfer.engine import Engine
 from hauler.transfer.partfile import ControlState
 from tests.transfer.conftest import KIB, fast_settings, fetch, sha256_file
@@ -80,7 +82,10 @@ async def _rerun(text: str, directory: Path) -> tuple[Origin, str]:
     origin = await Origin().start()
     try:
         origin.add(NAME, SIZE)
-        (directory / f"{NAME}.part").write_bytes(content(NAME, 1, 0, SIZE))
+        part = directory / f"{NAME}.part"
+        part.write_bytes(content(NAME, 1, 0, SIZE))
+        # hauler's own partial: marked as this URL's (else it is someone else's, not resumed)
+        os.setxattr(part, marks.ATTRIBUTE, marks.url_key(origin.url(NAME)).encode())
         (directory / f"{NAME}.part.json").write_text(text)
         async with Engine(fast_settings(connections=2)) as engine:
             result = await fetch(engine, origin.url(NAME), directory, filename=NAME)

@@ -10,7 +10,7 @@ import pytest
 
 from hauler.config import TransferSettings
 from hauler.errors import BadRequest, ContentMismatch, LocalError, Transient
-from hauler.models import Checksum
+from hauler.models import Checksum, OnExisting
 from hauler.transfer.engine import Engine
 from hauler.transfer.partfile import PartFile
 from hauler.transfer.request import TransferRequest
@@ -146,14 +146,21 @@ async def test_checksum_mismatch_leaves_nothing(
 async def test_existing_file_is_skipped_then_verified_then_forced(
     origin: Origin, engine: Engine, tmp_path: Path
 ) -> None:
+    # Someone else's file under the name: left alone with skip (wget -n), replaced by overwrite.
     origin.add("e.bin", 300 * KIB)
     (tmp_path / "e.bin").write_bytes(b"old content")
-    skipped = await fetch(engine, origin.url("e.bin"), tmp_path, filename="e.bin")
+    skip = OnExisting.SKIP
+    skipped = await fetch(engine, origin.url("e.bin"), tmp_path, filename="e.bin", on_existing=skip)
     assert skipped.skipped and origin.requests_for("e.bin") == []
     bad = Checksum(algorithm="sha256", hexdigest=origin.sha256("e.bin"))
     with pytest.raises(ContentMismatch, match="--force"):
-        await fetch(engine, origin.url("e.bin"), tmp_path, filename="e.bin", checksum=bad)
-    forced = await fetch(engine, origin.url("e.bin"), tmp_path, filename="e.bin", force=True)
+        await fetch(
+            engine, origin.url("e.bin"), tmp_path, filename="e.bin", checksum=bad, on_existing=skip
+        )
+    overwrite = OnExisting.OVERWRITE
+    forced = await fetch(
+        engine, origin.url("e.bin"), tmp_path, filename="e.bin", on_existing=overwrite
+    )
     assert not forced.skipped
     assert sha256_file(tmp_path / "e.bin") == origin.sha256("e.bin")
 

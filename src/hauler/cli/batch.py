@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from hauler.cli.report import ErrorInfo, FileOutcome, Reporter
 from hauler.config import TransferSettings
 from hauler.errors import HaulerError
-from hauler.models import JobSpec
+from hauler.models import JobSpec, OnExisting
 from hauler.naming import name_from_response
 from hauler.redact import Redactor
 
@@ -34,7 +34,7 @@ class BatchOptions:
 
     output_dir: Path
     parallel: int
-    force: bool = False
+    on_existing: OnExisting = OnExisting.RENAME
     connections: int | None = None
     per_file_rate_bps: int | None = None
     proxy: str | None = None
@@ -74,7 +74,7 @@ class Batch:
             ctx = pipeline.PipelineContext(
                 engine=engine,
                 output_dir=self._options.output_dir,
-                force=self._options.force,
+                on_existing=self._options.on_existing,
                 connections=self._options.connections,
                 limit_rate_bps=self._options.per_file_rate_bps,
                 proxy=self._options.proxy,
@@ -121,20 +121,27 @@ class Batch:
 def _named_if_present(
     spec: JobSpec, options: BatchOptions, present: frozenset[str] | None
 ) -> JobSpec:
-    """Like ``wget -nc``: when the file the URL names is already in the output directory, name
-    the job after it, so that the engine skips it without sending a single request.
+    """When the file the URL names is already in the output directory and is this URL's (hauler
+    marked it so, maybe under a collision's numbered name), name the job after it, so that the
+    engine skips it without sending a single request; with ``skip`` (wget ``-nc``) any file
+    there, with ``continue`` (wget ``-c``) any file there to resume from, is named so too.
 
     ``present`` (the directory's names when the batch started, None if unknown) spares a
     ``stat`` per file; a file that appears later is still skipped, by the engine, after its probe.
     """
-    if spec.output is not None or options.force:
+    policy = options.on_existing
+    if spec.output is not None or policy is OnExisting.OVERWRITE:
         return spec
     name = name_from_response(spec.url, None)
     if present is not None and name not in present:
         return spec
-    if (options.output_dir / name).is_file():
-        return spec.model_copy(update={"output": name})
-    return spec
+    path = options.output_dir / name
+    if policy in (OnExisting.SKIP, OnExisting.CONTINUE):
+        return spec.model_copy(update={"output": name}) if path.is_file() else spec
+    from hauler.transfer.existing import find_complete
+
+    found = find_complete(path, spec.url)
+    return spec.model_copy(update={"output": found.name}) if found is not None else spec
 
 
 def _names_in(directory: Path) -> frozenset[str] | None:

@@ -194,7 +194,6 @@ def get_command(
     """
     from hauler.cli import getoptions
     from hauler.cli.getoutput import Display, print_dry_run
-    from hauler.models import OnExisting
     from hauler.redact import Redactor
 
     _set_log_level(verbose, quiet)
@@ -216,7 +215,7 @@ def get_command(
     options = BatchOptions(
         where.output_dir,
         parallel,
-        force=policy is OnExisting.OVERWRITE,
+        on_existing=policy,
         connections=connections,
         per_file_rate_bps=per_file_rate,
         proxy=proxy,

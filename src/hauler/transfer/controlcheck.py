@@ -19,6 +19,7 @@ MAX_STRING_CHARS = 64 * 1024
 # Positions are file offsets: beyond 2**62 they are not a file on any disk.
 MAX_OFFSET = 1 << 62
 _KEYS = frozenset({"version", "url", "size", "etag", "last_modified", "segments"})
+_OPTIONAL_KEYS = frozenset({"source"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +31,17 @@ class ControlFields:
     etag: str | None
     last_modified: str | None
     segments: list[tuple[int, int, int]]
+    source: str | None = None
 
 
 def checked_fields(text: str, version: int) -> ControlFields | None:
     """The fields of ``text`` when it is a well-formed control file of ``version``, else None.
 
-    Checks: a JSON object with exactly the known keys; ``url`` a string; ``etag`` and
-    ``last_modified`` strings or null; ``size`` an int >= 0 or null; ``segments`` a list of
-    ``[start, end, pos]`` ints (never bools or floats) with ``start <= pos <= end``, disjoint
-    and, when the size is known, inside ``[0, size)``; bounded in length (no nesting to
-    exhaust the parser).
+    Checks: a JSON object with the known keys (``source`` optional, a string); ``url`` a
+    string; ``etag`` and ``last_modified`` strings or null; ``size`` an int >= 0 or null;
+    ``segments`` a non-empty list of ``[start, end, pos]`` ints (never bools or floats) with
+    ``start <= pos <= end``, disjoint and, when the size is known, inside ``[0, size)``; all
+    bounded in length (no nesting deep enough to exhaust the parser).
     """
     if len(text) > MAX_TEXT_CHARS:
         return None
@@ -47,7 +49,9 @@ def checked_fields(text: str, version: int) -> ControlFields | None:
         data = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or set(data) != _KEYS or _int(data["version"]) != version:
+    if not isinstance(data, dict) or not _KEYS <= set(data) <= _KEYS | _OPTIONAL_KEYS:
+        return None
+    if _int(data["version"]) != version or not _is_optional_text(data.get("source")):
         return None
     url, etag, modified = data["url"], data["etag"], data["last_modified"]
     if not _is_text(url) or not _is_optional_text(etag) or not _is_optional_text(modified):
@@ -58,7 +62,7 @@ def checked_fields(text: str, version: int) -> ControlFields | None:
     segments = _segments(data["segments"], size)
     if segments is None:
         return None
-    return ControlFields(url, size, etag, modified, segments)
+    return ControlFields(url, size, etag, modified, segments, data.get("source"))
 
 
 def _int(value: Any) -> int | None:

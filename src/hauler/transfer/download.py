@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +32,16 @@ from hauler.errors import (
     TooLarge,
     Transient,
 )
-from hauler.naming import name_from_response, safe_name, safe_path
+from hauler.models import OnExisting
+from hauler.naming import MAX_COUNTER, name_from_response, numbered, safe_name, safe_path
 from hauler.policy.progress import StallBudget
 from hauler.policy.retry import Action
 from hauler.redact import redact_url
-from hauler.transfer import integrity
+from hauler.transfer import existing, integrity, marks
+from hauler.transfer.controlcheck import MAX_TEXT_CHARS
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply, client_error
-from hauler.transfer.partfile import ControlState, PartFile, Validators, local_error
+from hauler.transfer.partfile import ControlState, PartBusy, PartFile, Validators, local_error
 from hauler.transfer.probe import probe
 from hauler.transfer.request import (
     NullProgress,
@@ -117,6 +120,7 @@ class Download:
     best_bps: float = 0.0
     flushing: asyncio.Future[None] | None = None
     tick: asyncio.TimerHandle | None = None
+    continue_from: int = 0  # the bytes of an existing file taken as this download's (wget -c)
     events: TransferEvents = field(default_factory=NullProgress)  # from progress, at run()
     is_unverified_resume: bool = False
     stalls: StallBudget | None = None  # built at the first stall
@@ -128,11 +132,9 @@ class Download:
         self.url = self.request.url
         self.buckets = self.engine.buckets(self.request)
         if self.request.filename is not None:
-            self.final_path = self._named_path(self.request.filename)
-            skipped = await self._existing(self.final_path)
+            skipped = await self._take_name(self._named_path(self.request.filename))
             if skipped is not None:
                 return skipped
-            self._open_part(self.final_path)
         try:
             return await self._run_opened()
         except RestartTransfer:
@@ -146,7 +148,7 @@ class Download:
 
     async def _run_opened(self) -> TransferResult:
         control = self.part.load_control() if self.part else self._guessed_control()
-        ask = _resume_ask(control)
+        ask = self._continue_ask() or _resume_ask(control)
         fetcher = self.engine.fetcher(self.request)
         retries = self.engine.settings.segment_retries
         resp, reply = await probe(
@@ -156,13 +158,12 @@ class Download:
             self.reply, self.url = reply, reply.final_url
             if self.final_path is None:
                 name = name_from_response(reply.final_url, reply.content_disposition)
-                self.final_path = self.engine.path_for_component(self.request.output_dir, name)
-                skipped = await self._existing(self.final_path)
+                path = self.engine.path_for_component(self.request.output_dir, name)
+                skipped = await self._take_name(path)
                 if skipped is not None:
                     return skipped
-                self._open_part(self.final_path)
                 control = self.part.load_control() if self.part else None
-            self._plan(reply, control)
+            self._plan(reply, self._continued(reply, control))
             await self._transfer(fetcher, resp, reply)
         finally:
             resp.close()
@@ -181,7 +182,8 @@ class Download:
             return None
         path = self.engine.path_for_component(self.request.output_dir, name)
         try:
-            text = path.with_name(path.name + CONTROL_SUFFIX).read_text()
+            with open(path.parent / (path.name + CONTROL_SUFFIX), "rb", opener=_no_link) as file:
+                text = file.read(MAX_TEXT_CHARS + 1).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
         return ControlState.from_json(text)
@@ -194,9 +196,71 @@ class Download:
             return self.engine.path_for_component(self.request.output_dir, filename)
         return safe_path(self.request.output_dir, filename)
 
-    def _open_part(self, final_path: Path) -> None:
-        self.part = PartFile(final_path)
-        self.part.open()
+    async def _take_name(self, path: Path) -> TransferResult | None:
+        """Settle the final name by the request's ``on_existing`` policy and open its partial;
+        a skipped result when the file there is this download's (or is to be left alone).
+
+        A name is taken when a file not marked as this download's is there, or a partial of
+        another URL (its mark or control file says so, or a download of this process holds it).
+        """
+        source = marks.url_key(self.request.url)
+        for candidate in existing.candidates(path):
+            verdict = existing.judge(candidate, source, self.request.on_existing)
+            if verdict is existing.Verdict.SKIP:
+                return await self._skipped(candidate)
+            if verdict is not existing.Verdict.NEXT and self._open_part(
+                candidate, source, is_continue=verdict is existing.Verdict.CONTINUE
+            ):
+                self.final_path = candidate
+                return None
+        raise LocalError(f"no free name for {path} (up to {numbered(path.name, MAX_COUNTER)})")
+
+    def _open_part(self, final_path: Path, source: str, is_continue: bool = False) -> bool:
+        """Open and lock ``final_path``'s partial for ``source``; False when it is another
+        URL's (then it is left as it is)."""
+        part = PartFile(final_path, source)
+        in_use = self.engine.parts_in_use
+        try:
+            part.open(adopt=is_continue)
+        except PartBusy:
+            holder = in_use.get(part.path) or marks.source_of(part.path)
+            if holder is not None and holder != source:
+                return False  # another URL's download holds it: this name is taken
+            raise
+        if self.request.on_existing is not OnExisting.OVERWRITE and not part.is_ours(
+            part.load_control(), self.request.url
+        ):
+            part.close()
+            return False
+        self.part, in_use[part.path] = part, source
+        if part.is_adopted:
+            self.continue_from = part.size_on_disk()
+        return True
+
+    def _continue_ask(self) -> RangeAsk | None:
+        """The probe's range for a file taken as this download's first bytes (wget -c)."""
+        return RangeAsk(self.continue_from) if self.continue_from else None
+
+    def _continued(self, reply: Reply, control: ControlState | None) -> ControlState | None:
+        """The plan's starting point for a file taken as this download's first bytes: resume
+        when the server sent the rest, else start over (and say so)."""
+        start, self.continue_from = self.continue_from, 0
+        if not start:
+            return control
+        size = reply.validators.size
+        if reply.status == 206 and reply.start == start and size is not None and size >= start:
+            segments = [Segment(0, size, start)]
+            return ControlState(
+                self.url, reply.validators, segments, marks.url_key(self.request.url)
+            )
+        _log.info(
+            "cannot continue %s from its %d bytes (the server sent %s from byte %d): starting over",
+            self.final_path,
+            start,
+            reply.status,
+            reply.start,
+        )
+        return None
 
     def _close(self) -> None:
         part = self.part
@@ -208,11 +272,11 @@ class Download:
         elif self.plan is None and part.is_new:
             part.discard()  # this attempt created it and wrote nothing: leave no litter
         part.close()
+        self.engine.parts_in_use.pop(part.path, None)
 
-    async def _existing(self, path: Path) -> TransferResult | None:
-        """A skipped result when ``path`` exists and is not to be replaced."""
-        if self.request.force or not path.exists():
-            return None
+    async def _skipped(self, path: Path) -> TransferResult:
+        """The result for ``path``, already there and not to be fetched (checked against the
+        request's checksum when it has one)."""
         checksum = self.request.checksum
         digest = None
         if checksum is not None:
@@ -587,7 +651,8 @@ class Download:
         self.engine.control_files.note_written(self.part.control_path)
         self.unflushed = 0
         self.last_flush = self.engine.clock.monotonic()
-        return ControlState(self.url, self.validators, self.plan.segments).to_json()
+        segments = self.plan.segments
+        return ControlState(self.url, self.validators, segments, self.part.source).to_json()
 
     def _save_control(self) -> None:
         """Write the control file now, on the event loop (at exit and cancel)."""
@@ -697,6 +762,11 @@ async def _to_the_end(func: Callable[[bool], None], arg: bool) -> None:
     except asyncio.CancelledError:
         await asyncio.wait({work})
         raise
+
+
+def _no_link(path: str, flags: int) -> int:
+    """An ``open`` opener that never follows a symbolic link."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
 def _resume_ask(control: ControlState | None) -> RangeAsk:

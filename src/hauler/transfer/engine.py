@@ -42,6 +42,9 @@ class Engine:
         self._sessions = Sessions(settings)
         self._resolved_dirs: dict[Path, Path] = {}
         self.control_files = ControlFiles()
+        # The partials this process's downloads hold, by path: whose (``marks.url_key``) each
+        # is, so that a download racing another URL's to one free name takes the next one.
+        self.parts_in_use: dict[Path, str] = {}
         self._overall = (
             TokenBucket(settings.limit_rate_bps, self.clock) if settings.limit_rate_bps else None
         )

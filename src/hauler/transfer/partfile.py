@@ -8,7 +8,6 @@ processes from writing the same partial; the kernel frees it when a process dies
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import functools
@@ -20,7 +19,8 @@ from pathlib import Path
 
 from hauler.config import MIB
 from hauler.errors import DiskFull, LocalError, Transient
-from hauler.transfer.controlcheck import checked_fields
+from hauler.transfer import marks, nofollow
+from hauler.transfer.controlcheck import MAX_TEXT_CHARS, checked_fields
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.segments import Segment
 
@@ -31,6 +31,10 @@ CONTROL_VERSION = 1
 PREALLOCATE_MIN_BYTES = MIB
 # The temp-file suffixes the control-file writers use (download.py: foreground and background).
 CONTROL_TMP_SUFFIXES = (".tmp", ".tmp-bg")
+
+
+class PartBusy(Transient):
+    """Another download (of this process or another) holds the ``.part`` file's lock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +81,22 @@ class ControlState:
     url: str
     validators: Validators
     segments: list[Segment]
+    # ``marks.url_key`` of the requested URL (``url`` is where redirects ended): whose it is.
+    source: str | None = None
 
     def to_json(self) -> str:
         """The file's text."""
-        return json.dumps(
-            {
-                "version": CONTROL_VERSION,
-                "url": self.url,
-                "size": self.validators.size,
-                "etag": self.validators.etag,
-                "last_modified": self.validators.last_modified,
-                "segments": [[s.start, s.end, s.pos] for s in self.segments],
-            }
-        )
+        data = {
+            "version": CONTROL_VERSION,
+            "url": self.url,
+            "size": self.validators.size,
+            "etag": self.validators.etag,
+            "last_modified": self.validators.last_modified,
+            "segments": [[s.start, s.end, s.pos] for s in self.segments],
+        }
+        if self.source is not None:
+            data["source"] = self.source
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> ControlState | None:
@@ -99,7 +106,7 @@ class ControlState:
             return None
         segments = [Segment(start, end, pos) for start, end, pos in fields.segments]
         validators = Validators(fields.size, fields.etag, fields.last_modified)
-        return cls(fields.url, validators, segments)
+        return cls(fields.url, validators, segments, fields.source)
 
 
 _REASONS = {
@@ -123,66 +130,114 @@ def local_error(exc: OSError, path: Path) -> LocalError:
 
 
 class PartFile:
-    """An open, locked ``<final>.part`` file and its control file."""
+    """An open, locked ``<final>.part`` file and its control file.
 
-    def __init__(self, final_path: Path) -> None:
+    Every name is opened relative to a descriptor of the final file's directory and never
+    through a symbolic link (see ``nofollow``); ``source`` (``marks.url_key`` of the URL) marks
+    the partial and then the final file as this download's.
+    """
+
+    def __init__(self, final_path: Path, source: str | None = None) -> None:
         self.final_path = final_path
         self.path = final_path.with_name(final_path.name + ".part")
+        self.source = source
         self.fd = -1
+        self.dir_fd = -1
         # Whether a control file may exist: saves failing syscalls per small file.
         self.has_control_file = True
         self.is_new = False
+        self.is_adopted = False
 
     @functools.cached_property
     def control_path(self) -> Path:
         """``<final>.part.json`` (built on first use: most small files never need it)."""
         return self.final_path.with_name(self.final_path.name + CONTROL_SUFFIX)
 
-    def open(self) -> None:
-        """Create or open the ``.part`` file and lock it; ``Transient`` if another has it."""
+    def open(self, adopt: bool = False) -> None:
+        """Create or open the ``.part`` file and lock it; ``PartBusy`` if another has it.
+
+        With ``adopt``, a final file already there becomes the partial when there is none
+        (its bytes are taken as the first of this download: wget -c).
+        """
+        self.dir_fd = nofollow.open_directory(self.final_path.parent)
         try:
-            self.fd = self._open_fd()
+            if adopt:
+                self.is_adopted = self._adopt_final()
+            self.fd, self.is_new = nofollow.open_regular(self.dir_fd, self.path.name)
         except OSError as exc:
-            raise local_error(exc, self.path) from exc
+            self.close()
+            raise _write_error(exc, self.path) from exc
+        if self.is_new:
+            self.has_control_file = False
+        if (self.is_new or self.is_adopted) and self.source is not None:
+            marks.mark_partial(self.fd, self.source)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             self.close()
-            raise Transient(f"{self.final_path.name} is being downloaded elsewhere") from exc
+            raise PartBusy(f"{self.final_path.name} is being downloaded elsewhere") from exc
 
-    def _open_fd(self) -> int:
-        """Open the file, noting whether it is new: a new one has no partial to resume."""
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    def _adopt_final(self) -> bool:
+        """Rename the final file to the ``.part`` name unless a ``.part`` exists (a link to
+        it then an unlink: never replaces one); True when it did."""
+        dir_fd, final, part = self.dir_fd, self.final_path.name, self.path.name
         try:
-            fd = os.open(self.path, flags | os.O_EXCL, 0o644)
+            os.link(final, part, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
-            self.is_new = False
-            return os.open(self.path, flags, 0o644)
-        except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, flags | os.O_EXCL, 0o644)
-        self.is_new, self.has_control_file = True, False
-        return fd
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
+                raise
+            if os.path.lexists(self.path):  # no hard links here: check, then rename
+                return False
+            os.rename(final, part, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return True
+        os.unlink(final, dir_fd=dir_fd)
+        return True
 
     def close(self) -> None:
         """Close the file, which releases the lock."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
 
     def load_control(self) -> ControlState | None:
         """The control file's state, or None when there is none usable."""
         if self.is_new:
             return None
         try:
-            text = self.control_path.read_text()
-        except (OSError, UnicodeDecodeError):
+            # One byte over the limit: too long, refused by ``checked_fields``.
+            text = nofollow.read_text(self.dir_fd, self.control_path.name, MAX_TEXT_CHARS + 1)
+        except UnicodeDecodeError:
+            text = ""
+        except OSError as exc:
+            if nofollow.is_link_error(exc):
+                raise nofollow.refused(self.control_path) from exc
+            text = None
+        if text is None:
             self.has_control_file = False
             return None
         state = ControlState.from_json(text)
         if state is None:
             _log.info("discarding the unusable control file %s: starting over", self.control_path)
         return state
+
+    def is_ours(self, control: ControlState | None, url: str) -> bool:
+        """Whether this (existing) partial belongs to ``url``: its mark or its control file
+        says so (a control file from before marks: its URL)."""
+        if self.is_new or self.is_adopted:
+            return True
+        mark = marks.read_fd(self.fd)
+        if mark is not None:
+            return mark.source == self.source
+        if control is None:
+            return False
+        if control.source is not None:
+            return control.source == self.source
+        return marks.url_key(control.url) == marks.url_key(url)
 
     def save_control(self, state: ControlState) -> None:
         """Atomically replace the control file."""
@@ -194,12 +249,17 @@ class PartFile:
         Concurrent writers must use different ``tmp_suffix`` values.
         """
         self.has_control_file = True
-        tmp = self.control_path.with_name(self.control_path.name + tmp_suffix)
+        name = self.control_path.name
         try:
-            tmp.write_text(text)
-            os.replace(tmp, self.control_path)
+            nofollow.replace_text(self._directory(), name, name + tmp_suffix, text)
         except OSError as exc:
-            raise local_error(exc, self.control_path) from exc
+            raise _write_error(exc, self.control_path) from exc
+
+    def _directory(self) -> int:
+        """The directory's descriptor (opened again after ``close``: a late ``discard``)."""
+        if self.dir_fd < 0:
+            self.dir_fd = nofollow.open_directory(self.final_path.parent)
+        return self.dir_fd
 
     def size_on_disk(self) -> int:
         """The ``.part`` file's current size."""
@@ -222,10 +282,13 @@ class PartFile:
     def _drop_control(self) -> None:
         if self.has_control_file:
             # The temp files too: a writer killed (kill -9) mid-write leaves its temp behind.
-            for suffix in ("", *CONTROL_TMP_SUFFIXES):
-                with contextlib.suppress(FileNotFoundError):
-                    self.control_path.with_name(self.control_path.name + suffix).unlink()
+            self._unlink(CONTROL_SUFFIX, *(CONTROL_SUFFIX + s for s in CONTROL_TMP_SUFFIXES))
             self.has_control_file = False
+
+    def _unlink(self, *suffixes: str) -> None:
+        dir_fd = self._directory()
+        for suffix in suffixes:
+            nofollow.unlink(dir_fd, self.final_path.name + suffix)
 
     def preallocate(self, size: int) -> None:
         """Reserve ``size`` bytes so that a full disk shows now, not at 99 %.
@@ -271,34 +334,35 @@ class PartFile:
             raise local_error(exc, self.path) from exc
 
     def commit(self, durable: bool = False) -> None:
-        """Rename the verified ``.part`` to its final name, then drop the control file.
+        """Mark the verified ``.part`` complete, rename it to its final name, then drop the
+        control file.
 
-        With ``durable``, the bytes are flushed to disk before the rename and the directory entry
-        after it, so that after a power loss the final name holds the whole file or is absent.
+        The rename replaces the entry under the final name (a link there is replaced, never
+        followed). With ``durable``, the bytes are flushed to disk before the rename and the
+        directory entry after it, so that after a power loss the final name holds the whole
+        file or is absent.
         """
         try:
+            if self.source is not None:
+                marks.mark_complete(self.fd, self.source, os.fstat(self.fd).st_size)
             if durable:
                 os.fsync(self.fd)
-            os.replace(self.path, self.final_path)
+            dir_fd = self._directory()
+            os.replace(self.path.name, self.final_path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             if durable:
-                _fsync_dir(self.final_path.parent)
+                nofollow.fsync_directory(dir_fd)
         except OSError as exc:
             raise local_error(exc, self.final_path) from exc
         self._drop_control()
 
     def discard(self) -> None:
         """Delete the ``.part`` and control files (their bytes are wrong)."""
-        temps = [
-            self.control_path.with_name(self.control_path.name + s) for s in CONTROL_TMP_SUFFIXES
-        ]
-        for path in (self.path, self.control_path, *temps):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        temps = (CONTROL_SUFFIX + suffix for suffix in CONTROL_TMP_SUFFIXES)
+        self._unlink(".part", CONTROL_SUFFIX, *temps)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _write_error(exc: OSError, path: Path) -> LocalError:
+    """``local_error``, but a symbolic link where hauler writes is refused by name."""
+    if nofollow.is_link_error(exc):
+        return nofollow.refused(path)
+    return local_error(exc, path)

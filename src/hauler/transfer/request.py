@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from hauler.models import Checksum
+from hauler.models import Checksum, OnExisting
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,8 @@ class TransferRequest:
 
     ``filename`` is a name or relative path chosen by the user; when None the engine names the
     file from Content-Disposition, else from the URL path. Either way the name is sanitised and
-    never leaves ``output_dir``.
+    never leaves ``output_dir``. ``on_existing`` says what a taken final name means (a file
+    hauler marked as this URL's is always skipped, except by ``overwrite``).
     """
 
     url: str
@@ -27,7 +28,7 @@ class TransferRequest:
     connections: int | None = None
     limit_rate_bps: int | None = None
     proxy: str | None = None
-    force: bool = False
+    on_existing: OnExisting = OnExisting.RENAME
 
 
 @dataclass(frozen=True, slots=True)
