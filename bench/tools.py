@@ -160,7 +160,7 @@ def _hauler_worker(tool: Tool, job: Job) -> Command:
 
 def _hauler(tool: Tool, job: Job) -> Command:
     env = _hauler_env(job)
-    argv = [str(hauler_bin()), "get", "-o", str(job.dest), "--json"]
+    argv = [str(hauler_bin()), "get", "-d", str(job.dest), "--json"]
     if len(job.urls) == 1:
         return Command([*argv, "-x", str(tool.connections), job.urls[0]], env)
     return Command([*argv, "-j", str(job.parallel), "-x", "1", "-i", str(job.list_file)], env)

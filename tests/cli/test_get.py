@@ -55,7 +55,7 @@ async def test_json_summary_and_a_404(origin: Origin, cli: HaulerRunner) -> None
     one, missing, two = summary["files"]
     assert [f["url"] for f in summary["files"]] == urls
     assert missing["ok"] is False
-    assert missing["error"]["class"] == "NotFound"
+    assert missing["error"]["class"] == "not_found"
     for record, name in ((one, "one.bin"), (two, "two.bin")):
         assert record["ok"] is True
         assert record["error"] is None
@@ -63,7 +63,7 @@ async def test_json_summary_and_a_404(origin: Origin, cli: HaulerRunner) -> None
         assert sha256_of(Path(record["path"])) == origin.sha256(name)
         assert Path(record["path"]).resolve() == (cli.cwd / "out" / name).resolve()
     assert "missing.bin" in done.stderr
-    assert "NotFound" in done.stderr
+    assert "not_found" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -72,7 +72,7 @@ async def test_checksum_ok_and_mismatch(origin: Origin, cli: HaulerRunner) -> No
     url = origin.url("sum.bin")
     bad = await cli.run("get", "-d", "out", "--checksum", "sha256=" + "0" * 64, url)
     assert bad.returncode == 1
-    assert "ContentMismatch" in bad.stderr
+    assert "content_mismatch" in bad.stderr
     assert not (cli.cwd / "out" / "sum.bin").exists()
     assert "Traceback" not in bad.stderr
     expected = origin.sha256("sum.bin")

@@ -134,7 +134,7 @@ async def test_quiet_prints_only_errors(origin: Origin, cli: HaulerRunner) -> No
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
     failed = await cli.run("get", "-q", "-d", "out", origin.url("q.bin"), origin.url("no.bin"))
     assert failed.returncode == 1 and failed.stdout == ""
-    assert "no.bin" in failed.stderr and "NotFound" in failed.stderr
+    assert "no.bin" in failed.stderr and "not_found" in failed.stderr
 
 
 async def test_retries_and_timeout_options_reach_the_engine(

@@ -72,7 +72,7 @@ async def test_files_are_spread_and_reported_in_input_order(
     summary = json.loads(done.stdout)
     assert [record["url"] for record in summary["files"]] == urls
     assert (summary["ok"], summary["failed"]) == (24, 1)
-    assert summary["files"][7]["error"]["class"] == "NotFound"
+    assert summary["files"][7]["error"]["class"] == "not_found"
     assert "missing.bin" in done.stderr
     for name in names:
         assert sha256_of(cli.cwd / "out" / name) == origin.sha256(name)
@@ -173,7 +173,7 @@ async def test_a_killed_process_fails_its_files_not_the_others(
     failed = [r for r in summary["files"] if not r["ok"]]
     assert failed, "the killed process's files must be reported failed"
     for record in failed:
-        assert record["error"]["class"] == "ProcessDied"
+        assert record["error"]["class"] == "lost"
         assert "SIGKILL" in record["error"]["message"]
     for record in summary["files"]:
         if record["ok"]:

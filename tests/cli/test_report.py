@@ -62,11 +62,10 @@ def test_json_record_fields_and_counts() -> None:
     assert first["checksum"] == "sha256=" + "ab" * 32
     assert first["error"] is None
     assert second["error"] == {
-        "class": "ContentMismatch",
-        "code": "content_mismatch",
+        "class": "content_mismatch",
         "message": "sha256 differs",
     }
-    assert err.getvalue().startswith(f"failed {URL}: ContentMismatch")
+    assert err.getvalue().startswith(f"failed {URL}: content_mismatch")
 
 
 def test_plain_lines() -> None:

@@ -265,7 +265,7 @@ class FanOut:
                     "before this file finished; run the same command again to resume"
                 )
                 outcome = FileOutcome(
-                    self.specs[index].url, 0.0, error=ErrorInfo("ProcessDied", "internal", message)
+                    self.specs[index].url, 0.0, error=ErrorInfo("ProcessDied", "lost", message)
                 )
                 self.outcomes[index] = outcome
                 reporter.finished(self.specs[index], outcome)

@@ -28,6 +28,7 @@ from hauler.cli.queue_views import (
 from hauler.errors import ErrorClass
 from hauler.intake import BadLine, read_batches
 from hauler.models import JobKind, JobState
+from hauler.redact import printable, redact_url
 from hauler.store import AddResult, JobFilter, Store
 from hauler.units import parse_duration
 from hauler.worker.explain import FleetView, explain
@@ -115,7 +116,8 @@ def _note_bad(tally: AddTally, bad_lines: list[BadLine], is_quiet: bool) -> None
         if len(tally.bad_lines) < MAX_BAD_KEPT:
             tally.bad_lines.append(dataclasses.asdict(bad))
             if not is_quiet:
-                stderr.print(f"line {bad.line_no}: {bad.reason}: {bad.text}", markup=False)
+                text = printable(redact_url(bad.text))
+                stderr.print(f"line {bad.line_no}: {bad.reason}: {text}", markup=False)
 
 
 @app.command("add")

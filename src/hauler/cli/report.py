@@ -69,7 +69,7 @@ def outcome_record(outcome: FileOutcome, redact: Redactor) -> dict[str, Any]:
     record["error"] = (
         None
         if error is None
-        else {"class": error.name, "code": error.code, "message": redact.text(error.message)}
+        else {"class": error.code, "message": redact.text(error.message)}
     )
     return record
 
@@ -131,7 +131,7 @@ def failure_line(outcome: FileOutcome, redact: Redactor) -> str:
     """``failed URL: Class: message`` for stderr."""
     error = outcome.error or ErrorInfo("Error", "internal", "unknown failure")
     # The message may quote the server (a redirect target, a name): no escapes reach the tty.
-    line = f"failed {redact.url(outcome.url)}: {error.name}: {redact.text(error.message)}"
+    line = f"failed {redact.url(outcome.url)}: {error.code}: {redact.text(error.message)}"
     return printable(line)
 
 
