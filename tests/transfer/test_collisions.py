@@ -1,0 +1,204 @@
+"""A taken final name: a file is this download's only when hauler marked it so (defect 6).
+
+Two URLs that map to one name get two files (``x.bin``, ``x.1.bin``); a file the user put there
+is never counted complete, nor overwritten by default; ``skip``, ``overwrite`` and ``continue``
+keep wget's and aria2c's meanings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from hauler.errors import ConnectionFailed
+from hauler.models import JobState, OnExisting
+from hauler.store import Store
+from hauler.transfer import marks
+from hauler.transfer.engine import Engine
+from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, leftovers, sha256_file
+from tests.transfer.origin import Fault, Origin, content
+from tests.worker.fleet import add_urls, drain, sha256_of
+
+USERS = b"a file the user put here\n"
+
+
+def same_name(origin: Origin, *names: str, size: int = 300 * KIB) -> list[str]:
+    """Files ``names`` that all call themselves ``x.bin`` (Content-Disposition); their URLs."""
+    for index, name in enumerate(names):
+        origin.add(name, size + index, disposition='attachment; filename="x.bin"')
+    return [origin.url(name) for name in names]
+
+
+def gets(origin: Origin, name: str) -> int:
+    return len([r for r in origin.requests_for(name) if r.method == "GET"])
+
+
+async def test_two_urls_with_one_name_make_two_files(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    url_a, url_b = same_name(origin, "a.bin", "b.bin")
+    first = await fetch(engine, url_a, tmp_path)
+    second = await fetch(engine, url_b, tmp_path)
+    assert (first.path.name, second.path.name) == ("x.bin", "x.1.bin")
+    assert not second.skipped
+    assert sha256_file(first.path) == origin.sha256("a.bin")
+    assert sha256_file(second.path) == origin.sha256("b.bin")
+    # A rerun knows each file by its mark: both skipped, the second without a GET either.
+    again = [await fetch(engine, url, tmp_path) for url in (url_a, url_b)]
+    assert [r.skipped for r in again] == [True, True]
+    assert [r.path.name for r in again] == ["x.bin", "x.1.bin"]
+    assert sha256_file(tmp_path / "x.1.bin") == origin.sha256("b.bin")
+
+
+async def test_concurrent_downloads_racing_for_one_name_get_distinct_names(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    names = [f"r{i}.bin" for i in range(5)]
+    urls = same_name(origin, *names, size=1 * MIB)
+    results = await asyncio.gather(*(fetch(engine, url, tmp_path) for url in urls))
+    assert sorted(r.path.name for r in results) == [
+        "x.1.bin",
+        "x.2.bin",
+        "x.3.bin",
+        "x.4.bin",
+        "x.bin",
+    ]
+    for name, result in zip(names, results, strict=True):
+        assert sha256_file(result.path) == origin.sha256(name)
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_users_file_is_neither_complete_nor_overwritten(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("x.bin", 300 * KIB)
+    (tmp_path / "x.bin").write_bytes(USERS)
+    first = await fetch(engine, origin.url("x.bin"), tmp_path)
+    assert first.path.name == "x.1.bin" and not first.skipped
+    assert sha256_file(first.path) == origin.sha256("x.bin")
+    # Named by the job this time: the user's file is passed over, the download found.
+    again = await fetch(engine, origin.url("x.bin"), tmp_path, filename="x.bin")
+    assert again.path.name == "x.1.bin" and again.skipped
+    assert (tmp_path / "x.bin").read_bytes() == USERS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.1.bin", "x.bin"]
+
+
+async def test_a_changed_file_is_not_ours_any_more(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("x.bin", 300 * KIB)
+    first = await fetch(engine, origin.url("x.bin"), tmp_path)
+    with first.path.open("ab") as file:
+        file.write(b"appended by the user")
+    second = await fetch(engine, origin.url("x.bin"), tmp_path)
+    assert second.path.name == "x.1.bin" and not second.skipped
+    assert sha256_file(second.path) == origin.sha256("x.bin")
+
+
+async def test_skip_leaves_any_file_without_a_request(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("x.bin", 300 * KIB)
+    (tmp_path / "x.bin").write_bytes(USERS)
+    skip = OnExisting.SKIP
+    result = await fetch(engine, origin.url("x.bin"), tmp_path, filename="x.bin", on_existing=skip)
+    assert result.skipped and result.size == len(USERS)
+    assert origin.requests_for("x.bin") == []
+    assert (tmp_path / "x.bin").read_bytes() == USERS
+
+
+async def test_overwrite_replaces_the_file(origin: Origin, engine: Engine, tmp_path: Path) -> None:
+    origin.add("x.bin", 300 * KIB)
+    (tmp_path / "x.bin").write_bytes(USERS)
+    again = OnExisting.OVERWRITE
+    result = await fetch(engine, origin.url("x.bin"), tmp_path, on_existing=again)
+    assert result.path.name == "x.bin" and not result.skipped
+    assert sha256_file(tmp_path / "x.bin") == origin.sha256("x.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+
+
+async def test_continue_takes_the_file_as_the_first_bytes(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("x.bin", 2 * MIB)
+    start = 700 * KIB
+    (tmp_path / "x.bin").write_bytes(content("x.bin", 1, 0, start))  # as wget left it
+    keep_on = OnExisting.CONTINUE
+    result = await fetch(
+        engine, origin.url("x.bin"), tmp_path, filename="x.bin", on_existing=keep_on
+    )
+    assert result.resumed_bytes == start and result.bytes_fetched == 2 * MIB - start
+    assert origin.requests_for("x.bin")[0].range == f"bytes={start}-"
+    assert sha256_file(tmp_path / "x.bin") == origin.sha256("x.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+    # Complete and marked now: the next run skips it.
+    again = await fetch(
+        engine, origin.url("x.bin"), tmp_path, filename="x.bin", on_existing=keep_on
+    )
+    assert again.skipped
+
+
+async def test_continue_starts_over_when_the_server_cannot_resume(
+    origin: Origin, engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    origin.add("x.bin", 300 * KIB, accepts_ranges=False)
+    (tmp_path / "x.bin").write_bytes(USERS)
+    keep_on = OnExisting.CONTINUE
+    with caplog.at_level(logging.INFO, logger="hauler.transfer.download"):
+        result = await fetch(
+            engine, origin.url("x.bin"), tmp_path, filename="x.bin", on_existing=keep_on
+        )
+    assert result.resumed_bytes == 0
+    assert sha256_file(tmp_path / "x.bin") == origin.sha256("x.bin")
+    assert "starting over" in caplog.text
+
+
+async def test_a_partial_of_this_url_resumes_and_of_another_url_is_left_alone(
+    origin: Origin, tmp_path: Path
+) -> None:
+    cut = 600 * KIB
+    url_a, url_b = same_name(origin, "a.bin", "b.bin", size=2 * MIB)
+    origin.files["a.bin"].faults = {1: Fault(close_after=cut)}
+    async with Engine(fast_settings(segment_retries=0, connections=1)) as engine:
+        with pytest.raises(ConnectionFailed):
+            await fetch(engine, url_a, tmp_path)
+    assert leftovers(tmp_path) == ["x.bin.part", "x.bin.part.json"]
+    async with Engine(fast_settings()) as engine:
+        other = await fetch(engine, url_b, tmp_path)  # x.bin's partial is a.bin's
+        assert other.path.name == "x.1.bin"
+        assert sha256_file(other.path) == origin.sha256("b.bin")
+        mine = await fetch(engine, url_a, tmp_path)
+    assert mine.path.name == "x.bin" and mine.resumed_bytes == cut
+    assert sha256_file(mine.path) == origin.sha256("a.bin")
+
+
+async def test_the_mark_names_the_url_and_size(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    origin.add("m.bin", 100 * KIB)
+    result = await fetch(engine, origin.url("m.bin"), tmp_path)
+    raw = os.getxattr(result.path, marks.ATTRIBUTE)
+    assert raw.decode() == f"{marks.url_key(origin.url('m.bin'))} {100 * KIB}"
+    # Every spelling of the URL is the same download.
+    assert marks.url_key(origin.url("m.bin").replace("http://", "HTTP://")) == marks.url_key(
+        origin.url("m.bin")
+    )
+
+
+async def test_two_worker_jobs_with_one_name(store: Store, origin: Origin, tmp_path: Path) -> None:
+    urls = same_name(origin, "a.bin", "b.bin", "c.bin")
+    ids = await add_urls(store, urls)
+    summary = await drain(store, tmp_path)
+    assert (summary.done, summary.failed) == (3, 0)
+    paths = []
+    for job_id, name in zip(ids, ["a.bin", "b.bin", "c.bin"], strict=True):
+        job = await store.get(job_id)
+        assert job is not None and job.state is JobState.DONE and job.result is not None
+        assert not job.result["skipped"]
+        paths.append(Path(job.result["path"]))
+        assert sha256_of(paths[-1]) == origin.sha256(name)
+    assert sorted(p.name for p in paths) == ["x.1.bin", "x.2.bin", "x.bin"]
