@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hauler.errors import ConnectionFailed, LocalError
-from hauler.models import JobState
+from hauler.errors import BadRequest, ConnectionFailed, LocalError
+from hauler.models import JobState, OnExisting
 from hauler.store import Store
 from hauler.transfer.engine import Engine
 from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, sha256_file
@@ -145,4 +145,20 @@ def test_a_directory_swapped_for_a_link_after_resolving_is_refused(scene: Scene)
     os.symlink(scene.outside, scene.out / "sub")
     with pytest.raises(LocalError, match=f"symbolic link {scene.out / 'sub'}"):
         part.open()
+    scene.assert_outside_untouched()
+
+
+@pytest.mark.parametrize("is_dangling", [False, True], ids=["to-a-file", "dangling"])
+@pytest.mark.parametrize("policy", list(OnExisting))
+async def test_link_under_the_final_name_is_never_written_through(
+    origin: Origin, engine: Engine, scene: Scene, is_dangling: bool, policy: OnExisting
+) -> None:
+    # naming.safe_path resolves the final name: a link leading outside is refused by name.
+    origin.add(NAME, 300 * KIB)
+    link = scene.plant("", is_dangling)
+    for filename in (None, NAME):
+        with pytest.raises(BadRequest, match="leads outside the output directory"):
+            await fetch(engine, origin.url(NAME), scene.out, filename=filename, on_existing=policy)
+    assert os.path.islink(link)
+    assert sorted(p.name for p in scene.out.iterdir()) == [NAME]
     scene.assert_outside_untouched()

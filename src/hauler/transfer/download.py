@@ -283,7 +283,8 @@ class Download:
             digest = await integrity.file_digest(path, checksum.algorithm)
             if digest != checksum.hexdigest:
                 raise integrity.mismatch_existing(path, checksum, digest)
-        size = path.stat().st_size
+        # lstat: a link left there by ``skip`` is reported as what it is, dangling or not.
+        size = os.lstat(path).st_size
         return TransferResult(
             url=self.request.url,
             final_url=self.request.url,
