@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,39 @@ async def test_two_worker_jobs_with_one_name(store: Store, origin: Origin, tmp_p
         paths.append(Path(job.result["path"]))
         assert sha256_of(paths[-1]) == origin.sha256(name)
     assert sorted(p.name for p in paths) == ["x.1.bin", "x.2.bin", "x.bin"]
+
+
+@pytest.fixture
+def no_xattr_dir(tmp_path: Path) -> Iterator[Path]:
+    """A ramfs: a real file system that keeps no user extended attributes (needs root)."""
+    mount_point = tmp_path / "ramfs"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "ramfs", "ramfs", str(mount_point)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a ramfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+async def test_without_marks_a_file_is_never_known_as_ours(
+    origin: Origin, no_xattr_dir: Path
+) -> None:
+    cut = 600 * KIB
+    origin.add("x.bin", 2 * MIB, faults={1: Fault(close_after=cut)})
+    async with Engine(fast_settings(segment_retries=0, connections=1)) as engine:
+        with pytest.raises(ConnectionFailed):
+            await fetch(engine, origin.url("x.bin"), no_xattr_dir)
+    async with Engine(fast_settings()) as engine:
+        # The partial is still this URL's by its control file: it resumes.
+        first = await fetch(engine, origin.url("x.bin"), no_xattr_dir)
+        assert first.path.name == "x.bin" and first.resumed_bytes == cut
+        # The complete file carries no mark: a rerun cannot know it, so it takes a new name
+        # rather than overwrite or skip a file that may not be this download.
+        second = await fetch(engine, origin.url("x.bin"), no_xattr_dir)
+    assert second.path.name == "x.1.bin" and not second.skipped
+    for path in (first.path, second.path):
+        assert sha256_file(path) == origin.sha256("x.bin")
