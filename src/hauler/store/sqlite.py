@@ -126,18 +126,10 @@ def _where(flt: JobFilter, state_sql: str) -> tuple[str, dict[str, Any]]:
 class SqliteStore:
     """The ``Store`` contract over one SQLite file (see ``hauler.store.base``)."""
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        executor: ThreadPoolExecutor,
-        path: Path,
-        busy_timeout_s: float,
-        clock: Clock,
-    ) -> None:
-        self._conn = conn
+    def __init__(self, db: sqlite_db.Database, executor: ThreadPoolExecutor, clock: Clock) -> None:
+        self._db = db
         self._executor = executor
-        self._path = path
-        self._busy_timeout_s = busy_timeout_s
+        self._path = db.path
         self._clock = clock
         self._closed = False
 
@@ -149,18 +141,17 @@ class SqliteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauler-sqlite")
         loop = asyncio.get_running_loop()
         try:
-            conn = await loop.run_in_executor(executor, sqlite_db.connect, path, busy_timeout_s)
+            db = await loop.run_in_executor(executor, sqlite_db.Database, path, busy_timeout_s)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(conn, executor, path, busy_timeout_s, clock)
+        return cls(db, executor, clock)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the store's thread, with sqlite3 errors mapped."""
         if self._closed:
             raise StoreUnavailable(f"the SQLite store {self._path} is closed")
-        bound = functools.partial(fn, self._conn)
-        call = functools.partial(sqlite_db.guarded, self._path, self._busy_timeout_s, bound)
+        call = functools.partial(self._db.call, fn)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -359,7 +350,7 @@ class SqliteStore:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._conn.close)
+        await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
 
 

@@ -6,6 +6,8 @@ Everything here is blocking and runs on the store's own thread (see ``SqliteStor
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,6 +20,8 @@ from hauler.errors import StoreUnavailable
 from hauler.redact import redact_url
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 _MIGRATION_MARK = "-- migration:"
@@ -166,3 +170,136 @@ def guarded(path: Path, busy_timeout_s: float, fn: Callable[[], T]) -> T:
         raise StoreUnavailable(
             f"the SQLite store {path} is unreadable: {exc}; check the disk and the file"
         ) from exc
+
+
+class SharedMemoryWatch:
+    """What this process last saw of the store's ``-shm`` file, the WAL index that SQLite maps
+    into the memory of every process using the store.
+
+    SQLite never shrinks or replaces that file while a connection has it open. Another program
+    can (``truncate``, ``: > state.db-shm``, a cleanup job, a client whose locks this machine
+    does not see): a page of the mapping past the new end of the file then kills the next
+    process that touches it with SIGBUS, without a word. Looking (``os.stat``, no descriptor:
+    closing one would drop this process's POSIX locks on the file) before each use catches it.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + "-shm")
+        self._seen: os.stat_result | None = None
+
+    def _stat(self) -> os.stat_result | None:
+        try:
+            return os.stat(self.path)
+        except FileNotFoundError:
+            return None
+
+    def record(self) -> None:
+        """Remember the file as it is now (after SQLite used it, possibly growing it)."""
+        self._seen = self._stat()
+
+    def change(self) -> tuple[str, int] | None:
+        """How the file changed since ``record``: ``("cut", size it had)``, ``("replaced", 0)``
+        (also deleted), or None when it is as SQLite left it (or there was none: no WAL)."""
+        before, now = self._seen, self._stat()
+        if before is None:
+            return None
+        if now is None or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+            return "replaced", 0
+        if now.st_size < before.st_size:
+            return "cut", before.st_size
+        return None
+
+
+class Database:
+    """The store's one connection, used from one thread, watching its ``-shm`` file between
+    calls (see ``SharedMemoryWatch``): a file cut short gets its size back (SQLite sees an
+    empty index and rebuilds it from the ``-wal`` file, which holds the data); a file deleted
+    or replaced makes the connection reopen, so that it shares the new one with the processes
+    that opened the store since. Either way one WARNING line names the file and what to check.
+    """
+
+    def __init__(self, path: Path, busy_timeout_s: float) -> None:
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        self.conn = connect(path, busy_timeout_s)
+        self._shm = SharedMemoryWatch(path)
+        self._shm.record()
+        _report_fatal_signals()
+
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` with sqlite3 failures mapped (``guarded``), after the -shm check."""
+        self._repair_shared_memory(may_reopen=True)
+        try:
+            return guarded(self.path, self.busy_timeout_s, lambda: fn(self.conn))
+        finally:
+            self._shm.record()
+
+    def close(self) -> None:
+        """Close the connection, the -shm whole again first: closing may checkpoint, which
+        reads it (a replaced one is fine: this connection still maps the old file)."""
+        try:
+            self._repair_shared_memory(may_reopen=False)
+        except StoreUnavailable as exc:
+            # Closing could checkpoint through the cut mapping: left open until the process
+            # exits, the file is repaired by the next process that opens the store.
+            logger.warning("left the SQLite store %s open: %s", self.path, exc)
+            return
+        self.conn.close()
+
+    def _repair_shared_memory(self, may_reopen: bool) -> None:
+        change = self._shm.change()
+        if change is None:
+            return
+        what, size = change
+        if what == "cut":
+            _restore_size(self._shm.path, size)
+            done = (
+                f"was cut short by another program; restored its {size} bytes (SQLite rebuilds "
+                "the index from the -wal file)"
+            )
+        elif may_reopen:
+            self.conn.close()
+            self.conn = connect(self.path, self.busy_timeout_s)
+            done = "was deleted or replaced by another program; reopened the store"
+        else:
+            return
+        self._shm.record()
+        logger.warning(
+            "the SQLite store %s: its shared-memory file %s %s; check what empties or deletes "
+            "files in %s: a store's -shm and -wal files must be left alone while a hauler "
+            "process uses it",
+            self.path, self._shm.path, done, self.path.parent,
+        )  # fmt: skip
+
+
+def _restore_size(shm: Path, size: int) -> None:
+    """Give the -shm back the size this process maps (by path: no descriptor, see above); the
+    lost pages read as zeros, an invalid index that SQLite recovers from the WAL.
+
+    Those pages are allocated when SQLite writes the index into them through its mapping: on a
+    full disk that write would be the SIGBUS again, so without room the store stays unavailable
+    (the worker retries) until there is."""
+    room = os.statvfs(shm.parent)
+    if room.f_bavail * room.f_frsize < size:
+        raise StoreUnavailable(
+            f"the shared-memory file {shm} of the SQLite store was cut short by another "
+            f"program, and its disk has no room for its {size} bytes; free space on it"
+        )
+    try:
+        os.truncate(shm, size)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"the shared-memory file {shm} of the SQLite store was cut short by another "
+            f"program and cannot be restored: {exc.strerror}; stop every hauler process using "
+            "the store, then start them again"
+        ) from exc
+
+
+def _report_fatal_signals() -> None:
+    """Last resort for a -shm cut while a call is inside SQLite (the check above cannot see
+    that): faulthandler prints "Fatal Python error: Bus error" and where, instead of nothing."""
+    if faulthandler.is_enabled():
+        return
+    # Without a real stderr (embedded, captured) there is nowhere to print: leave it off.
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        faulthandler.enable()
