@@ -37,7 +37,8 @@ def refused(path: Path | str) -> LocalError:
 
 def open_directory(path: Path) -> int:
     """A descriptor of the absolute directory ``path``, created as needed, reached from ``/``
-    without following a symbolic link; ``LocalError`` when a component is one."""
+    without following a symbolic link; ``LocalError`` when a component is one, ``OSError``
+    (its ``filename`` the component) for any other failure."""
     fd = os.open("/", _DIR_FLAGS)
     reached = Path("/")
     for name in path.parts[1:]:
@@ -57,18 +58,14 @@ def _step(parent_fd: int, name: str, path: Path) -> int:
                 os.mkdir(name, 0o777, dir_fd=parent_fd)
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
-        raise _open_error(exc, parent_fd, name, path) from exc
+        # With O_PATH, O_NOFOLLOW opens a link itself and O_DIRECTORY then says ENOTDIR.
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and _is_link(parent_fd, name)):
+            raise refused(path) from exc
+        exc.filename = str(path)
+        raise
     finally:
         os.close(parent_fd)
     return fd
-
-
-def _open_error(exc: OSError, parent_fd: int, name: str, path: Path) -> LocalError:
-    # With O_PATH, O_NOFOLLOW opens a link itself and O_DIRECTORY then says ENOTDIR.
-    if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and _is_link(parent_fd, name)):
-        return refused(path)
-    reason = exc.strerror or type(exc).__name__
-    return LocalError(f"{reason}: {path}")
 
 
 def _is_link(dir_fd: int, name: str) -> bool:

@@ -8,6 +8,7 @@ processes from writing the same partial; the kernel frees it when a process dies
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -159,7 +160,7 @@ class PartFile:
         With ``adopt``, a final file already there becomes the partial when there is none
         (its bytes are taken as the first of this download: wget -c).
         """
-        self.dir_fd = nofollow.open_directory(self.final_path.parent)
+        self.dir_fd = self._directory()
         try:
             if adopt:
                 self.is_adopted = self._adopt_final()
@@ -183,8 +184,8 @@ class PartFile:
         dir_fd, final, part = self.dir_fd, self.final_path.name, self.path.name
         try:
             os.link(final, part, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-        except FileExistsError:
-            return False
+        except (FileExistsError, FileNotFoundError):
+            return False  # a partial is there already, or the file went away meanwhile
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
                 raise
@@ -258,7 +259,10 @@ class PartFile:
     def _directory(self) -> int:
         """The directory's descriptor (opened again after ``close``: a late ``discard``)."""
         if self.dir_fd < 0:
-            self.dir_fd = nofollow.open_directory(self.final_path.parent)
+            try:
+                self.dir_fd = nofollow.open_directory(self.final_path.parent)
+            except OSError as exc:
+                raise local_error(exc, Path(exc.filename or self.final_path.parent)) from exc
         return self.dir_fd
 
     def size_on_disk(self) -> int:
@@ -358,7 +362,9 @@ class PartFile:
     def discard(self) -> None:
         """Delete the ``.part`` and control files (their bytes are wrong)."""
         temps = (CONTROL_SUFFIX + suffix for suffix in CONTROL_TMP_SUFFIXES)
-        self._unlink(".part", CONTROL_SUFFIX, *temps)
+        # When the directory itself is gone or unreachable, nothing of ours is left in it.
+        with contextlib.suppress(LocalError):
+            self._unlink(".part", CONTROL_SUFFIX, *temps)
 
 
 def _write_error(exc: OSError, path: Path) -> LocalError:
