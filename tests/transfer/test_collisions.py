@@ -172,6 +172,8 @@ async def test_a_partial_of_this_url_resumes_and_of_another_url_is_left_alone(
     async with Engine(fast_settings()) as engine:
         other = await fetch(engine, url_b, tmp_path)  # x.bin's partial is a.bin's
         assert other.path.name == "x.1.bin"
+        # Its probe did not ask from where a.bin's partial stops.
+        assert origin.requests_for("b.bin")[0].range != f"bytes={cut}-"
         assert sha256_file(other.path) == origin.sha256("b.bin")
         mine = await fetch(engine, url_a, tmp_path)
     assert mine.path.name == "x.bin" and mine.resumed_bytes == cut

@@ -186,7 +186,10 @@ class Download:
                 text = file.read(MAX_TEXT_CHARS + 1).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-        return ControlState.from_json(text)
+        state = ControlState.from_json(text)
+        if state is not None and state.source not in (None, marks.url_key(self.request.url)):
+            return None  # another URL's partial under this name: this download takes another
+        return state
 
     def _named_path(self, filename: str) -> Path:
         """The final path of the name the job gives: ``safe_path``'s answer, without its two
