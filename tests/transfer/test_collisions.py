@@ -242,3 +242,21 @@ async def test_without_marks_a_file_is_never_known_as_ours(
     assert second.path.name == "x.1.bin" and not second.skipped
     for path in (first.path, second.path):
         assert sha256_file(path) == origin.sha256("x.bin")
+
+
+async def test_the_probe_of_a_colliding_url_ignores_the_other_partial(
+    origin: Origin, tmp_path: Path
+) -> None:
+    # Two URLs whose paths end in one name: /files/y.bin and a redirect to it.
+    cut = 600 * KIB
+    origin.add("y.bin", 2 * MIB, faults={1: Fault(close_after=cut)})
+    async with Engine(fast_settings(segment_retries=0, connections=1)) as engine:
+        with pytest.raises(ConnectionFailed):
+            await fetch(engine, origin.url("y.bin"), tmp_path)
+    origin.log.clear()
+    async with Engine(fast_settings()) as engine:
+        other = await fetch(engine, origin.url("y.bin", redirects=1), tmp_path)
+    assert other.path.name == "y.1.bin" and other.resumed_bytes == 0
+    assert sha256_file(other.path) == origin.sha256("y.bin")
+    assert [r.range for r in origin.log][0] != f"bytes={cut}-"
+    assert leftovers(tmp_path) == ["y.bin.part", "y.bin.part.json"]
