@@ -48,7 +48,7 @@ async def test_json_summary_and_a_404(origin: Origin, cli: HaulerRunner) -> None
     origin.add("two.bin", 2 * MIB + 3)
     urls = [origin.url("one.bin"), origin.url("missing.bin"), origin.url("two.bin")]
     done = await cli.run("get", "--json", "-d", "out", "-j", "2", *urls)
-    assert done.returncode == 1
+    assert done.returncode == 4  # the one failure is not_found
     summary = json.loads(done.stdout)
     assert (summary["ok"], summary["failed"]) == (2, 1)
     assert summary["bytes"] == 3 * MIB + 3
@@ -71,7 +71,7 @@ async def test_checksum_ok_and_mismatch(origin: Origin, cli: HaulerRunner) -> No
     origin.add("sum.bin", 1 * MIB + 11)
     url = origin.url("sum.bin")
     bad = await cli.run("get", "-d", "out", "--checksum", "sha256=" + "0" * 64, url)
-    assert bad.returncode == 1
+    assert bad.returncode == 8  # content_mismatch
     assert "content_mismatch" in bad.stderr
     assert not (cli.cwd / "out" / "sum.bin").exists()
     assert "Traceback" not in bad.stderr
@@ -208,7 +208,7 @@ async def test_secrets_never_printed(origin: Origin, cli: HaulerRunner) -> None:
     (cli.cwd / "list.txt").write_text("\n".join(lines) + "\n")
     for flags in ([], ["--json"]):
         done = await cli.run("get", *flags, "-d", "out", "-i", "list.txt")
-        assert done.returncode == 1
+        assert done.returncode == 5  # every attempt answered 403
         output = done.stdout + done.stderr
         assert "t.bin" in output
         for secret in ("pa55word", "tok3nvalue"):
@@ -216,7 +216,7 @@ async def test_secrets_never_printed(origin: Origin, cli: HaulerRunner) -> None:
     for proxy in ("http://alice:pr0xypass@127.0.0.1:9", "socks5://alice:pr0xypass@127.0.0.1:9"):
         args = ("--log-level", "DEBUG", "get", "--proxy", proxy, "-d", "out", origin.url("t.bin"))
         done = await cli.run(*args)
-        assert done.returncode == 1
+        assert done.returncode == 6  # the proxy refuses: network
         assert "127.0.0.1" in done.stderr
         assert "pr0xypass" not in done.stdout + done.stderr
 

@@ -133,7 +133,7 @@ async def test_quiet_prints_only_errors(origin: Origin, cli: HaulerRunner) -> No
     ok = await cli.run("get", "-q", "-d", "out", origin.url("q.bin"))
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
     failed = await cli.run("get", "-q", "-d", "out", origin.url("q.bin"), origin.url("no.bin"))
-    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.returncode == 4 and failed.stdout == ""
     assert "no.bin" in failed.stderr and "not_found" in failed.stderr
 
 
@@ -142,7 +142,7 @@ async def test_retries_and_timeout_options_reach_the_engine(
 ) -> None:
     origin.add("r.bin", 10 * KIB, faults={1: Fault(status=503), 2: Fault(status=503)})
     refused = await cli.run("get", "-d", "out", "--retries", "1", origin.url("r.bin"))
-    assert refused.returncode == 1, refused.stdout  # two 503s, one retry
+    assert refused.returncode == 6, refused.stdout  # two 503s, one retry
     origin.add("r2.bin", 10 * KIB, faults={1: Fault(status=503), 2: Fault(status=503)})
     done = await cli.run("get", "-d", "out", "--retries", "2", origin.url("r2.bin"))
     assert done.returncode == 0, done.stderr
@@ -150,7 +150,7 @@ async def test_retries_and_timeout_options_reach_the_engine(
     cut = await cli.run(
         "get", "-d", "out", "--retries", "0", "--timeout", "0.3", origin.url("slow.bin")
     )
-    assert cut.returncode == 1
+    assert cut.returncode == 6
     assert "read timeout" in cut.stderr
 
 
@@ -160,7 +160,7 @@ async def test_a_retry_says_what_and_why_on_stderr(origin: Origin, cli: HaulerRu
     done = await cli.run(
         "get", "-d", "out", "--retries", "2", "--proxy", proxy, origin.url("p.bin")
     )
-    assert done.returncode == 1
+    assert done.returncode == 6
     retries = [line for line in done.stderr.splitlines() if line.startswith("retrying ")]
     assert len(retries) == 2, done.stderr
     assert "proxy" in retries[0] and "refused" in retries[0]

@@ -104,7 +104,7 @@ async def test_server_text_reaches_the_terminal_escaped(origin: Origin, cli: Hau
     odd = origin.redirect_to("odd", f"ftp://127.0.0.1/{ESCAPE}")
     for args in (["get", "-d", "out"], ["get", "--json", "-d", "json"]):
         ran = await cli.run(*args, origin.url("named.bin"), odd)
-        assert ran.returncode == 1, ran.stderr
+        assert ran.returncode == 9, ran.stderr
         assert "\x1b" not in ran.stdout + ran.stderr and "\x07" not in ran.stdout + ran.stderr
         assert "redirect 1 from" in ran.stderr and "\\x1b]0;pwned\\x07" in ran.stderr
     plain = await cli.run("get", "-d", "again", origin.url("named.bin"))

@@ -95,7 +95,7 @@ def runner(cwd: Path, **env: str) -> HaulerRunner:
 async def test_untrusted_certificate_is_refused(tls_origin: TlsOrigin, tmp_path: Path) -> None:
     tls_origin.add("secret.bin", 64 * KIB)
     done = await runner(tmp_path).run("get", "-d", "out", tls_origin.url("secret.bin"))
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 5, done.stdout + done.stderr
     assert "certificate verify failed" in done.stdout + done.stderr
     # Fatal at once: a certificate does not become trusted by retrying.
     assert ": certificate: " in done.stderr
@@ -123,7 +123,7 @@ async def test_host_name_is_checked(
     misnamed_origin.add("named.bin", 1 * KIB)
     cli = runner(tmp_path, SSL_CERT_FILE=str(ca_file))
     done = await cli.run("get", "-d", "out", misnamed_origin.url("named.bin"))
-    assert done.returncode == 1
+    assert done.returncode == 5
     assert "certificate verify failed" in done.stdout + done.stderr
     assert misnamed_origin.log == []
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import typer
 
 from hauler.cli.app import app, globals_of
+from hauler.exitcodes import exit_status
 
 if TYPE_CHECKING:
     from hauler.cli.batch import BatchOptions
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-EXIT_FAILED = 1
+EXIT_FAILED = 1  # some files failed for mixed causes; one cause has its code (hauler.exitcodes)
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
@@ -189,8 +190,9 @@ def get_command(
 
     Interrupted downloads resume when the same command runs again. A name already taken by
     another file gets a new one (name.1.ext) unless -n, -c or --allow-overwrite says otherwise.
-    Exit status: 0 when every file is complete and verified, 1 when any failed,
-    2 for usage errors, 130 on Ctrl-C.
+    Exit status: 0 when every file is complete and verified; when files failed, the code of
+    their one cause (4 not found, 5 forbidden, 6 network, 7 local disk, 8 content, 9 bad
+    request) or 1 for mixed causes; 2 for usage errors, 130 on Ctrl-C, 143 on SIGTERM.
     """
     from hauler.cli import getoptions
     from hauler.cli.getoutput import Display, print_dry_run
@@ -405,7 +407,9 @@ def _execute(
             file=sys.stderr,
         )
         return status
-    return 0 if all(o.is_ok for o in outcomes) and len(outcomes) == len(specs) else EXIT_FAILED
+    if len(outcomes) != len(specs):
+        return EXIT_FAILED
+    return int(exit_status(o.error.code for o in outcomes if o.error is not None))
 
 
 def _run_here(

@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import yarl
 
 from hauler.clock import Clock
 from hauler.config import TransferSettings
@@ -297,8 +298,11 @@ class Fetcher:
     async def _get(self, url: str, ask: RangeAsk | None) -> aiohttp.ClientResponse:
         session, proxy_arg = self.sessions.for_url(url, self.proxy)
         headers = {**self._headers_for(url), **(ask.headers() if ask is not None else {})}
+        target = _credentials_yield_to_header(url, headers)
         try:
-            return await session.get(url, headers=headers, proxy=proxy_arg, allow_redirects=False)
+            return await session.get(
+                target, headers=headers, proxy=proxy_arg, allow_redirects=False
+            )
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise client_error(exc, url, self.sessions.proxy_for(url, self.proxy)) from exc
         except Exception as exc:
@@ -339,6 +343,15 @@ class Fetcher:
         except HaulerError:
             resp.close()
             raise
+
+
+def _credentials_yield_to_header(url: str, headers: Mapping[str, str]) -> str | yarl.URL:
+    """``url`` as aiohttp should get it: an explicit Authorization header wins over the URL's
+    ``user:password@`` (as with curl), instead of aiohttp refusing the pair with a ValueError."""
+    if "@" not in url or not any(name.lower() == "authorization" for name in headers):
+        return url
+    parsed = yarl.URL(url)
+    return parsed.with_user(None) if parsed.user is not None else url
 
 
 def redirect_target(resp: aiohttp.ClientResponse, url: str) -> str | None:
