@@ -67,9 +67,7 @@ def outcome_record(outcome: FileOutcome, redact: Redactor) -> dict[str, Any]:
     record["elapsed_s"] = round(outcome.elapsed_s, 3)
     error = outcome.error
     record["error"] = (
-        None
-        if error is None
-        else {"class": error.code, "message": redact.text(error.message)}
+        None if error is None else {"class": error.code, "message": redact.text(error.message)}
     )
     return record
 
