@@ -204,8 +204,15 @@ def start_server(name: str, command: Command, files: ServedFiles) -> RealServer:
         argv, env = command(port, files, workdir)
         log = workdir / "startup.log"
         with log.open("wb") as out:
+            # A session of its own: the terminal's signals (Ctrl-C; SIGWINCH on a resize, which
+            # is Apache's graceful-stop) go to pytest, not to the servers.
             process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
             )
         if _wait_ready(process, port, log):
             return RealServer(name, port, files, workdir, process)
