@@ -257,14 +257,6 @@ def apache_with_a_fresh_file() -> Iterator[RealServer]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="with a weak ETag hauler sends If-Range: <Last-Modified>, but a date less than a "
-    "second before the response's Date is weak too (RFC 9110 13.1.5): Apache answers each "
-    "range with the whole file (200), and the file ends up on 1-2 connections (206s: 2, 200s: "
-    "7). Needs: no If-Range when both validators are weak, the 206's validators compared "
-    "instead",
-)
 def test_apache_weak_etag_still_gets_eight_ranges(
     apache_with_a_fresh_file: RealServer, tmp_path: Path
 ) -> None:

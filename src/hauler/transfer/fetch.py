@@ -220,7 +220,13 @@ def parse_reply(resp: aiohttp.ClientResponse, ask: RangeAsk) -> Reply:
                 f"{redact_url(ask_url(resp))}: Content-Length disagrees with Content-Range"
             )
         length = last - start + 1
-    validators = Validators(total, headers.get("ETag"), headers.get("Last-Modified"))
+    last_modified = headers.get("Last-Modified")
+    validators = Validators(
+        total,
+        headers.get("ETag"),
+        last_modified,
+        has_strong_date=is_strong_date(last_modified, headers.get("Date")),
+    )
     return Reply(
         status=resp.status,
         final_url=str(resp.url),
@@ -231,6 +237,20 @@ def parse_reply(resp: aiohttp.ClientResponse, ask: RangeAsk) -> Reply:
         content_disposition=headers.get("Content-Disposition"),
         content_type=headers.get("Content-Type"),
     )
+
+
+def is_strong_date(last_modified: str | None, date: str | None) -> bool:
+    """Last-Modified is a strong validator: at least a second before the response's Date
+    (RFC 9110 8.8.2.2). Without a Date it cannot be told, and it is taken as strong, as
+    before (a server that disagrees answers If-Range with 200, which the engine handles)."""
+    if last_modified is None or date is None:
+        return True
+    try:
+        modified_at = parsedate_to_datetime(last_modified).timestamp()
+        answered_at = parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return True
+    return answered_at - modified_at >= 1.0
 
 
 def _is_empty_file(resp: aiohttp.ClientResponse, ask: RangeAsk | None) -> bool:

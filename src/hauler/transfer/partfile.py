@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hauler.config import MIB
@@ -40,24 +40,32 @@ class PartBusy(Transient):
 
 @dataclass(frozen=True, slots=True)
 class Validators:
-    """What pins one version of a remote file."""
+    """What pins one version of a remote file.
+
+    ``has_strong_date``: Last-Modified is a strong validator (at least a second before the
+    response's Date, RFC 9110 8.8.2.2), so it may go in If-Range. Not stored in control files:
+    a resumed probe tries it, and a server that disagrees answers 200, which starts over.
+    """
 
     size: int | None
     etag: str | None
     last_modified: str | None
+    has_strong_date: bool = field(default=True, compare=False)
 
     def same_version(self, other: Validators) -> bool:
         """True when nothing says the two differ: the same size, and the same ETag (else the
         same Last-Modified) when either side has one.
 
-        With neither validator on either side, the same size is the same version: that is all
-        such a server (http.server, many dynamic ones) says about a file. Whether that was a
-        real check is ``is_pinned``'s question.
+        ETags are compared without their weakness (``W/"x"`` and ``"x"`` are one version):
+        Apache marks a file's ETag weak while its mtime is under a second old, so one download
+        sees both. With neither validator on either side, the same size is the same version:
+        that is all such a server (http.server, many dynamic ones) says about a file. Whether
+        that was a real check is ``is_pinned``'s question.
         """
         if self.size != other.size:
             return False
         if self.etag or other.etag:
-            return self.etag == other.etag
+            return _opaque_tag(self.etag) == _opaque_tag(other.etag)
         if self.last_modified or other.last_modified:
             return self.last_modified == other.last_modified
         return True
@@ -69,10 +77,20 @@ class Validators:
 
     @property
     def if_range(self) -> str | None:
-        """The If-Range value: the ETag (unless weak), else Last-Modified."""
+        """The If-Range value: a strong ETag, else a strong Last-Modified, else None.
+
+        A weak validator in If-Range never matches (RFC 9110 13.1.5): Apache then answers every
+        range with the whole file. Without If-Range each 206 is still checked against these
+        validators before a byte of it is written.
+        """
         if self.etag and not self.etag.startswith("W/"):
             return self.etag
-        return self.last_modified
+        return self.last_modified if self.has_strong_date else None
+
+
+def _opaque_tag(etag: str | None) -> str | None:
+    """The ETag without its weakness indicator."""
+    return etag[2:] if etag is not None and etag.startswith("W/") else etag
 
 
 @dataclass(frozen=True, slots=True)
