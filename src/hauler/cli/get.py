@@ -190,6 +190,7 @@ def get_command(
 
     Interrupted downloads resume when the same command runs again. A name already taken by
     another file gets a new one (name.1.ext) unless -n, -c or --allow-overwrite says otherwise.
+
     Exit status: 0 when every file is complete and verified; when files failed, the code of
     their one cause (4 not found, 5 forbidden, 6 network, 7 local disk, 8 content, 9 bad
     request) or 1 for mixed causes; 2 for usage errors, 130 on Ctrl-C, 143 on SIGTERM.
