@@ -260,3 +260,25 @@ async def test_the_probe_of_a_colliding_url_ignores_the_other_partial(
     assert sha256_file(other.path) == origin.sha256("y.bin")
     assert origin.log[0].range != f"bytes={cut}-"
     assert leftovers(tmp_path) == ["y.bin.part", "y.bin.part.json"]
+
+
+@pytest.mark.parametrize("policy", [OnExisting.RENAME, OnExisting.OVERWRITE])
+async def test_a_file_that_appears_under_the_name_meanwhile(
+    origin: Origin, engine: Engine, tmp_path: Path, policy: OnExisting
+) -> None:
+    """The name was free when the download chose it; another program writes a file there while
+    it runs. The commit never replaces it (the download takes x.1.bin), unless overwriting."""
+    origin.add("x.bin", 512 * KIB, rate_bps=1024 * KIB)
+    task = asyncio.create_task(fetch(engine, origin.url("x.bin"), tmp_path, on_existing=policy))
+    async with asyncio.timeout(10):
+        while not (tmp_path / "x.bin.part").exists():
+            await asyncio.sleep(0.01)
+    (tmp_path / "x.bin").write_bytes(USERS)
+    result = await task
+    assert sha256_file(result.path) == origin.sha256("x.bin")
+    if policy is OnExisting.OVERWRITE:
+        assert result.path.name == "x.bin"
+    else:
+        assert result.path.name == "x.1.bin"
+        assert (tmp_path / "x.bin").read_bytes() == USERS
+    assert leftovers(tmp_path) == []

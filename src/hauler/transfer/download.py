@@ -735,11 +735,12 @@ class Download:
             )
         self.part.truncate(size)
         digest = await integrity.check_part(self.part, size, self.request.checksum)
+        may_replace = self.request.on_existing is OnExisting.OVERWRITE
         if self.engine.settings.fsync_files:
             # Two fsyncs take milliseconds: in a thread, while the loop serves other transfers.
-            await _to_the_end(self.part.commit, True)
+            self.final_path = await _to_the_end(self.part.commit, True, may_replace)
         else:
-            self.part.commit()
+            self.final_path = self.part.commit(False, may_replace)
         assert self.reply is not None
         return TransferResult(
             url=self.request.url,
@@ -757,12 +758,12 @@ class Download:
         )
 
 
-async def _to_the_end(func: Callable[[bool], None], arg: bool) -> None:
-    """``func(arg)`` in a thread; when cancelled, still wait for it before raising (the file
-    it works on must not be closed under it)."""
-    work = asyncio.ensure_future(asyncio.to_thread(func, arg))
+async def _to_the_end(func: Callable[[bool, bool], Path], durable: bool, may_replace: bool) -> Path:
+    """``func(durable, may_replace)`` in a thread; when cancelled, still wait for it before
+    raising (the file it works on must not be closed under it)."""
+    work = asyncio.ensure_future(asyncio.to_thread(func, durable, may_replace))
     try:
-        await asyncio.shield(work)
+        return await asyncio.shield(work)
     except asyncio.CancelledError:
         await asyncio.wait({work})
         raise

@@ -157,6 +157,28 @@ def _create_exclusive(dir_fd: int, name: str) -> int:
     return os.open(name, flags, 0o644, dir_fd=dir_fd)
 
 
+def rename_no_replace(dir_fd: int, src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst`` in the directory, never replacing an entry under ``dst``:
+    ``FileExistsError`` when there is one.
+
+    A hard link then an unlink: ``link`` fails when ``dst`` exists, atomically, so a file that
+    appeared under the name meanwhile (another program's) is never replaced. Where the file
+    system has no hard links, a check then a rename (the window is then the check's).
+    """
+    try:
+        os.link(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
+            raise
+        try:
+            os.lstat(dst, dir_fd=dir_fd)
+        except FileNotFoundError:
+            os.rename(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from exc
+    os.unlink(src, dir_fd=dir_fd)
+
+
 def fsync_directory(dir_fd: int) -> None:
     """Flush the directory's entries (a rename) to disk."""
     fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)

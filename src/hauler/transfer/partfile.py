@@ -20,6 +20,8 @@ from pathlib import Path
 
 from hauler.config import MIB
 from hauler.errors import DiskFull, LocalError, Transient
+from hauler.naming import MAX_COUNTER, numbered
+from hauler.redact import printable
 from hauler.transfer import marks, nofollow
 from hauler.transfer.controlcheck import MAX_TEXT_CHARS, checked_fields
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
@@ -355,14 +357,16 @@ class PartFile:
         except OSError as exc:
             raise local_error(exc, self.path) from exc
 
-    def commit(self, durable: bool = False) -> None:
+    def commit(self, durable: bool = False, may_replace: bool = False) -> Path:
         """Mark the verified ``.part`` complete, rename it to its final name, then drop the
-        control file.
+        control file; the path it now has.
 
-        The rename replaces the entry under the final name (a link there is replaced, never
-        followed). With ``durable``, the bytes are flushed to disk before the rename and the
-        directory entry after it, so that after a power loss the final name holds the whole
-        file or is absent.
+        With ``may_replace`` (``--allow-overwrite``) the rename replaces the entry under the
+        final name (a link there is replaced, never followed). Without, a file that appeared
+        under the name while this one downloaded is never replaced: the file takes the next
+        free ``name.N.ext`` instead. With ``durable``, the bytes are flushed to disk before the
+        rename and the directory entry after it, so that after a power loss the final name
+        holds the whole file or is absent.
         """
         try:
             if self.source is not None:
@@ -370,12 +374,33 @@ class PartFile:
             if durable:
                 os.fsync(self.fd)
             dir_fd = self._directory()
-            os.replace(self.path.name, self.final_path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            if may_replace:
+                final_name = self.final_path.name
+                os.replace(self.path.name, final_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
+                final_name = self._rename_to_free_name(dir_fd)
             if durable:
                 nofollow.fsync_directory(dir_fd)
         except OSError as exc:
             raise local_error(exc, self.final_path) from exc
         self._drop_control()
+        return self.final_path.with_name(final_name)
+
+    def _rename_to_free_name(self, dir_fd: int) -> str:
+        """Rename the ``.part`` to the final name, or to the first free numbered one."""
+        name = self.final_path.name
+        for counter in range(MAX_COUNTER + 1):
+            candidate = numbered(name, counter) if counter else name
+            try:
+                nofollow.rename_no_replace(dir_fd, self.path.name, candidate)
+            except FileExistsError:
+                continue
+            if counter:
+                _log.warning(
+                    "%s appeared while it downloaded: this file is %s", name, printable(candidate)
+                )
+            return candidate
+        raise FileExistsError(errno.EEXIST, "no free name up to the counter's limit", name)
 
     def discard(self) -> None:
         """Delete the ``.part`` and control files (their bytes are wrong)."""
