@@ -160,3 +160,27 @@ def _drain(fd: int, into: bytearray) -> None:
         if not data:
             return
         into.extend(data)
+
+
+def test_log_lines_go_through_the_display_and_stop_with_it() -> None:
+    """-v with bars: a log record is printed by the bars' console (above them, not torn
+    through them), escaped; after the display, logging writes where it did before."""
+    import logging
+
+    logger = logging.getLogger("hauler")
+    saved = (list(logger.handlers), logger.level)
+    plain = logging.StreamHandler(io.StringIO())
+    plain.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.handlers[:] = [plain]
+    logger.setLevel(logging.INFO)
+    try:
+        buffer, console = terminal()
+        view = ProgressView(Redactor([]), console, files=1)
+        logging.getLogger("hauler.transfer.test").info("retry 1 in 0.50 s: reset by \x1b[2Jpeer")
+        view.close([], 1.0)
+        assert logger.handlers == [plain]
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+    assert "INFO retry 1 in 0.50 s: reset by \\x1b[2Jpeer" in rendered(buffer)
+    assert "\x1b[2J" not in buffer.getvalue()

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from hauler.logcontext import host_var, job_id_var
+from hauler.redact import printable
+
+if TYPE_CHECKING:  # rich loads with the bars, not with every command's logging
+    from rich.console import Console
 
 
 class _ContextFilter(logging.Filter):
@@ -45,3 +51,35 @@ def setup_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+class _ConsoleHandler(logging.Handler):
+    """Writes records through a rich console, above its live display (a plain stream handler
+    would write between the bars' redraws and tear them)."""
+
+    def __init__(self, console: Console, like: logging.Handler) -> None:
+        super().__init__(like.level)
+        self._console = console
+        self.setFormatter(like.formatter)
+        for log_filter in like.filters:
+            self.addFilter(log_filter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = printable(self.format(record))
+            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # logging must never break the run; report as logging does
+            self.handleError(record)
+
+
+def route_to_console(console: Console) -> Callable[[], None]:
+    """Send hauler's log records through ``console`` while it shows a live display, with the
+    same format and filters; the function that puts the previous handlers back."""
+    root = logging.getLogger("hauler")
+    previous = list(root.handlers)
+    root.handlers[:] = [_ConsoleHandler(console, handler) for handler in previous]
+
+    def restore() -> None:
+        root.handlers[:] = previous
+
+    return restore

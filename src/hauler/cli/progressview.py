@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.progress_bar import ProgressBar
 from rich.text import Text
 
+from hauler.cli.logs import route_to_console
 from hauler.cli.ratemeter import RateMeter
 from hauler.cli.report import (
     FileOutcome,
@@ -220,6 +221,7 @@ class ProgressView:
         self._meters[self._overall] = RateMeter(time.monotonic())
         self._bars: dict[int, _FileBar] = {}
         self._progress.start()
+        self._restore_logs = route_to_console(self._console)
 
     def sink(self, spec: JobSpec) -> ProgressSink:
         """A bar for ``spec``, named after its URL until the file's name is known."""
@@ -294,6 +296,7 @@ class ProgressView:
     def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
         """Stop the display and print the summary."""
         self._progress.stop()
+        self._restore_logs()
         if self._lines is not None:
             self._lines.close(outcomes, elapsed_s)
         else:
