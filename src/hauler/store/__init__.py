@@ -1,11 +1,29 @@
-"""Job stores behind one contract; ``open_store(url)`` picks the backend by URL scheme."""
+"""The store by role (``JobStore``, ``FleetControl``, ``WorkerRegistry``; ``Store`` holds them
+all); ``open_store(url)`` picks the backend by URL scheme."""
 
 from __future__ import annotations
 
 from hauler.clock import Clock, SystemClock
-from hauler.store.base import AddResult, Completion, JobFilter, Store
+from hauler.store.base import (
+    AddResult,
+    Completion,
+    FleetControl,
+    JobFilter,
+    JobStore,
+    Store,
+    WorkerRegistry,
+)
 
-__all__ = ["AddResult", "Completion", "JobFilter", "Store", "open_store"]
+__all__ = [
+    "AddResult",
+    "Completion",
+    "FleetControl",
+    "JobFilter",
+    "JobStore",
+    "Store",
+    "WorkerRegistry",
+    "open_store",
+]
 
 
 async def open_store(url: str, clock: Clock | None = None) -> Store:

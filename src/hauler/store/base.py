@@ -1,8 +1,21 @@
-"""The ``Store`` contract: the only state the fleet shares.
+"""The store's contract, by role: the only state the fleet shares.
 
-Both backends (``sqlite.py``, ``redis.py``) implement this Protocol and pass one contract
-suite (``tests/store/``). Every method is atomic on its own: a crash between two calls may
-leave a job running with an unexpired lease, never half-moved between states.
+A component depends on the role it uses, never on more:
+
+- ``JobStore``: the jobs (add, claim, heartbeat, complete, fail, release, and the operator's
+  get, list_jobs, counts, requeue, clear);
+- ``FleetControl``: the pause and stop flags every worker polls;
+- ``WorkerRegistry``: the workers' heartbeat records.
+
+``Store`` is the union of the roles plus ``close``: what ``open_store(url)`` returns, one
+backend object (``sqlite.SqliteStore``, ``redis.RedisStore``) implementing every role. Both
+backends pass one contract suite per role (``tests/store/contract/``). The roles to come are
+``ResourcePools`` (proxies and accounts, leased and banned fleet-wide), ``HostBudgets``
+(per-host concurrency, rate and cooldown) and ``InfoCache`` (extracted media metadata); each
+will be a protocol of its own here, implemented by the same backend objects.
+
+Every method is atomic on its own: a crash between two calls may leave a job running with an
+unexpired lease, never half-moved between states.
 
 Fencing: every successful claim gives the job a new, larger ``token``. ``heartbeat``,
 ``complete``, ``fail`` and ``release`` act only when the token passed is the job's current
@@ -78,8 +91,8 @@ class JobFilter:
     limit: int | None = None
 
 
-class Store(Protocol):
-    """Jobs, worker heartbeats and fleet flags, shared by every worker."""
+class JobStore(Protocol):
+    """The jobs: queued by intake, leased and finished by workers, managed by the operator."""
 
     async def add(self, specs: Sequence[JobSpec]) -> AddResult:
         """Queue ``specs`` (state ``queued``, ``ready_at`` now), skipping any whose
@@ -147,6 +160,10 @@ class Store(Protocol):
         forget their dedupe keys. Returns how many were deleted."""
         ...
 
+
+class FleetControl(Protocol):
+    """The fleet's flags: pause (the fleet or one worker) and the graceful-stop request."""
+
     async def set_paused(self, paused: bool, worker: str | None = None) -> None:
         """Pause or resume every worker (``worker`` None) or the named one."""
         ...
@@ -168,6 +185,10 @@ class Store(Protocol):
         """When the last stop was requested, or None."""
         ...
 
+
+class WorkerRegistry(Protocol):
+    """Which workers are alive: each one's heartbeat record, with a time to live."""
+
     async def beat_worker(self, info: WorkerInfo, ttl_s: float) -> None:
         """Record a worker's heartbeat; it counts as alive until ``info.seen_at + ttl_s``."""
         ...
@@ -179,6 +200,10 @@ class Store(Protocol):
     async def workers(self) -> list[WorkerInfo]:
         """The workers alive now."""
         ...
+
+
+class Store(JobStore, FleetControl, WorkerRegistry, Protocol):
+    """Every role over one backend, as ``open_store`` returns it."""
 
     async def close(self) -> None:
         """Release connections. The store is unusable afterwards."""

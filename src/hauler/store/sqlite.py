@@ -3,7 +3,8 @@
 Every blocking sqlite3 call runs on the store's own thread (one connection, one thread), so a
 worker's event loop keeps moving its transfers while the store waits for the file lock.
 Every write is one short ``BEGIN IMMEDIATE`` transaction; counts per state are kept by
-triggers (schema.sql) inside the same transactions.
+triggers (schema.sql) inside the same transactions. The statements are package files
+(``store/sql/*.sql``, read once by ``sqlite_queries``).
 """
 
 from __future__ import annotations
@@ -30,73 +31,11 @@ from hauler.store.codec import (
     worker_to_json,
 )
 from hauler.store.sqlite_db import transaction
+from hauler.store.sqlite_queries import query
 
 T = TypeVar("T")
 
 _ALL = JobFilter()
-
-_INSERT = """
-INSERT INTO jobs (key, spec, state, priority, max_attempts, ready_at, host, collection,
-                  created_at, updated_at)
-VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key) DO NOTHING
-RETURNING id
-"""
-# INDEXED BY: without ANALYZE statistics the planner prefers jobs_claim (state = ?), which
-# walks every retrying/running row; the partial indices visit only the due/expired ones.
-_MOVE_DUE_RETRIES = """
-UPDATE jobs INDEXED BY jobs_retry SET state = 'queued', updated_at = :now
-WHERE state = 'retrying' AND ready_at <= :now
-"""
-# An expired lease becomes claimable at its expiry time: that is its new ready_at, which
-# also starts the affinity window of the node that holds its partial file. The attempt it
-# counted is given back: the worker vanished (killed, crashed), the job did not fail.
-# The MAX_LOST_LEASES-th lost lease fails the job instead (SET sees the row as it was).
-_RECLAIM_EXPIRED = """
-UPDATE jobs INDEXED BY jobs_lease
-SET state = CASE WHEN lost + 1 >= :max_lost THEN 'failed' ELSE 'queued' END,
-    ready_at = CASE WHEN lost + 1 >= :max_lost THEN ready_at ELSE lease_until END,
-    error_class = CASE WHEN lost + 1 >= :max_lost THEN 'lost' ELSE error_class END,
-    error_message = CASE WHEN lost + 1 >= :max_lost THEN :lost_message ELSE error_message END,
-    error_at = CASE WHEN lost + 1 >= :max_lost THEN :now ELSE error_at END,
-    lost = lost + 1, lease_until = NULL, attempts = attempts - 1, updated_at = :now
-WHERE state = 'running' AND lease_until <= :now
-"""
-_TAKE = """
-UPDATE jobs SET state = 'running', worker = :worker, node = :node, lease_until = :lease_until,
-                token = token + 1, attempts = attempts + 1, updated_at = :now
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE state = 'queued' AND (node IS NULL OR node = :node OR ready_at + :affinity_s <= :now)
-    ORDER BY priority DESC, ready_at, id
-    LIMIT :n
-)
-RETURNING *
-"""
-_FENCE = "id = :id AND token = :token AND state = 'running'"
-_HEARTBEAT = f"UPDATE jobs SET lease_until = :lease_until WHERE {_FENCE}"
-_COMPLETE = f"""
-UPDATE jobs SET state = 'done', result = :result, lease_until = NULL, updated_at = :now
-WHERE {_FENCE}
-"""
-_FAIL = f"""
-UPDATE jobs SET state = :state, ready_at = COALESCE(:retry_at, ready_at), lease_until = NULL,
-                error_class = :error_class, error_message = :error_message,
-                error_at = :error_at, updated_at = :now
-WHERE {_FENCE}
-RETURNING state
-"""
-_RELEASE = f"""
-UPDATE jobs SET state = 'queued', ready_at = :now, attempts = attempts - 1, lease_until = NULL,
-                updated_at = :now
-WHERE {_FENCE}
-RETURNING id
-"""
-_REQUEUE = """
-UPDATE jobs SET state = 'queued', attempts = 0, lost = 0, ready_at = :now, lease_until = NULL,
-                updated_at = :now
-WHERE id IN ({select})
-"""
 
 
 def _claim_order(job: Job) -> tuple[int, float, int]:
@@ -116,11 +55,7 @@ def _where(flt: JobFilter, state_sql: str) -> tuple[str, dict[str, Any]]:
         if value is not None:
             clauses.append(f"{column} {op} :{column}")
             params[column] = value
-    where = " AND ".join(clauses)
-    return (
-        f"SELECT id FROM jobs WHERE {where} ORDER BY updated_at DESC, id DESC LIMIT :limit",
-        params,
-    )
+    return query("jobs.matching_ids").format(where=" AND ".join(clauses)), params
 
 
 class SqliteStore:
@@ -176,7 +111,7 @@ class SqliteStore:
         def insert(conn: sqlite3.Connection) -> list[str]:
             ids: list[str] = []
             for row in rows:
-                inserted = conn.execute(_INSERT, row).fetchall()
+                inserted = conn.execute(query("add.insert"), row).fetchall()
                 ids.extend(str(r["id"]) for r in inserted)
             return ids
 
@@ -197,9 +132,9 @@ class SqliteStore:
         }  # fmt: skip
 
         def take(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            conn.execute(_MOVE_DUE_RETRIES, params)
-            conn.execute(_RECLAIM_EXPIRED, params)
-            return conn.execute(_TAKE, params).fetchall()
+            conn.execute(query("claim.move_due_retries"), params)
+            conn.execute(query("claim.reclaim_expired"), params)
+            return conn.execute(query("claim.take"), params).fetchall()
 
         jobs = [job_from_fields(row) for row in await self._write(take)]
         return sorted(jobs, key=_claim_order)
@@ -208,7 +143,7 @@ class SqliteStore:
         """See ``Store.heartbeat``."""
         lease_until = self._clock.now() + lease_s
         params = [{"id": i, "token": t, "lease_until": lease_until} for i, t in leases]
-        return await self._write(functools.partial(_fenced_each, _HEARTBEAT, params))
+        return await self._write(functools.partial(_fenced_each, query("lease.heartbeat"), params))
 
     async def complete(self, done: Sequence[Completion]) -> list[str]:
         """See ``Store.complete``."""
@@ -217,7 +152,7 @@ class SqliteStore:
             {"id": c.job_id, "token": c.token, "result": result_to_json(c.result), "now": now}
             for c in done
         ]
-        return await self._write(functools.partial(_fenced_each, _COMPLETE, params))
+        return await self._write(functools.partial(_fenced_each, query("lease.complete"), params))
 
     async def fail(
         self, job_id: str, token: int, error: JobError, retry_at: float | None
@@ -229,7 +164,8 @@ class SqliteStore:
             "error_class": error.error_class, "error_message": error.message,
             "error_at": error.at,
         }  # fmt: skip
-        rows = await self._write(lambda conn: conn.execute(_FAIL, params).fetchall())
+        sql = query("lease.fail")
+        rows = await self._write(lambda conn: conn.execute(sql, params).fetchall())
         if not rows:
             raise LeaseLost(f"job {job_id}: token {token} is no longer current")
         return JobState(rows[0]["state"])
@@ -237,26 +173,27 @@ class SqliteStore:
     async def release(self, job_id: str, token: int) -> None:
         """See ``Store.release``."""
         params = {"id": job_id, "token": token, "now": self._clock.now()}
-        rows = await self._write(lambda conn: conn.execute(_RELEASE, params).fetchall())
+        sql = query("lease.release")
+        rows = await self._write(lambda conn: conn.execute(sql, params).fetchall())
         if not rows:
             raise LeaseLost(f"job {job_id}: token {token} is no longer current")
 
     async def get(self, job_id: str) -> Job | None:
         """See ``Store.get``."""
-        sql = "SELECT * FROM jobs WHERE id = ?"
+        sql = query("jobs.get")
         rows = await self._run(lambda conn: conn.execute(sql, (job_id,)).fetchall())
         return job_from_fields(rows[0]) if rows else None
 
     async def list_jobs(self, flt: JobFilter = _ALL) -> list[Job]:
         """See ``Store.list_jobs``."""
         select, params = _where(flt, "state = :state" if flt.state else "1")
-        sql = f"SELECT * FROM jobs WHERE id IN ({select}) ORDER BY updated_at DESC, id DESC"
+        sql = query("jobs.list").format(select=select)
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [job_from_fields(row) for row in rows]
 
     async def counts(self) -> dict[JobState, int]:
         """See ``Store.counts``: read from the trigger-maintained table, no scan."""
-        sql = "SELECT state, n FROM job_counts"
+        sql = query("jobs.counts")
         rows = await self._run(lambda conn: conn.execute(sql).fetchall())
         found = {row["state"]: int(row["n"]) for row in rows}
         return {state: found.get(state.value, 0) for state in JobState}
@@ -268,35 +205,32 @@ class SqliteStore:
             raise ValueError("running jobs cannot be requeued; stop their workers first")
         select, params = _where(flt, "state = :state")
         params.update(state=state, now=self._clock.now())
-        sql = _REQUEUE.format(select=select)
+        sql = query("jobs.requeue").format(select=select)
         return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
     async def clear(self, flt: JobFilter) -> int:
         """See ``Store.clear``: deleting a row forgets its dedupe key too."""
         select, params = _where(flt, "state = :state" if flt.state else "state <> 'running'")
-        sql = f"DELETE FROM jobs WHERE id IN ({select})"
+        sql = query("jobs.clear").format(select=select)
         return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
     async def set_paused(self, paused: bool, worker: str | None = None) -> None:
         """See ``Store.set_paused``; resuming the fleet also resumes every paused worker."""
         statements: list[tuple[str, tuple[Any, ...]]]
         if worker is None and paused:
-            statements = [("INSERT OR REPLACE INTO flags VALUES ('paused', 1)", ())]
+            statements = [(query("flags.pause_fleet"), ())]
         elif worker is None:
-            statements = [("DELETE FROM flags WHERE name = 'paused'", ()),
-                          ("DELETE FROM paused_workers", ())]  # fmt: skip
+            statements = [(query("flags.resume_fleet"), ()),
+                          (query("flags.resume_every_worker"), ())]  # fmt: skip
         elif paused:
-            statements = [("INSERT OR IGNORE INTO paused_workers VALUES (?)", (worker,))]
+            statements = [(query("flags.pause_worker"), (worker,))]
         else:
-            statements = [("DELETE FROM paused_workers WHERE name = ?", (worker,))]
+            statements = [(query("flags.resume_worker"), (worker,))]
         await self._write(functools.partial(_execute_all, statements))
 
     async def is_paused(self, worker: str) -> bool:
         """See ``Store.is_paused``."""
-        sql = (
-            "SELECT EXISTS (SELECT 1 FROM flags WHERE name = 'paused')"
-            " OR EXISTS (SELECT 1 FROM paused_workers WHERE name = ?) AS paused"
-        )
+        sql = query("flags.is_paused")
         rows = await self._run(lambda conn: conn.execute(sql, (worker,)).fetchall())
         return bool(rows[0]["paused"])
 
@@ -304,8 +238,8 @@ class SqliteStore:
         """See ``Store.paused_workers``."""
 
         def read(conn: sqlite3.Connection) -> tuple[bool, list[str]]:
-            fleet = conn.execute("SELECT 1 FROM flags WHERE name = 'paused'").fetchall()
-            names = conn.execute("SELECT name FROM paused_workers ORDER BY name").fetchall()
+            fleet = conn.execute(query("flags.is_fleet_paused")).fetchall()
+            names = conn.execute(query("flags.paused_workers")).fetchall()
             return bool(fleet), [row["name"] for row in names]
 
         return await self._run(read)
@@ -313,33 +247,33 @@ class SqliteStore:
     async def request_stop(self) -> float:
         """See ``Store.request_stop``."""
         now = self._clock.now()
-        sql = "INSERT OR REPLACE INTO flags VALUES ('stop_at', ?)"
+        sql = query("flags.request_stop")
         await self._write(lambda conn: conn.execute(sql, (now,)))
         return now
 
     async def stop_requested_at(self) -> float | None:
         """See ``Store.stop_requested_at``."""
-        sql = "SELECT value FROM flags WHERE name = 'stop_at'"
+        sql = query("flags.stop_requested_at")
         rows = await self._run(lambda conn: conn.execute(sql).fetchall())
         return float(rows[0]["value"]) if rows else None
 
     async def beat_worker(self, info: WorkerInfo, ttl_s: float) -> None:
         """See ``Store.beat_worker``; also forgets workers whose heartbeat ran out."""
         statements = [
-            ("DELETE FROM workers WHERE expires_at <= ?", (self._clock.now(),)),
-            ("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)",
+            (query("workers.forget_expired"), (self._clock.now(),)),
+            (query("workers.beat"),
              (info.name, worker_to_json(info), info.seen_at + ttl_s)),
         ]  # fmt: skip
         await self._write(functools.partial(_execute_all, statements))
 
     async def remove_worker(self, name: str) -> None:
         """See ``Store.remove_worker``."""
-        statements = [("DELETE FROM workers WHERE name = ?", (name,))]
+        statements = [(query("workers.remove"), (name,))]
         await self._write(functools.partial(_execute_all, statements))
 
     async def workers(self) -> list[WorkerInfo]:
         """See ``Store.workers``."""
-        sql = "SELECT info FROM workers WHERE expires_at > ? ORDER BY name"
+        sql = query("workers.alive")
         now = self._clock.now()
         rows = await self._run(lambda conn: conn.execute(sql, (now,)).fetchall())
         return [worker_from_json(row["info"]) for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hauler.store.base import Store
+from hauler.store.base import FleetControl
 
 PAUSE_FILE = "PAUSE"
 
@@ -19,7 +19,7 @@ class Flags:
 
 
 async def read_flags(
-    store: Store, worker: str, output_dir: Path, stop_seen_at_start: float | None
+    store: FleetControl, worker: str, output_dir: Path, stop_seen_at_start: float | None
 ) -> Flags:
     """Read the flags for ``worker``.
 
