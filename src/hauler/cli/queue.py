@@ -25,6 +25,7 @@ from hauler.cli.queue_views import (
     worker_record,
     workers_table,
 )
+from hauler.clock import yield_now
 from hauler.errors import ErrorClass
 from hauler.intake import BadLine, read_batches
 from hauler.models import JobKind, JobState
@@ -96,7 +97,7 @@ async def _add_lines(
             if batch.specs:
                 # The store writes this batch while the next one is parsed.
                 pending = asyncio.create_task(store.add(batch.specs))
-                await asyncio.sleep(0)
+                await yield_now()
         if pending is not None:
             _note_added(tally, await pending)
     finally:

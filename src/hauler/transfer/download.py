@@ -152,7 +152,13 @@ class Download:
         fetcher = self.engine.fetcher(self.request)
         retries = self.engine.settings.segment_retries
         resp, reply = await probe(
-            fetcher, self.url, ask, self.engine.policy, retries, events=self.events
+            fetcher,
+            self.url,
+            ask,
+            self.engine.policy,
+            retries,
+            events=self.events,
+            clock=self.engine.clock,
         )
         try:
             self.reply, self.url = reply, reply.final_url
@@ -529,7 +535,7 @@ class Download:
             raise error from exc
         _log.info("retry %d in %.2f s: %s", failures, decision.delay_s, error.message)
         self.events.retrying(error.message, failures + 1, retries + 1, decision.delay_s)
-        await asyncio.sleep(decision.delay_s)
+        await self.engine.clock.sleep(decision.delay_s)
 
     def _stalls_spent(self) -> bool:
         """Count a stall reconnect; True when the file has trickled for too many of them."""
@@ -591,7 +597,7 @@ class Download:
                 self._write(segment, lane, data)
                 if buckets and (delay_s := delay_all(buckets, len(data))) > 0:
                     lane.held_until = self.engine.clock.monotonic() + delay_s
-                    await asyncio.sleep(delay_s)
+                    await self.engine.clock.sleep(delay_s)
                 if segment.pos >= segment.end:
                     return
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:

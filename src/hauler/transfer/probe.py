@@ -12,10 +12,9 @@ fails at once too: the same server sends it again.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
+from hauler.clock import Clock
 from hauler.errors import ConnectionRefused, InvalidResponse, Transient
 from hauler.policy.retry import Action, RetryPolicy
 from hauler.transfer.fetch import Fetcher, RangeAsk, Reply
@@ -30,6 +29,7 @@ async def probe(
     retries: int,
     *,
     events: TransferEvents | None = None,
+    clock: Clock,
 ) -> tuple[aiohttp.ClientResponse, Reply]:
     """Open ``url`` for ``ask``, retrying transient failures up to ``retries`` times; each
     retry is told to ``events`` first (a name that does not resolve is not silence)."""
@@ -46,4 +46,4 @@ async def probe(
                 raise
             if events is not None:
                 events.retrying(exc.message, failures + 1, retries + 1, decision.delay_s)
-            await asyncio.sleep(decision.delay_s)
+            await clock.sleep(decision.delay_s)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from hauler.clock import Clock, SystemClock
 
 
@@ -41,7 +39,7 @@ class TokenBucket:
         """Take ``nbytes``, sleeping as long as the rate requires."""
         delay = self.delay_for(nbytes)
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
 
 
 def delay_all(buckets: tuple[TokenBucket, ...], nbytes: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hauler.clock import Clock, SystemClock
 from hauler.errors import StoreUnavailable
 from hauler.store.base import Completion, Store
 
@@ -20,8 +21,15 @@ class CompletionBatcher:
     heartbeat keeps renewing it) until the store has recorded the job as done.
     """
 
-    def __init__(self, store: Store, max_batch: int = 64, retry_cap_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_batch: int = 64,
+        retry_cap_s: float = 2.0,
+        clock: Clock | None = None,
+    ) -> None:
         self._store = store
+        self._clock = clock or SystemClock()
         self._max_batch = max_batch
         self._retry_cap_s = retry_cap_s
         self._pending: list[tuple[Completion, asyncio.Future[bool]]] = []
@@ -45,7 +53,7 @@ class CompletionBatcher:
                 delay_s = 0.05
             except StoreUnavailable as exc:
                 logger.warning("cannot record completions, retrying in %.2fs: %s", delay_s, exc)
-                await asyncio.sleep(delay_s)
+                await self._clock.sleep(delay_s)
                 delay_s = min(delay_s * 2, self._retry_cap_s)
 
     async def flush(self) -> None:

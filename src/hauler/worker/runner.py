@@ -113,7 +113,7 @@ class Worker:
         self._clock = clock or SystemClock()
         self._policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
         self._keeper = LeaseKeeper(store, settings.lease_s, self._on_lost)
-        self._batcher = CompletionBatcher(store)
+        self._batcher = CompletionBatcher(store, clock=self._clock)
         self._meter = ByteMeter(self._clock.monotonic())
         # Renew well inside the lease: two missed beats still leave the lease alive.
         self._beat_s = min(settings.heartbeat_s, settings.lease_s / 4)
@@ -235,11 +235,7 @@ class Worker:
         return min(self._settings.poll_s, 0.01 * 2.0 ** min(self._poll.idle_rounds, 20))
 
     async def _sleep(self, delay_s: float) -> None:
-        try:
-            async with asyncio.timeout(delay_s):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        await self._clock.wait_for(self._wake, delay_s)
         self._wake.clear()
 
     async def _wait_lanes_idle(self) -> None:
@@ -338,13 +334,7 @@ class Worker:
     # -- heartbeat ---------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while not self._closing.is_set():
-            try:
-                async with asyncio.timeout(self._beat_s):
-                    await self._closing.wait()
-                return
-            except TimeoutError:
-                pass
+        while not await self._clock.wait_for(self._closing, self._beat_s):
             try:
                 await self._keeper.renew()
                 await self._store.beat_worker(self._info(), self._beat_ttl_s())
@@ -380,12 +370,7 @@ class Worker:
 
     async def _closing_within(self, delay_s: float) -> bool:
         """True when closing begins within ``delay_s``."""
-        try:
-            async with asyncio.timeout(delay_s):
-                await self._closing.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self._clock.wait_for(self._closing, delay_s)
 
     def _beat_ttl_s(self) -> float:
         return 3 * self._beat_s + 1.0
@@ -479,5 +464,5 @@ class Worker:
                 if attempt == _STORE_TRIES - 1:
                     raise
                 logger.warning("store unavailable, retrying: %s", exc)
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+                await self._clock.sleep(min(2.0, 0.1 * 2**attempt))
         raise AssertionError("unreachable")
