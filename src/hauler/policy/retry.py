@@ -1,4 +1,4 @@
-"""Retry decisions: exponential backoff with full jitter, capped, honouring Retry-After."""
+"""Retry decisions: exponential backoff with equal jitter, capped, honouring Retry-After."""
 
 from __future__ import annotations
 
@@ -26,7 +26,12 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter (AWS style): delay in [0, min(cap, base * 2**n)).
+    """Exponential backoff with equal jitter: delay in [c/2, c), c = min(cap, base * 2**n).
+
+    Equal jitter, not AWS's full jitter ([0, c)): full jitter spreads retries the most, but one
+    draw in ten comes back within a tenth of the ceiling, so a failing origin sees retries at
+    once that the backoff was meant to hold off; the lower half of the range is kept as a
+    floor and the upper half still spreads a fleet's retries over c/2. ``jitter=False`` gives c.
 
     A ``retry_after_s`` from the origin is a floor: we never come back sooner than asked.
     """
@@ -40,7 +45,7 @@ class RetryPolicy:
         ceiling = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
         if not self.jitter:
             return ceiling
-        # Full jitter, but never less than half the ceiling, so retries do spread out in time.
+        # Equal jitter: half the ceiling for sure, the other half at random.
         return ceiling / 2 + (rng or random).random() * ceiling / 2
 
     def decide(
