@@ -213,12 +213,21 @@ async def test_endgame_takes_over_a_far_slower_connection(origin: Origin, tmp_pa
     assert slow.bytes_sent < int(last) + 1 - int(start), "the slow tail must have been taken over"
 
 
-async def test_per_file_rate_limit_still_delivers_the_file(
-    origin: Origin, engine: Engine, tmp_path: Path
-) -> None:
-    origin.add("lim.bin", 256 * KIB)
-    result = await fetch(engine, origin.url("lim.bin"), tmp_path, limit_rate_bps=2 * MIB)
+def _rate_bps(nbytes: int, clock: FakeClock, began: float) -> float:
+    """Bytes per second of the fake clock: only the limiter's sleeps move it, so without the
+    limiter the time is 0 and the rate infinite."""
+    elapsed = clock.monotonic() - began
+    return nbytes / elapsed if elapsed > 0 else float("inf")
+
+
+async def test_per_file_rate_limit_keeps_the_rate(origin: Origin, tmp_path: Path) -> None:
+    origin.add("lim.bin", 2 * MIB)
+    clock = FakeClock()
+    async with Engine(fast_settings(), clock) as engine:
+        began = clock.monotonic()
+        result = await fetch(engine, origin.url("lim.bin"), tmp_path, limit_rate_bps=2 * MIB)
     assert sha256_file(result.path) == origin.sha256("lim.bin")
+    assert 0.95 * 2 * MIB <= _rate_bps(2 * MIB, clock, began) <= 2 * MIB
 
 
 async def test_probe_answered_200_still_splits_when_ranges_are_advertised(
@@ -240,13 +249,18 @@ async def test_connections_are_not_capped_at_16(origin: Origin, tmp_path: Path) 
     assert len(set(first_ranges)) == 32
 
 
-async def test_overall_rate_limit_still_delivers_every_file(origin: Origin, tmp_path: Path) -> None:
-    for name in ("o1.bin", "o2.bin"):
-        origin.add(name, 128 * KIB)
-    async with Engine(fast_settings(limit_rate_bps=4 * MIB)) as engine:
-        for name in ("o1.bin", "o2.bin"):
-            result = await fetch(engine, origin.url(name), tmp_path)
-            assert sha256_file(result.path) == origin.sha256(name)
+async def test_overall_rate_limit_is_shared_by_every_file(origin: Origin, tmp_path: Path) -> None:
+    """Two files at once under a 4 MiB/s engine limit: 4 MiB/s together, not each."""
+    names = ("o1.bin", "o2.bin")
+    for name in names:
+        origin.add(name, 2 * MIB)
+    clock = FakeClock()
+    async with Engine(fast_settings(limit_rate_bps=4 * MIB), clock) as engine:
+        began = clock.monotonic()
+        results = await asyncio.gather(*(fetch(engine, origin.url(n), tmp_path) for n in names))
+    for name, result in zip(names, results, strict=True):
+        assert sha256_file(result.path) == origin.sha256(name)
+    assert 0.95 * 4 * MIB <= _rate_bps(4 * MIB, clock, began) <= 4 * MIB
 
 
 async def test_own_rate_limit_is_not_mistaken_for_a_slow_origin(
