@@ -21,6 +21,7 @@ from hauler.models import JobState, OnExisting
 from hauler.store import Store
 from hauler.transfer import marks
 from hauler.transfer.engine import Engine
+from hauler.transfer.request import NullProgress, TransferRequest
 from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, leftovers, sha256_file
 from tests.transfer.origin import Fault, Origin, content
 from tests.worker.fleet import add_urls, drain, sha256_of
@@ -269,10 +270,12 @@ async def test_a_file_that_appears_under_the_name_meanwhile(
     """The name was free when the download chose it; another program writes a file there while
     it runs. The commit never replaces it (the download takes x.1.bin), unless overwriting."""
     origin.add("x.bin", 512 * KIB, rate_bps=1024 * KIB)
-    task = asyncio.create_task(fetch(engine, origin.url("x.bin"), tmp_path, on_existing=policy))
+    started = _StartedEvent()
+    request = TransferRequest(url=origin.url("x.bin"), output_dir=tmp_path, on_existing=policy)
+    task = asyncio.create_task(engine.download(request, started))
     async with asyncio.timeout(10):
-        while not (tmp_path / "x.bin.part").exists():
-            await asyncio.sleep(0.01)
+        await started.event.wait()  # the name is chosen and its .part open
+    assert (tmp_path / "x.bin.part").exists()
     (tmp_path / "x.bin").write_bytes(USERS)
     result = await task
     assert sha256_file(result.path) == origin.sha256("x.bin")
@@ -282,3 +285,13 @@ async def test_a_file_that_appears_under_the_name_meanwhile(
         assert result.path.name == "x.1.bin"
         assert (tmp_path / "x.bin").read_bytes() == USERS
     assert leftovers(tmp_path) == []
+
+
+class _StartedEvent(NullProgress):
+    """A progress sink that tells when the file's name and size are known."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
+        self.event.set()
