@@ -31,7 +31,7 @@ def dedicated_redis(tmp_path: Path) -> Iterator[RedisServer]:
 # --- end redis-server ------------------------------------------------------------------------
 
 # --- job stores on both backends (fleet engineer) ---------------------------------------------
-from tests.worker.backends import store, store_url  # noqa: E402, F401
+from tests.fixtures.stores import clock, open_more, store, store_url  # noqa: E402, F401
 
 # --- end job stores ----------------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ import pytest
 from hauler.models import JobState
 from hauler.store import Store, open_store
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.stores import make_store_url
 from tests.transfer.origin import Origin
-from tests.worker.backends import make_store_url
 from tests.worker.fleet import add_urls, sha256_of, spawn_worker, wait_exit
 
 pytestmark = pytest.mark.slow
