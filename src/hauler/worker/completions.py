@@ -7,7 +7,7 @@ import logging
 
 from hauler.clock import Clock, SystemClock
 from hauler.errors import StoreUnavailable
-from hauler.store.base import Completion, Store
+from hauler.store.base import Completion, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class CompletionBatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         max_batch: int = 64,
         retry_cap_s: float = 2.0,
         clock: Clock | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from hauler.store.base import Store
+from hauler.store.base import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ class LeaseKeeper:
     cancels that job's transfer. Ids released or settled meanwhile are ignored.
     """
 
-    def __init__(self, store: Store, lease_s: float, on_lost: Callable[[str], None]) -> None:
+    def __init__(self, store: JobStore, lease_s: float, on_lost: Callable[[str], None]) -> None:
         self._store = store
         self._lease_s = lease_s
         self._on_lost = on_lost
