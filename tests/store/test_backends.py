@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,9 @@ async def test_redis_keeps_every_acknowledged_write_across_kill_9(
 
 
 async def test_redis_namespaces_do_not_see_each_other(redis_server: RedisServer) -> None:
-    clock = FakeClock()
-    one = await open_store(redis_server.url + "?namespace=iso-one", clock)
-    two = await open_store(redis_server.url + "?namespace=iso-two", clock)
+    clock, tag = FakeClock(), uuid.uuid4().hex  # the server is shared: namespaces of its own
+    one = await open_store(f"{redis_server.url}?namespace=iso-one-{tag}", clock)
+    two = await open_store(f"{redis_server.url}?namespace=iso-two-{tag}", clock)
     try:
         await one.add(specs(3))
         assert (await two.add(specs(3))).added == 3
@@ -100,7 +101,8 @@ async def test_redis_namespace_must_not_break_the_hash_tag(redis_server: RedisSe
 async def test_redis_keys_of_a_namespace_share_one_hash_tag(redis_server: RedisServer) -> None:
     import redis
 
-    store = await open_store(redis_server.url + "?namespace=tagged", FakeClock())
+    namespace = f"tagged-{uuid.uuid4().hex}"
+    store = await open_store(f"{redis_server.url}?namespace={namespace}", FakeClock())
     try:
         assert await store.claim("w", "n", 1, 30) == []
         await store.add(specs(2))
@@ -110,8 +112,8 @@ async def test_redis_keys_of_a_namespace_share_one_hash_tag(redis_server: RedisS
     finally:
         await store.close()
     with redis.Redis(port=redis_server.port) as raw:
-        keys = [k.decode() for k in raw.scan_iter(match="*tagged*")]
-    assert keys and all(k.startswith("{hauler:tagged}:") for k in keys)
+        keys = [k.decode() for k in raw.scan_iter(match=f"*{namespace}*")]
+    assert keys and all(k.startswith(f"{{hauler:{namespace}}}:") for k in keys)
 
 
 def _drain_in_process(url: str, name: str, out: Any) -> None:
@@ -214,13 +216,14 @@ async def test_redis_job_of_a_short_url_fits_the_compact_hash_encoding(
 ) -> None:
     import redis
 
-    store = await open_store(redis_server.url + "?namespace=compact", FakeClock())
+    namespace = f"compact-{uuid.uuid4().hex}"
+    store = await open_store(f"{redis_server.url}?namespace={namespace}", FakeClock())
     try:
         (job_id,) = (await store.add(specs(1))).ids
     finally:
         await store.close()
     with redis.Redis(port=redis_server.port) as raw:
-        key = f"{{hauler:compact}}:job:{job_id}"
+        key = f"{{hauler:{namespace}}}:job:{job_id}"
         encoding = raw.object("ENCODING", key)
         # A whole spec (~180 bytes) is over hash-max-listpack-value (64): the hash would be a
         # real hash table, ~1 KB a job instead of ~0.5 KB.
