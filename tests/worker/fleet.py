@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from hauler.clock import Clock
 from hauler.config import TransferSettings, WorkerSettings
 from hauler.models import JobSpec, JobState
 from hauler.pipeline import PipelineContext
@@ -48,9 +49,15 @@ def sha256_of(path: Path) -> str:
 
 @asynccontextmanager
 async def worker_in_process(
-    store: Store, out_dir: Path, mode: Mode, name: str = "w1", **overrides: Any
+    store: Store,
+    out_dir: Path,
+    mode: Mode,
+    name: str = "w1",
+    clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[Worker, asyncio.Task[Summary]]]:
-    """A worker running as a task of this event loop; stopped (bounded) on exit."""
+    """A worker running as a task of this event loop (on ``clock``, the system's by default);
+    stopped (bounded) on exit."""
     async with Engine(transfer_settings()) as engine:
         worker = Worker(
             store,
@@ -58,6 +65,7 @@ async def worker_in_process(
             worker_settings(**overrides),
             mode=mode,
             identity=Identity(name, "node-1", 1),
+            clock=clock,
         )
         task = asyncio.create_task(worker.run())
         try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from hauler.clock import SystemClock
+from hauler.clock import FakeClock, SystemClock
 from hauler.models import JobState
 from hauler.pipeline import PipelineContext
 from hauler.store import JobFilter, Store
@@ -218,25 +220,66 @@ async def test_a_full_disk_stops_claiming_and_retries_the_job_later(
     # Another user's file keeps the disk full after the big job's partial is removed.
     filler = small_disk / "someone-elses.bin"
     filler.write_bytes(b"\0" * (800 * KIB))
-    async with worker_in_process(store, small_disk, Mode.FOREVER, **settings):
+    clock, counted = FakeClock(start=time.time()), _RoundCounter(store)
+    async with worker_in_process(counted, small_disk, Mode.FOREVER, clock=clock, **settings):
         await wait_for(lambda: _is(store, big, JobState.RETRYING))
         job = await store.get(big)
         assert job is not None and job.error is not None
         assert job.error.error_class == "local" and "disk full" in job.error.message
         assert job.ready_at >= job.error.at + 60, "a disk-full job must not come straight back"
         # The lane is free, but the disk is full: the small job must wait.
-        await asyncio.sleep(0.5)
+        await _rounds_pass(counted, clock, 5)
         assert await state_of(store, small) is JobState.QUEUED
         # Room again: the worker takes jobs again.
         filler.unlink()
         for partial in small_disk.glob("big.bin.part*"):
             partial.unlink()
-        await wait_for(lambda: _is(store, small, JobState.DONE))
+        await wait_for(_ticking(clock, lambda: _is(store, small, JobState.DONE)))
     assert sha256_of(small_disk / "small.bin") == origin.sha256("small.bin")
 
 
 async def _is(store: Store, job_id: str, state: JobState) -> bool:
     return await state_of(store, job_id) is state
+
+
+class _RoundCounter:
+    """The store, counting the worker's claim rounds (each reads the pause flag)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.rounds = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def is_paused(self, worker: str) -> bool:
+        self.rounds += 1
+        return await self._store.is_paused(worker)
+
+
+async def _rounds_pass(counted: _RoundCounter, clock: FakeClock, rounds: int) -> None:
+    """Move the worker's fake clock on, a second at a time, until it has been through
+    ``rounds`` claim rounds (each a second after the last: each checks the disk again)."""
+    for _ in range(rounds):
+        seen = counted.rounds
+        clock.advance(1.0)
+        await wait_for(lambda seen=seen: _has_run_since(counted, seen))
+
+
+async def _has_run_since(counted: _RoundCounter, seen: int) -> bool:
+    return counted.rounds > seen
+
+
+def _ticking(
+    clock: FakeClock, check: Callable[[], Awaitable[bool]]
+) -> Callable[[], Awaitable[bool]]:
+    """``check``, moving the worker's fake clock on by 50 ms each time it is polled."""
+
+    async def ticking() -> bool:
+        clock.advance(0.05)
+        return await check()
+
+    return ticking
 
 
 def _remount(mount_point: Path, mode: str) -> None:
@@ -251,24 +294,25 @@ async def test_a_read_only_directory_stops_claiming_and_keeps_the_jobs(
     origin.add("a.bin", 32 * KIB)
     origin.add("b.bin", 48 * KIB)
     settings = {"concurrency": 1, "disk_check_s": 0.05, "min_free_bytes": 0}
-    async with worker_in_process(store, small_disk, Mode.FOREVER, **settings):
+    clock, counted = FakeClock(start=time.time()), _RoundCounter(store)
+    async with worker_in_process(counted, small_disk, Mode.FOREVER, clock=clock, **settings):
         _remount(small_disk, "ro")
         try:
             [first] = await add_urls(store, [origin.url("a.bin")], priority=1)
-            await wait_for(lambda: _is(store, first, JobState.RETRYING))
+            await wait_for(_ticking(clock, lambda: _is(store, first, JobState.RETRYING)))
             job = await store.get(first)
             assert job is not None and job.error is not None
             assert job.error.error_class == "local"
             assert "read-only file system" in job.error.message
             assert job.ready_at >= job.error.at + 60
             [second] = await add_urls(store, [origin.url("b.bin")])
-            await asyncio.sleep(0.3)  # several claim rounds and disk checks
+            await _rounds_pass(counted, clock, 5)  # five claim rounds, each checking the disk
             assert await state_of(store, second) is JobState.QUEUED
             [info] = await store.workers()
             assert info.is_paused
         finally:
             _remount(small_disk, "rw")
-        await wait_for(lambda: _is(store, second, JobState.DONE))
+        await wait_for(_ticking(clock, lambda: _is(store, second, JobState.DONE)))
     assert sha256_of(small_disk / "b.bin") == origin.sha256("b.bin")
 
 
