@@ -88,7 +88,7 @@ async def test_lost_lease_cancels_transfer_and_stale_worker_never_completes(
 async def _start_slow_transfer(
     store_url: str, origin: Origin, tmp_path: Path, *worker_args: str, **env: str
 ) -> tuple[str, object]:
-    remote = origin.add("big.bin", 4 * MIB, rate_bps=128 * KIB)
+    remote = origin.add("big.bin", 4 * MIB, rate_bps=384 * KIB)
     store = await open_store(store_url)
     try:
         [job_id] = await add_urls(store, [origin.url("big.bin")])
@@ -172,4 +172,9 @@ async def test_kill_9_worker_job_resumes_elsewhere_from_its_partial(
     await proc.wait()
     job = await store.get(job_id)
     assert job is not None and job.state is JobState.RUNNING  # until its lease expires
-    await _resume_and_check(store, origin, tmp_path / "out", job_id)
+    # The next worker looks at the store a minute later (fake time): the lease has run out.
+    later = await open_store(store_url, FakeClock(start=time.time() + 60.0))
+    try:
+        await _resume_and_check(later, origin, tmp_path / "out", job_id)
+    finally:
+        await later.close()
