@@ -77,11 +77,15 @@ async def test_retry_after_becomes_the_errors_floor(
 
 
 async def test_retry_after_http_date_is_capped(origin: Origin, tmp_path: Path) -> None:
-    far_future = formatdate(time.time() + 3600, usegmt=True)
+    """An hour away is waited for 30 s (the cap), on the fake clock: no real wait."""
+    clock = FakeClock(start=time.time())
+    far_future = formatdate(clock.now() + 3600, usegmt=True)
     origin.add("d.bin", 200 * KIB, faults={1: Fault(status=503, retry_after=far_future)})
-    async with Engine(fast_settings(max_retry_after_s=0.2)) as engine:
+    async with Engine(fast_settings(max_retry_after_s=30.0), clock) as engine:
+        began = clock.monotonic()
         result = await fetch(engine, origin.url("d.bin"), tmp_path)
     assert sha256_file(result.path) == origin.sha256("d.bin")
+    assert 30.0 <= clock.monotonic() - began < 31.0
 
 
 async def test_throttled_when_retries_run_out(origin: Origin, tmp_path: Path) -> None:
