@@ -320,7 +320,7 @@ async def test_status_sees_a_pause_and_a_running_job_within_a_second(
     store: Store, origin: Origin, tmp_path: Path
 ) -> None:
     """The worker record is published when it changes, not only every heartbeat (here 30 s)."""
-    origin.add("slow.bin", 256 * KIB, faults={1: Fault(rate_bps=64 * KIB)})
+    origin.add("slow.bin", 128 * KIB, faults={1: Fault(rate_bps=64 * KIB)})
     settings = {"heartbeat_s": 30.0, "lease_s": 120.0, "concurrency": 2}
     async with worker_in_process(store, tmp_path / "out", Mode.FOREVER, **settings):
 
