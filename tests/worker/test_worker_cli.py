@@ -6,10 +6,21 @@ import json
 import subprocess
 from pathlib import Path
 
+from hauler.config import Settings
 from hauler.store import Store
+from hauler.worker.runner import Worker
+from hauler.worker.serve import serve
 from tests.cli.hauler_process import hauler
 from tests.transfer.origin import Fault, Origin
-from tests.worker.fleet import sha256_of, spawn_worker, wait_exit, wait_for
+from tests.worker.fleet import (
+    add_urls,
+    sha256_of,
+    spawn_worker,
+    transfer_settings,
+    wait_exit,
+    wait_for,
+    worker_settings,
+)
 
 KIB = 1024
 
@@ -100,3 +111,19 @@ async def test_an_unusable_output_directory_is_one_line_and_exit_2(
             assert ("read-only file system" in err) is (out_dir != blocker / "out"), err
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+
+
+async def test_serve_is_the_worker_service_the_cli_calls(
+    store_url: str, store: Store, origin: Origin, tmp_path: Path
+) -> None:
+    """``hauler.worker.serve.serve`` opens the store, runs a worker to its mode's end, closes."""
+    origin.add("s.bin", 40 * KIB)
+    await add_urls(store, [origin.url("s.bin")])
+    settings = Settings(store=store_url, transfer=transfer_settings())
+    ws = worker_settings(output_dir=tmp_path / "out", mode="drain", name="w-serve")
+    started: list[Worker] = []
+    summary = await serve(settings, ws, started.append)
+    assert [w.identity.name for w in started] == ["w-serve"]
+    assert (summary.done, summary.failed) == (1, 0)
+    assert sha256_of(tmp_path / "out" / "s.bin") == origin.sha256("s.bin")
+    assert await store.workers() == []

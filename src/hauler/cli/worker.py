@@ -17,12 +17,11 @@ from hauler.config import Settings, WorkerSettings
 from hauler.errors import BadRequest, StoreUnavailable
 from hauler.exitcodes import ExitCode, exit_status
 from hauler.redact import redact_url
-from hauler.store import open_store
 from hauler.worker.diskroom import prepare_output_dir
 from hauler.worker.modes import Mode
 
 if TYPE_CHECKING:
-    from hauler.worker.runner import Summary
+    from hauler.worker.runner import Summary, Worker
 
 stdout = Console(highlight=False, soft_wrap=True)
 
@@ -55,32 +54,19 @@ def exit_code(summary: Summary, mode: str) -> int:
 
 async def _serve(settings: Settings, ws: WorkerSettings, as_json: bool) -> Summary:
     # Imported here: the engine and the runner are heavy, and only this command needs them.
-    from hauler.pipeline import PipelineContext
-    from hauler.transfer.engine import Engine
-    from hauler.worker.runner import Worker
-    from hauler.worker.signals import install_stop_signals
+    from hauler.worker.serve import serve
 
-    store = await open_store(settings.store)
-    try:
-        transfer = settings.transfer
-        if transfer.fsync_files is None:
-            transfer = transfer.model_copy(update={"fsync_files": True})
-        async with Engine(transfer) as engine:
-            worker = Worker(store, PipelineContext(engine, ws.output_dir), ws)
-            remove_signals = install_stop_signals(worker)
-            if not as_json:
-                who = worker.identity
-                stdout.print(
-                    f"worker {who.name} (pid {who.pid}): {ws.concurrency} lanes, mode {ws.mode}, "
-                    f"files to {ws.output_dir}, store {redact_url(settings.store)}",
-                    markup=False,
-                )
-            try:
-                return await worker.run()
-            finally:
-                remove_signals()
-    finally:
-        await store.close()
+    def banner(worker: Worker) -> None:
+        if as_json:
+            return
+        who = worker.identity
+        stdout.print(
+            f"worker {who.name} (pid {who.pid}): {ws.concurrency} lanes, mode {ws.mode}, "
+            f"files to {ws.output_dir}, store {redact_url(settings.store)}",
+            markup=False,
+        )
+
+    return await serve(settings, ws, banner)
 
 
 @app.command("worker")

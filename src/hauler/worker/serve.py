@@ -1,0 +1,46 @@
+"""The worker's service: open the store, build the engine (fsync on), run one ``Worker`` with its
+pipeline context and stop signals until it exits, then close. The CLI and, later, the HTTP API
+call this; they only parse and print."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hauler.config import Settings, WorkerSettings
+from hauler.store import open_store
+from hauler.worker.runner import Summary, Worker
+
+# Called once the worker is built, before it claims a job (e.g. to print who it is).
+OnStarted = Callable[[Worker], None]
+
+
+def _no_banner(worker: Worker) -> None:
+    del worker
+
+
+async def serve(
+    settings: Settings, ws: WorkerSettings, on_started: OnStarted = _no_banner
+) -> Summary:
+    """Run one worker of the fleet until its mode or a stop says to exit; its summary.
+
+    Raises ``StoreUnavailable`` if the store cannot be opened, ``BadRequest`` on bad settings."""
+    # Imported here: the engine is heavy, and only a serving process needs it.
+    from hauler.pipeline import PipelineContext
+    from hauler.transfer.engine import Engine
+    from hauler.worker.signals import install_stop_signals
+
+    store = await open_store(settings.store)
+    try:
+        transfer = settings.transfer
+        if transfer.fsync_files is None:
+            transfer = transfer.model_copy(update={"fsync_files": True})
+        async with Engine(transfer) as engine:
+            worker = Worker(store, PipelineContext(engine, ws.output_dir), ws)
+            remove_signals = install_stop_signals(worker)
+            on_started(worker)
+            try:
+                return await worker.run()
+            finally:
+                remove_signals()
+    finally:
+        await store.close()
