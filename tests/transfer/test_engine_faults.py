@@ -23,8 +23,8 @@ from hauler.errors import (
     Stalled,
     Throttled,
 )
+from hauler.transfer.body import RangeAsk
 from hauler.transfer.engine import Engine
-from hauler.transfer.fetch import RangeAsk
 from hauler.transfer.request import TransferRequest
 from tests.transfer.conftest import KIB, MIB, fast_settings, fetch, leftovers, sha256_file
 from tests.transfer.origin import Fault, Origin

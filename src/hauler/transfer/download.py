@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from hauler.errors import (
     ConnectionFailed,
     DiskFull,
@@ -38,9 +36,9 @@ from hauler.policy.progress import StallBudget
 from hauler.policy.retry import Action
 from hauler.redact import redact_url
 from hauler.transfer import existing, integrity, marks
+from hauler.transfer.body import Body, Fetcher, RangeAsk, Reply
 from hauler.transfer.controlcheck import MAX_TEXT_CHARS
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
-from hauler.transfer.fetch import Fetcher, RangeAsk, Reply, client_error
 from hauler.transfer.partfile import ControlState, PartBusy, PartFile, Validators, local_error
 from hauler.transfer.probe import probe
 from hauler.transfer.request import (
@@ -72,7 +70,7 @@ class Lane:
     """One connection's state, visible to the supervisor and to other lanes (endgame)."""
 
     segment: Segment | None = None
-    response: aiohttp.ClientResponse | None = None
+    body: Body | None = None
     fetch_started: float = 0.0
     fetched: int = 0
     last_bps: float = 0.0
@@ -86,10 +84,8 @@ class Lane:
 
     def cut(self) -> None:
         """Stop the current response now (its reader wakes up with an error)."""
-        resp = self.response
-        if resp is not None:
-            resp.content.set_exception(aiohttp.ClientPayloadError("stopped by hauler"))
-            resp.close()
+        if self.body is not None:
+            self.body.abort()
 
 
 @dataclass(eq=False)
@@ -151,7 +147,7 @@ class Download:
         ask = self._continue_ask() or _resume_ask(control)
         fetcher = self.engine.fetcher(self.request)
         retries = self.engine.settings.segment_retries
-        resp, reply = await probe(
+        body, reply = await probe(
             fetcher,
             self.url,
             ask,
@@ -170,9 +166,9 @@ class Download:
                     return skipped
                 control = self.part.load_control() if self.part else None
             self._plan(reply, self._continued(reply, control))
-            await self._transfer(fetcher, resp, reply)
+            await self._transfer(fetcher, body, reply)
         finally:
-            resp.close()
+            body.close()
         return await self._finish()
 
     def _guessed_control(self) -> ControlState | None:
@@ -367,37 +363,35 @@ class Download:
         connections = self.request.connections or self.engine.settings.connections
         return max(1, min(connections, self.plan.size // self.engine.settings.min_split_bytes))
 
-    async def _transfer(self, fetcher: Fetcher, resp: aiohttp.ClientResponse, reply: Reply) -> None:
+    async def _transfer(self, fetcher: Fetcher, body: Body, reply: Reply) -> None:
         assert self.plan is not None
         self.fetcher, self.last_flush = fetcher, self.engine.clock.monotonic()
         self.lane_target = self._lane_count()
         first = self.plan.segment_at(reply.start)
         if first is None:
-            resp.close()
+            body.close()
         else:
             first.is_active = True
         self._schedule_tick()
         try:
             if self.lane_target == 1 and first is not None:
                 # One lane and no room for more: no task group needed (the small-file path).
-                await self._lane(self._new_lane(), first, resp, reply)
+                await self._lane(self._new_lane(), first, body, reply)
             else:
-                await self._run_lanes(first, resp, reply)
+                await self._run_lanes(first, body, reply)
         except BaseException:
             await self._settle_flush(is_quiet=True)  # the error in flight wins
             raise
         await self._settle_flush()
         self._report()
 
-    async def _run_lanes(
-        self, first: Segment | None, resp: aiohttp.ClientResponse, reply: Reply
-    ) -> None:
+    async def _run_lanes(self, first: Segment | None, body: Body, reply: Reply) -> None:
         """Run lanes in a task group: the first on the probe's body, others on their own."""
         try:
             async with asyncio.TaskGroup() as group:
                 self.group = group
                 if first is not None:
-                    self._spawn(first, resp, reply)
+                    self._spawn(first, body, reply)
                 while len(self.lanes) < self.lane_target and self._spawn(self._claim(None)):
                     pass
         except BaseExceptionGroup as group_error:
@@ -418,14 +412,14 @@ class Download:
     def _spawn(
         self,
         segment: Segment | None,
-        resp: aiohttp.ClientResponse | None = None,
+        body: Body | None = None,
         reply: Reply | None = None,
     ) -> bool:
         """Start a lane on ``segment`` (already marked active); False if there is none."""
         if segment is None or self.group is None:
             return False
         lane = self._new_lane()
-        work = self._lane(lane, segment, resp, reply)
+        work = self._lane(lane, segment, body, reply)
         try:
             self.group.create_task(work)
         except RuntimeError:  # the group is finishing or failing: nothing to add
@@ -439,13 +433,13 @@ class Download:
         self,
         lane: Lane,
         segment: Segment | None,
-        resp: aiohttp.ClientResponse | None,
+        body: Body | None,
         reply: Reply | None,
     ) -> None:
         try:
             while segment is not None:
-                await self._fill(lane, segment, resp, reply)
-                resp = reply = None
+                await self._fill(lane, segment, body, reply)
+                body = reply = None
                 self.best_bps = max(self.best_bps, lane.last_bps)
                 segment = self._claim(lane)
         finally:
@@ -489,7 +483,7 @@ class Download:
         self,
         lane: Lane,
         segment: Segment,
-        resp: aiohttp.ClientResponse | None,
+        body: Body | None,
         reply: Reply | None,
     ) -> None:
         """Fetch ``segment`` to its end, retrying transient failures with backoff."""
@@ -500,10 +494,10 @@ class Download:
             while segment.remaining > 0:
                 before = segment.pos
                 try:
-                    if resp is None or reply is None:
+                    if body is None or reply is None:
                         assert self.fetcher is not None
-                        resp, reply = await self.fetcher.open(self.url, self._ask(segment))
-                    await self._pump(lane, segment, resp, reply)
+                        body, reply = await self.fetcher.open(self.url, self._ask(segment))
+                    await self._pump(lane, segment, body, reply)
                 except Transient as exc:
                     if segment.remaining <= 0:
                         break
@@ -512,10 +506,10 @@ class Download:
                     failures = 1 if segment.pos > before else failures + 1
                     await self._backoff(lane, exc, failures)
                 finally:
-                    lane.response = None
-                    if resp is not None:
-                        resp.close()
-                    resp = reply = None
+                    lane.body = None
+                    if body is not None:
+                        body.close()
+                    body = reply = None
         finally:
             segment.is_active = False
             lane.segment = None
@@ -577,31 +571,26 @@ class Download:
             return
         raise RangeIgnored(f"{redact_url(self.url)} ignored the Range request at {segment.pos}")
 
-    async def _pump(
-        self, lane: Lane, segment: Segment, resp: aiohttp.ClientResponse, reply: Reply
-    ) -> None:
-        """Stream ``resp`` into ``segment`` until the segment or the body ends."""
+    async def _pump(self, lane: Lane, segment: Segment, body: Body, reply: Reply) -> None:
+        """Stream ``body`` into ``segment`` until the segment or the body ends."""
         self._check_reply(segment, reply)
-        lane.response, lane.is_stalled = resp, False
+        lane.body, lane.is_stalled = body, False
         lane.fetch_started, lane.fetched = self.engine.clock.monotonic(), 0
         lane.mark = (lane.fetch_started, segment.pos)
-        read, buckets = resp.content.readany, self.buckets
-        try:
-            while True:
-                data = await read()
-                if not data:
-                    break
-                room = segment.end - segment.pos
-                if len(data) > room:  # the segment was shortened (stolen) meanwhile
-                    data = data[:room]
-                self._write(segment, lane, data)
-                if buckets and (delay_s := delay_all(buckets, len(data))) > 0:
-                    lane.held_until = self.engine.clock.monotonic() + delay_s
-                    await self.engine.clock.sleep(delay_s)
-                if segment.pos >= segment.end:
-                    return
-        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
-            raise client_error(exc, self.url) from exc
+        read, buckets = body.read, self.buckets
+        while True:
+            data = await read()
+            if not data:
+                break
+            room = segment.end - segment.pos
+            if len(data) > room:  # the segment was shortened (stolen) meanwhile
+                data = data[:room]
+            self._write(segment, lane, data)
+            if buckets and (delay_s := delay_all(buckets, len(data))) > 0:
+                lane.held_until = self.engine.clock.monotonic() + delay_s
+                await self.engine.clock.sleep(delay_s)
+            if segment.pos >= segment.end:
+                return
         self._body_ended(segment, reply)
 
     def _write(self, segment: Segment, lane: Lane, data: bytes) -> None:
@@ -719,7 +708,7 @@ class Download:
     def _cut_slow_lanes(self, now: float) -> None:
         settings = self.engine.settings
         for lane in self.lanes:
-            if lane.segment is None or lane.response is None:
+            if lane.segment is None or lane.body is None:
                 continue
             since, pos = lane.mark
             if now - since < settings.stall_window_s:

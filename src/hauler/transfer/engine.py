@@ -22,7 +22,7 @@ from hauler.net import Sessions, check_url
 from hauler.policy.retry import RetryPolicy
 from hauler.transfer.controlfiles import ControlFiles
 from hauler.transfer.download import Download
-from hauler.transfer.fetch import Fetcher
+from hauler.transfer.fetch import AiohttpFetcher
 from hauler.transfer.request import NullProgress, ProgressSink, TransferRequest, TransferResult
 from hauler.transfer.throttle import TokenBucket
 
@@ -85,9 +85,9 @@ class Engine:
                 _log.info("starting over (%d/%d): %s", restarts, MAX_RESTARTS, exc.message)
                 is_ranged = is_ranged and not isinstance(exc, RangeIgnored)
 
-    def fetcher(self, request: TransferRequest) -> Fetcher:
+    def fetcher(self, request: TransferRequest) -> AiohttpFetcher:
         """A fetcher with ``request``'s headers and proxy on the right shared session."""
-        return Fetcher(
+        return AiohttpFetcher(
             sessions=self._sessions,
             headers=dict(request.headers),
             proxy=request.proxy or self.settings.proxy,

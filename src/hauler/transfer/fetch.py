@@ -37,6 +37,7 @@ from hauler.errors import (
 )
 from hauler.net import Sessions, check_url, origin_of
 from hauler.redact import Redactor, is_secret_header, printable, redact_url, url_password
+from hauler.transfer.body import Body, RangeAsk, Reply
 from hauler.transfer.partfile import Validators
 
 # The longest piece of a library's error message quoted in ours.
@@ -46,37 +47,6 @@ MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What a 200/206 answer says about its body and the file."""
-
-    status: int
-    final_url: str
-    start: int  # file offset of the body's first byte
-    length: int | None  # body bytes promised (None: until the connection or chunks end)
-    validators: Validators
-    accepts_ranges: bool
-    content_disposition: str | None
-    content_type: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RangeAsk:
-    """A request for ``[start, end)`` (``end`` None: to the end), pinned by ``if_range``."""
-
-    start: int = 0
-    end: int | None = None
-    if_range: str | None = None
-
-    def headers(self) -> dict[str, str]:
-        """The Range and If-Range headers."""
-        last = "" if self.end is None else str(self.end - 1)
-        headers = {"Range": f"bytes={self.start}-{last}"}
-        if self.if_range:
-            headers["If-Range"] = self.if_range
-        return headers
 
 
 def retry_after_s(value: str | None, clock: Clock, cap_s: float) -> float | None:
@@ -278,9 +248,33 @@ def ask_url(resp: aiohttp.ClientResponse) -> str:
     return str(resp.url)
 
 
+class AiohttpBody:
+    """A response's body through aiohttp (``body.Body``): aiohttp's errors mapped here."""
+
+    __slots__ = ("_readany", "_resp")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self._readany = resp.content.readany
+
+    async def read(self) -> bytes:
+        try:
+            return await self._readany()
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise client_error(exc, str(self._resp.url)) from exc
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def abort(self) -> None:
+        self._resp.content.set_exception(aiohttp.ClientPayloadError("stopped by hauler"))
+        self._resp.close()
+
+
 @dataclass(frozen=True, slots=True)
-class Fetcher:
-    """Opens GETs with the request's headers through its proxy, following redirects itself.
+class AiohttpFetcher:
+    """``body.Fetcher`` through aiohttp: opens GETs with the request's headers through its
+    proxy, following redirects itself.
 
     Every redirect hop passes the URL guard (``net.check_url``: the allowed schemes, and no
     private address unless ``allow_private``) before it is contacted; the secret headers
@@ -299,9 +293,9 @@ class Fetcher:
     def __post_init__(self) -> None:
         check_header_values(self.headers)
 
-    async def open(self, url: str, ask: RangeAsk | None) -> tuple[aiohttp.ClientResponse, Reply]:
+    async def open(self, url: str, ask: RangeAsk | None) -> tuple[Body, Reply]:
         """GET ``url`` for ``ask`` (None: the whole file, no Range), following up to
-        ``MAX_REDIRECTS`` redirects; a 200/206 response with its body unread, and what it says
+        ``MAX_REDIRECTS`` redirects; a 200/206 answer's body, unread, and what it says
         (``final_url``: the last hop's)."""
         for hop in range(MAX_REDIRECTS + 1):
             resp = await self._get(url, ask)
@@ -347,11 +341,11 @@ class Fetcher:
 
     def _answer(
         self, resp: aiohttp.ClientResponse, url: str, ask: RangeAsk | None
-    ) -> tuple[aiohttp.ClientResponse, Reply]:
+    ) -> tuple[Body, Reply]:
         """The final (non-redirect) answer: its Reply, or the taxonomy's error for its status."""
         if resp.status == 416 and _is_empty_file(resp, ask):
             resp.release()
-            return resp, _empty_reply(resp)
+            return AiohttpBody(resp), _empty_reply(resp)
         if resp.status not in (200, 206):
             retry = retry_after_s(
                 resp.headers.get("Retry-After"), self.clock, self.settings.max_retry_after_s
@@ -359,10 +353,11 @@ class Fetcher:
             resp.release()
             raise status_error(resp.status, url, retry)
         try:
-            return resp, parse_reply(resp, ask or RangeAsk())
+            reply = parse_reply(resp, ask or RangeAsk())
         except HaulerError:
             resp.close()
             raise
+        return AiohttpBody(resp), reply
 
 
 def _credentials_yield_to_header(url: str, headers: Mapping[str, str]) -> str | yarl.URL:

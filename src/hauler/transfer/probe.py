@@ -12,12 +12,10 @@ fails at once too: the same server sends it again.
 
 from __future__ import annotations
 
-import aiohttp
-
 from hauler.clock import Clock
 from hauler.errors import ConnectionRefused, InvalidResponse, Transient
 from hauler.policy.retry import Action, RetryPolicy
-from hauler.transfer.fetch import Fetcher, RangeAsk, Reply
+from hauler.transfer.body import Body, Fetcher, RangeAsk, Reply
 from hauler.transfer.request import TransferEvents
 
 
@@ -30,7 +28,7 @@ async def probe(
     *,
     events: TransferEvents | None = None,
     clock: Clock,
-) -> tuple[aiohttp.ClientResponse, Reply]:
+) -> tuple[Body, Reply]:
     """Open ``url`` for ``ask``, retrying transient failures up to ``retries`` times; each
     retry is told to ``events`` first (a name that does not resolve is not silence)."""
     failures = 0
