@@ -35,7 +35,7 @@ def output_dir(tmp_path: Path) -> Path:
 async def test_named_path_matches_safe_path(output_dir: Path, name: str) -> None:
     async with Engine(TransferSettings()) as engine:
         request = TransferRequest(url="http://127.0.0.1:9/x", output_dir=output_dir, filename=name)
-        download = Download(engine, request, NullProgress())
+        download = Download(engine.attempt(request), request, NullProgress())
         try:
             expected: Path | type[BadRequest] = safe_path(output_dir, name)
         except BadRequest:

@@ -1,7 +1,8 @@
 """One file's transfer: probe, plan, run the connections (lanes), supervise, verify, commit.
 
-A ``Download`` lives for one attempt; the ``Engine`` creates one per attempt and restarts from
-zero when it raises ``RestartTransfer``. Lanes are connections: each fills a segment, then asks
+A ``Download`` lives for one attempt; the ``Engine`` creates one per attempt, handing it an
+``attempt.AttemptContext`` (not itself), and restarts from zero when it raises
+``RestartTransfer``. Lanes are connections: each fills a segment, then asks
 the plan for more (an idle segment, half of the largest remaining range, or, in the endgame, a
 slow lane's whole tail). A supervisor task flushes the control file on time and closes lanes
 that stay below the lowest-speed limit.
@@ -16,7 +17,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hauler.errors import (
     ConnectionFailed,
@@ -36,6 +36,7 @@ from hauler.policy.progress import StallBudget
 from hauler.policy.retry import Action
 from hauler.redact import redact_url
 from hauler.transfer import existing, integrity, marks
+from hauler.transfer.attempt import AttemptContext
 from hauler.transfer.body import Body, Fetcher, RangeAsk, Reply
 from hauler.transfer.controlcheck import MAX_TEXT_CHARS
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
@@ -51,9 +52,6 @@ from hauler.transfer.request import (
 )
 from hauler.transfer.segments import Segment, SegmentPlan, is_valid_cover, should_take_over
 from hauler.transfer.throttle import TokenBucket, delay_all
-
-if TYPE_CHECKING:
-    from hauler.transfer.engine import Engine
 
 _log = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ class Lane:
 class Download:
     """One attempt at one ``TransferRequest``."""
 
-    engine: Engine
+    attempt: AttemptContext
     request: TransferRequest
     progress: ProgressSink
     is_ranged: bool = True
@@ -123,10 +121,10 @@ class Download:
 
     async def run(self) -> TransferResult:
         """Download, verify and commit; raises the hauler.errors taxonomy only."""
-        self.started_at = self.engine.clock.monotonic()
+        self.started_at = self.attempt.clock.monotonic()
         self.events = events_of(self.progress)
         self.url = self.request.url
-        self.buckets = self.engine.buckets(self.request)
+        self.buckets = self.attempt.buckets
         if self.request.filename is not None:
             skipped = await self._take_name(self._named_path(self.request.filename))
             if skipped is not None:
@@ -145,22 +143,22 @@ class Download:
     async def _run_opened(self) -> TransferResult:
         control = self.part.load_control() if self.part else self._guessed_control()
         ask = self._continue_ask() or _resume_ask(control)
-        fetcher = self.engine.fetcher(self.request)
-        retries = self.engine.settings.segment_retries
+        fetcher = self.attempt.fetcher(self.request)
+        retries = self.attempt.settings.segment_retries
         body, reply = await probe(
             fetcher,
             self.url,
             ask,
-            self.engine.policy,
+            self.attempt.policy,
             retries,
             events=self.events,
-            clock=self.engine.clock,
+            clock=self.attempt.clock,
         )
         try:
             self.reply, self.url = reply, reply.final_url
             if self.final_path is None:
                 name = name_from_response(reply.final_url, reply.content_disposition)
-                path = self.engine.path_for_component(self.request.output_dir, name)
+                path = self.attempt.paths.for_component(self.request.output_dir, name)
                 skipped = await self._take_name(path)
                 if skipped is not None:
                     return skipped
@@ -179,10 +177,10 @@ class Download:
         file, and a probe that starts where the plan has no segment is simply closed.
         """
         name = name_from_response(self.request.url, None)  # one safe path component
-        directory = self.engine.resolved_dir(self.request.output_dir)
-        if not self.engine.control_files.may_exist(directory, name + CONTROL_SUFFIX):
+        directory = self.attempt.paths.resolved_dir(self.request.output_dir)
+        if not self.attempt.control_files.may_exist(directory, name + CONTROL_SUFFIX):
             return None
-        path = self.engine.path_for_component(self.request.output_dir, name)
+        path = self.attempt.paths.for_component(self.request.output_dir, name)
         try:
             with open(path.parent / (path.name + CONTROL_SUFFIX), "rb", opener=_no_link) as file:
                 text = file.read(MAX_TEXT_CHARS + 1).decode("utf-8")
@@ -198,7 +196,7 @@ class Download:
         ``realpath`` calls when the name is one safe component (as ``get`` names existing files).
         """
         if "/" not in filename and filename == safe_name(filename):
-            return self.engine.path_for_component(self.request.output_dir, filename)
+            return self.attempt.paths.for_component(self.request.output_dir, filename)
         return safe_path(self.request.output_dir, filename)
 
     async def _take_name(self, path: Path) -> TransferResult | None:
@@ -224,7 +222,7 @@ class Download:
         """Open and lock ``final_path``'s partial for ``source``; False when it is another
         URL's (then it is left as it is)."""
         part = PartFile(final_path, source)
-        in_use = self.engine.parts_in_use
+        in_use = self.attempt.parts_in_use
         try:
             part.open(adopt=is_continue)
         except PartBusy:
@@ -277,7 +275,7 @@ class Download:
         elif self.plan is None and part.is_new:
             part.discard()  # this attempt created it and wrote nothing: leave no litter
         part.close()
-        self.engine.parts_in_use.pop(part.path, None)
+        self.attempt.parts_in_use.pop(part.path, None)
 
     async def _skipped(self, path: Path) -> TransferResult:
         """The result for ``path``, already there and not to be fetched (checked against the
@@ -297,7 +295,7 @@ class Download:
             size=size,
             bytes_fetched=0,
             resumed_bytes=0,
-            elapsed_s=self.engine.clock.monotonic() - self.started_at,
+            elapsed_s=self.attempt.clock.monotonic() - self.started_at,
             skipped=True,
             checksum=digest,
         )
@@ -305,14 +303,14 @@ class Download:
     def _plan(self, reply: Reply, control: ControlState | None) -> None:
         """Resume from ``control`` when it pins this version, else start from zero."""
         size = reply.validators.size
-        limit = self.engine.settings.max_size_bytes
+        limit = self.attempt.settings.max_size_bytes
         if size is not None and limit is not None and size > limit:
             raise TooLarge(f"{redact_url(self.url)} is {size} bytes, over the limit of {limit}")
         self.validators = reply.validators
         assert self.part is not None
         if _can_resume(control, reply, self.is_ranged) and self._has_claimed_bytes(control):
             assert control is not None and size is not None
-            self.plan = SegmentPlan(size, control.segments, self.engine.settings.min_split_bytes)
+            self.plan = SegmentPlan(size, control.segments, self.attempt.settings.min_split_bytes)
             self.resumed = self.plan.done_bytes
             self._preallocate(size)
             if not control.validators.is_pinned:
@@ -345,7 +343,7 @@ class Download:
             raise local_error(exc, self.part.path) from exc
 
     def _fresh_plan(self, reply: Reply) -> SegmentPlan:
-        settings = self.engine.settings
+        settings = self.attempt.settings
         size = reply.validators.size
         if size is None:
             self.is_ranged = False
@@ -360,12 +358,12 @@ class Download:
         assert self.plan is not None
         if not self.is_ranged:
             return 1
-        connections = self.request.connections or self.engine.settings.connections
-        return max(1, min(connections, self.plan.size // self.engine.settings.min_split_bytes))
+        connections = self.request.connections or self.attempt.settings.connections
+        return max(1, min(connections, self.plan.size // self.attempt.settings.min_split_bytes))
 
     async def _transfer(self, fetcher: Fetcher, body: Body, reply: Reply) -> None:
         assert self.plan is not None
-        self.fetcher, self.last_flush = fetcher, self.engine.clock.monotonic()
+        self.fetcher, self.last_flush = fetcher, self.attempt.clock.monotonic()
         self.lane_target = self._lane_count()
         first = self.plan.segment_at(reply.start)
         if first is None:
@@ -461,7 +459,7 @@ class Download:
         """Take over the slowest lane's tail when a lane at ``thief_bps`` would finish it much
         sooner."""
         assert self.plan is not None
-        now = self.engine.clock.monotonic()
+        now = self.attempt.clock.monotonic()
         busy = [
             lane
             for lane in self.lanes
@@ -489,7 +487,7 @@ class Download:
         """Fetch ``segment`` to its end, retrying transient failures with backoff."""
         failures = 0
         lane.segment = segment
-        began, start_pos = self.engine.clock.monotonic(), segment.pos
+        began, start_pos = self.attempt.clock.monotonic(), segment.pos
         try:
             while segment.remaining > 0:
                 before = segment.pos
@@ -513,7 +511,7 @@ class Download:
         finally:
             segment.is_active = False
             lane.segment = None
-            elapsed = self.engine.clock.monotonic() - began
+            elapsed = self.attempt.clock.monotonic() - began
             lane.last_bps = (segment.pos - start_pos) / max(1e-3, elapsed)
 
     async def _backoff(self, lane: Lane, exc: Transient, failures: int) -> None:
@@ -521,34 +519,34 @@ class Download:
         error = self._stall_error() if lane.is_stalled else exc
         if isinstance(error, Stalled) and self._stalls_spent():
             raise self._gave_up_error() from exc
-        retries = self.engine.settings.segment_retries
-        decision = self.engine.policy.decide(error, failures, retries + 1)
+        retries = self.attempt.settings.segment_retries
+        decision = self.attempt.policy.decide(error, failures, retries + 1)
         if decision.action is Action.FAIL:
             if error is exc:
                 raise exc
             raise error from exc
         _log.info("retry %d in %.2f s: %s", failures, decision.delay_s, error.message)
         self.events.retrying(error.message, failures + 1, retries + 1, decision.delay_s)
-        await self.engine.clock.sleep(decision.delay_s)
+        await self.attempt.clock.sleep(decision.delay_s)
 
     def _stalls_spent(self) -> bool:
         """Count a stall reconnect; True when the file has trickled for too many of them."""
         if self.stalls is None:
-            settings = self.engine.settings
+            settings = self.attempt.settings
             self.stalls = StallBudget(
                 settings.max_stall_reconnects, settings.lowest_speed_bps, self.started_at
             )
-        return self.stalls.is_spent(self.engine.clock.monotonic(), self.fetched)
+        return self.stalls.is_spent(self.attempt.clock.monotonic(), self.fetched)
 
     def _gave_up_error(self) -> Stalled:
-        settings = self.engine.settings
+        settings = self.attempt.settings
         return Stalled(
             f"{redact_url(self.url)}: kept below {settings.lowest_speed_bps} B/s for "
             f"{settings.max_stall_reconnects} reconnects; giving up"
         )
 
     def _stall_error(self) -> Stalled:
-        settings = self.engine.settings
+        settings = self.attempt.settings
         return Stalled(
             f"{redact_url(self.url)}: below {settings.lowest_speed_bps} B/s "
             f"for {settings.stall_window_s:g} s"
@@ -575,7 +573,7 @@ class Download:
         """Stream ``body`` into ``segment`` until the segment or the body ends."""
         self._check_reply(segment, reply)
         lane.body, lane.is_stalled = body, False
-        lane.fetch_started, lane.fetched = self.engine.clock.monotonic(), 0
+        lane.fetch_started, lane.fetched = self.attempt.clock.monotonic(), 0
         lane.mark = (lane.fetch_started, segment.pos)
         read, buckets = body.read, self.buckets
         while True:
@@ -587,8 +585,8 @@ class Download:
                 data = data[:room]
             self._write(segment, lane, data)
             if buckets and (delay_s := delay_all(buckets, len(data))) > 0:
-                lane.held_until = self.engine.clock.monotonic() + delay_s
-                await self.engine.clock.sleep(delay_s)
+                lane.held_until = self.attempt.clock.monotonic() + delay_s
+                await self.attempt.clock.sleep(delay_s)
             if segment.pos >= segment.end:
                 return
         self._body_ended(segment, reply)
@@ -598,7 +596,7 @@ class Download:
         if not data:
             return
         nbytes = len(data)
-        limit = self.engine.settings.max_size_bytes
+        limit = self.attempt.settings.max_size_bytes
         if limit is not None and segment.pos + nbytes > limit:
             # Only a stream of unknown length gets here: a known size was judged in _plan.
             self._drop_unresumable()
@@ -616,7 +614,7 @@ class Download:
         self.unreported += nbytes
         if self.unreported >= REPORT_BYTES:
             self._report()
-        if self.unflushed >= self.engine.settings.control_flush_bytes:
+        if self.unflushed >= self.attempt.settings.control_flush_bytes:
             self._flush_in_background()
 
     def _drop_unresumable(self) -> None:
@@ -647,9 +645,9 @@ class Download:
         if self.part is None or self.plan is None or self.plan.size == UNKNOWN_END:
             return None
         self.plan.compact()
-        self.engine.control_files.note_written(self.part.control_path)
+        self.attempt.control_files.note_written(self.part.control_path)
         self.unflushed = 0
-        self.last_flush = self.engine.clock.monotonic()
+        self.last_flush = self.attempt.clock.monotonic()
         segments = self.plan.segments
         return ControlState(self.url, self.validators, segments, self.part.source).to_json()
 
@@ -687,15 +685,15 @@ class Download:
                 flushing.result()
 
     def _schedule_tick(self) -> None:
-        settings = self.engine.settings
+        settings = self.attempt.settings
         tick_s = max(0.05, min(settings.control_flush_s, settings.stall_window_s / 4))
         self.tick = asyncio.get_running_loop().call_later(tick_s, self._on_tick)
 
     def _on_tick(self) -> None:
         """Supervise (a timer, not a task: small files end before it ever fires): flush the
         control file on time, cut lanes below the lowest-speed limit, help stragglers."""
-        settings = self.engine.settings
-        now = self.engine.clock.monotonic()
+        settings = self.attempt.settings
+        now = self.attempt.clock.monotonic()
         if self.unflushed and now - self.last_flush >= settings.control_flush_s:
             self._flush_in_background(is_lane=False)
         if settings.lowest_speed_bps > 0:
@@ -706,7 +704,7 @@ class Download:
         self._schedule_tick()
 
     def _cut_slow_lanes(self, now: float) -> None:
-        settings = self.engine.settings
+        settings = self.attempt.settings
         for lane in self.lanes:
             if lane.segment is None or lane.body is None:
                 continue
@@ -731,7 +729,7 @@ class Download:
         self.part.truncate(size)
         digest = await integrity.check_part(self.part, size, self.request.checksum)
         may_replace = self.request.on_existing is OnExisting.OVERWRITE
-        if self.engine.settings.fsync_files:
+        if self.attempt.settings.fsync_files:
             # Two fsyncs take milliseconds: in a thread, while the loop serves other transfers.
             self.final_path = await _to_the_end(self.part.commit, True, may_replace)
         else:
@@ -744,7 +742,7 @@ class Download:
             size=size,
             bytes_fetched=self.fetched,
             resumed_bytes=self.resumed,
-            elapsed_s=self.engine.clock.monotonic() - self.started_at,
+            elapsed_s=self.attempt.clock.monotonic() - self.started_at,
             checksum=digest,
             etag=self.validators.etag,
             last_modified=self.validators.last_modified,

@@ -9,17 +9,15 @@ turned out to ignore ranges mid-file.
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from pathlib import Path
 from types import TracebackType
 
 from hauler.clock import Clock, SystemClock
 from hauler.config import TransferSettings
 from hauler.errors import RangeIgnored, RestartTransfer
-from hauler.naming import safe_path
 from hauler.net import Sessions, check_url
 from hauler.policy.retry import RetryPolicy
+from hauler.transfer.attempt import AttemptContext, OutputPaths
 from hauler.transfer.controlfiles import ControlFiles
 from hauler.transfer.download import Download
 from hauler.transfer.fetch import AiohttpFetcher
@@ -40,7 +38,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
         self._sessions = Sessions(settings)
-        self._resolved_dirs: dict[Path, Path] = {}
+        self.paths = OutputPaths()
         self.control_files = ControlFiles()
         # The partials this process's downloads hold, by path: whose (``marks.url_key``) each
         # is, so that a download racing another URL's to one free name takes the next one.
@@ -77,13 +75,27 @@ class Engine:
         restarts = 0
         while True:
             try:
-                return await Download(self, request, sink, is_ranged=is_ranged).run()
+                attempt = self.attempt(request)
+                return await Download(attempt, request, sink, is_ranged=is_ranged).run()
             except RestartTransfer as exc:
                 restarts += 1
                 if restarts > MAX_RESTARTS:
                     raise
                 _log.info("starting over (%d/%d): %s", restarts, MAX_RESTARTS, exc.message)
                 is_ranged = is_ranged and not isinstance(exc, RangeIgnored)
+
+    def attempt(self, request: TransferRequest) -> AttemptContext:
+        """The context of one attempt at ``request``: the shared parts and its rate limiters."""
+        return AttemptContext(
+            settings=self.settings,
+            clock=self.clock,
+            policy=self.policy,
+            control_files=self.control_files,
+            paths=self.paths,
+            parts_in_use=self.parts_in_use,
+            buckets=self.buckets(request),
+            fetcher=self.fetcher,
+        )
 
     def fetcher(self, request: TransferRequest) -> AiohttpFetcher:
         """A fetcher with ``request``'s headers and proxy on the right shared session."""
@@ -95,31 +107,6 @@ class Engine:
             settings=self.settings,
             home_url=request.url,
         )
-
-    def path_for_component(self, output_dir: Path, name: str) -> Path:
-        """The final path of ``name``, one already sanitised path component, in ``output_dir``.
-
-        The same answer as ``naming.safe_path`` but cheap for thousands of small files: the
-        resolved directory is cached, and only an existing symlink under that name needs
-        ``safe_path``'s full check.
-        """
-        if os.sep in name or name in ("", ".", ".."):
-            return safe_path(output_dir, name)
-        path = self.resolved_dir(output_dir) / name
-        try:
-            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
-        except FileNotFoundError:
-            return path
-        except OSError:
-            is_link = True
-        return safe_path(output_dir, name) if is_link else path
-
-    def resolved_dir(self, output_dir: Path) -> Path:
-        """``output_dir`` resolved (symlinks, ``..``), cached."""
-        base = self._resolved_dirs.get(output_dir)
-        if base is None:
-            base = self._resolved_dirs[output_dir] = output_dir.resolve()
-        return base
 
     def buckets(self, request: TransferRequest) -> tuple[TokenBucket, ...]:
         """The rate limiters a download must respect: overall and its own."""
