@@ -5,7 +5,8 @@ A ``Download`` lives for one attempt; the ``Engine`` creates one per attempt, ha
 ``RestartTransfer``. Lanes are connections: each fills a segment, then asks
 the plan for more (an idle segment, half of the largest remaining range, or, in the endgame, a
 slow lane's whole tail). A supervisor task flushes the control file on time and closes lanes
-that stay below the lowest-speed limit.
+that stay below the lowest-speed limit. The control-file writes are ``checkpoint.Checkpoint``'s,
+the final verify and rename ``commit.verify_and_commit``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,8 @@ from hauler.redact import redact_url
 from hauler.transfer import existing, integrity, marks
 from hauler.transfer.attempt import AttemptContext
 from hauler.transfer.body import Body, Fetcher, RangeAsk, Reply
+from hauler.transfer.checkpoint import Checkpoint
+from hauler.transfer.commit import verify_and_commit
 from hauler.transfer.controlcheck import MAX_TEXT_CHARS
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.partfile import ControlState, PartBusy, PartFile, Validators, local_error
@@ -104,20 +106,21 @@ class Download:
     buckets: tuple[TokenBucket, ...] = ()
     fetched: int = 0
     resumed: int = 0
-    unflushed: int = 0
     unreported: int = 0
-    last_flush: float = 0.0
     started_at: float = 0.0
     fetcher: Fetcher | None = None
     group: asyncio.TaskGroup | None = None
     lane_target: int = 1
     best_bps: float = 0.0
-    flushing: asyncio.Future[None] | None = None
     tick: asyncio.TimerHandle | None = None
     continue_from: int = 0  # the bytes of an existing file taken as this download's (wget -c)
     events: TransferEvents = field(default_factory=NullProgress)  # from progress, at run()
     is_unverified_resume: bool = False
     stalls: StallBudget | None = None  # built at the first stall
+    checkpoint: Checkpoint = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.checkpoint = Checkpoint(self.attempt.clock, self.attempt.control_files)
 
     async def run(self) -> TransferResult:
         """Download, verify and commit; raises the hauler.errors taxonomy only."""
@@ -363,7 +366,7 @@ class Download:
 
     async def _transfer(self, fetcher: Fetcher, body: Body, reply: Reply) -> None:
         assert self.plan is not None
-        self.fetcher, self.last_flush = fetcher, self.attempt.clock.monotonic()
+        self.fetcher, self.checkpoint.last_flush = fetcher, self.attempt.clock.monotonic()
         self.lane_target = self._lane_count()
         first = self.plan.segment_at(reply.start)
         if first is None:
@@ -610,11 +613,12 @@ class Download:
         segment.pos += nbytes
         lane.fetched += nbytes
         self.fetched += nbytes
-        self.unflushed += nbytes
+        checkpoint = self.checkpoint
+        checkpoint.unflushed += nbytes
         self.unreported += nbytes
         if self.unreported >= REPORT_BYTES:
             self._report()
-        if self.unflushed >= self.attempt.settings.control_flush_bytes:
+        if checkpoint.unflushed >= self.attempt.settings.control_flush_bytes:
             self._flush_in_background()
 
     def _drop_unresumable(self) -> None:
@@ -640,49 +644,34 @@ class Download:
             self.progress.advanced(self.unreported)
             self.unreported = 0
 
-    def _control_text(self) -> str | None:
-        """The control file's text now (None for a stream of unknown length)."""
+    def _control_state(self) -> ControlState | None:
+        """What the control file is to say now (None for a stream of unknown length)."""
         if self.part is None or self.plan is None or self.plan.size == UNKNOWN_END:
             return None
         self.plan.compact()
-        self.attempt.control_files.note_written(self.part.control_path)
-        self.unflushed = 0
-        self.last_flush = self.attempt.clock.monotonic()
-        segments = self.plan.segments
-        return ControlState(self.url, self.validators, segments, self.part.source).to_json()
+        return ControlState(self.url, self.validators, self.plan.segments, self.part.source)
 
     def _save_control(self) -> None:
         """Write the control file now, on the event loop (at exit and cancel)."""
-        text = self._control_text()
-        if text is not None and self.part is not None:
-            self.part.write_control_text(text, ".tmp")
+        state = self._control_state()
+        if state is not None and self.part is not None:
+            self.checkpoint.save(self.part, state)
 
     def _flush_in_background(self, is_lane: bool = True) -> None:
-        """Write the control file from a thread: a rename over a file can wait on the disk.
-
-        One flush at a time; a failed one (disk full) raises here, in the lane that wrote.
-        Any snapshot is safe to land late: it only claims bytes already written.
-        """
-        flushing = self.flushing
-        if flushing is not None:
-            if not flushing.done() or (flushing.exception() is not None and not is_lane):
-                return  # the error surfaces in a lane or when the transfer settles
-            flushing.result()
-        text = self._control_text()
-        if text is not None and self.part is not None:
-            write = self.part.write_control_text
-            self.flushing = asyncio.ensure_future(asyncio.to_thread(write, text, ".tmp-bg"))
+        """Write the control file from a thread (``Checkpoint``: one write at a time, a failed
+        one raised in the lane that wrote)."""
+        if not self.checkpoint.may_flush(is_lane):
+            return  # the error surfaces in a lane or when the transfer settles
+        state = self._control_state()
+        if state is not None and self.part is not None:
+            self.checkpoint.flush_in_background(self.part, state)
 
     async def _settle_flush(self, is_quiet: bool = False) -> None:
         """Stop the timer and wait for a background flush, so that nothing lands after commit
         or discard; raise its error unless ``is_quiet``."""
         if self.tick is not None:
             self.tick.cancel()
-        flushing, self.flushing = self.flushing, None
-        if flushing is not None:
-            await asyncio.wait([flushing])
-            if flushing.exception() is not None and not is_quiet:
-                flushing.result()
+        await self.checkpoint.settle(is_quiet)
 
     def _schedule_tick(self) -> None:
         settings = self.attempt.settings
@@ -694,7 +683,8 @@ class Download:
         control file on time, cut lanes below the lowest-speed limit, help stragglers."""
         settings = self.attempt.settings
         now = self.attempt.clock.monotonic()
-        if self.unflushed and now - self.last_flush >= settings.control_flush_s:
+        checkpoint = self.checkpoint
+        if checkpoint.unflushed and now - checkpoint.last_flush >= settings.control_flush_s:
             self._flush_in_background(is_lane=False)
         if settings.lowest_speed_bps > 0:
             self._cut_slow_lanes(now)
@@ -719,21 +709,20 @@ class Download:
             lane.mark = (now, lane.segment.pos)
 
     async def _finish(self) -> TransferResult:
-        """Verify size and checksum, then rename into place."""
+        """Check that every byte came, then verify and rename into place (``commit``)."""
         assert self.part is not None and self.plan is not None and self.final_path is not None
         size = self.plan.size
         if not self.plan.is_complete or self.plan.done_bytes != size:
             raise ConnectionFailed(
                 f"{redact_url(self.url)}: incomplete ({self.plan.done_bytes} of {size})"
             )
-        self.part.truncate(size)
-        digest = await integrity.check_part(self.part, size, self.request.checksum)
-        may_replace = self.request.on_existing is OnExisting.OVERWRITE
-        if self.attempt.settings.fsync_files:
-            # Two fsyncs take milliseconds: in a thread, while the loop serves other transfers.
-            self.final_path = await _to_the_end(self.part.commit, True, may_replace)
-        else:
-            self.final_path = self.part.commit(False, may_replace)
+        self.final_path, digest = await verify_and_commit(
+            self.part,
+            size,
+            self.request.checksum,
+            durable=bool(self.attempt.settings.fsync_files),
+            may_replace=self.request.on_existing is OnExisting.OVERWRITE,
+        )
         assert self.reply is not None
         return TransferResult(
             url=self.request.url,
@@ -749,17 +738,6 @@ class Download:
             content_type=self.reply.content_type,
             is_unverified_resume=self.is_unverified_resume,
         )
-
-
-async def _to_the_end(func: Callable[[bool, bool], Path], durable: bool, may_replace: bool) -> Path:
-    """``func(durable, may_replace)`` in a thread; when cancelled, still wait for it before
-    raising (the file it works on must not be closed under it)."""
-    work = asyncio.ensure_future(asyncio.to_thread(func, durable, may_replace))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait({work})
-        raise
 
 
 def _no_link(path: str, flags: int) -> int:
