@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,27 +15,30 @@ from rich.console import Console
 
 from hauler.cli.app import app, globals_of, usage_error
 from hauler.cli.connection import stderr, with_store
-from hauler.cli.queue_views import (
-    counts_table,
-    job_record,
-    jobs_table,
-    print_json,
-    worker_record,
-    workers_table,
-)
-from hauler.clock import yield_now
-from hauler.errors import ErrorClass
-from hauler.intake import BadLine, read_batches
+from hauler.cli.queue_views import counts_table, jobs_table, print_json, workers_table
+from hauler.intake import BadLine
 from hauler.models import JobKind, JobState
+from hauler.ops import (
+    FAILURE_CLASSES,
+    AddTally,
+    BadFilter,
+    add_lines,
+    clear,
+    explain_job,
+    job_filter,
+    list_jobs,
+    request_stop,
+    requeue,
+    selects_every_job,
+    set_paused,
+    status,
+)
 from hauler.redact import printable, redact_url
-from hauler.store import AddResult, JobFilter, Store
-from hauler.units import parse_duration
-from hauler.worker.explain import FleetView, explain
+from hauler.store import JobFilter, Store
+from hauler.views import explanation_record, job_record, status_record
 
 stdout = Console(highlight=False, soft_wrap=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-MAX_BAD_KEPT = 1000
-FAILURE_CLASSES = ", ".join(ErrorClass)
 ReasonOpt = Annotated[
     str | None,
     typer.Option(
@@ -47,16 +48,6 @@ ReasonOpt = Annotated[
     ),
 ]
 EXIT_BAD_INPUT = 1
-
-
-@dataclasses.dataclass(slots=True)
-class AddTally:
-    """What ``hauler add`` did over its whole input."""
-
-    added: int = 0
-    skipped: int = 0
-    bad: int = 0
-    bad_lines: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _store_url(ctx: typer.Context) -> str:
@@ -86,39 +77,16 @@ def _input_lines(urls: list[str], input_file: Path | None) -> Iterator[Iterable[
 async def _add_lines(
     store: Store, lines: Iterable[str], defaults: dict[str, Any], is_quiet: bool
 ) -> AddTally:
-    tally = AddTally()
-    pending: asyncio.Task[AddResult] | None = None
-    try:
-        for batch in read_batches(lines, defaults):
-            _note_bad(tally, batch.bad, is_quiet)
-            if pending is not None:
-                _note_added(tally, await pending)
-                pending = None
-            if batch.specs:
-                # The store writes this batch while the next one is parsed.
-                pending = asyncio.create_task(store.add(batch.specs))
-                await yield_now()
-        if pending is not None:
-            _note_added(tally, await pending)
-    finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-    return tally
+    return await add_lines(store, lines, defaults, _quiet if is_quiet else _print_bad)
 
 
-def _note_added(tally: AddTally, result: AddResult) -> None:
-    tally.added += result.added
-    tally.skipped += result.skipped
+def _quiet(bad: BadLine) -> None:
+    del bad
 
 
-def _note_bad(tally: AddTally, bad_lines: list[BadLine], is_quiet: bool) -> None:
-    for bad in bad_lines:
-        tally.bad += 1
-        if len(tally.bad_lines) < MAX_BAD_KEPT:
-            tally.bad_lines.append(dataclasses.asdict(bad))
-            if not is_quiet:
-                text = printable(redact_url(bad.text))
-                stderr.print(f"line {bad.line_no}: {bad.reason}: {text}", markup=False)
+def _print_bad(bad: BadLine) -> None:
+    text = printable(redact_url(bad.text))
+    stderr.print(f"line {bad.line_no}: {bad.reason}: {text}", markup=False)
 
 
 @app.command("add")
@@ -162,37 +130,21 @@ def add_command(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
-async def _status(store: Store) -> dict[str, Any]:
-    counts = await store.counts()
-    workers = await store.workers()
-    is_fleet_paused, paused_workers = await store.paused_workers()
-    return {
-        "jobs": {str(state): counts.get(state, 0) for state in JobState},
-        "workers": [worker_record(w) for w in workers],
-        "paused": {"fleet": is_fleet_paused, "workers": paused_workers},
-        "stop_requested_at": await store.stop_requested_at(),
-        "_counts": counts,
-        "_workers": workers,
-    }
-
-
 @app.command("status")
 def status_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
     """Jobs per state, live workers with their jobs and speed, pause flags."""
-    status = with_store(_store_url(ctx), _status)
-    counts, workers = status.pop("_counts"), status.pop("_workers")
+    fleet = with_store(_store_url(ctx), status)
     if as_json:
-        print_json(status)
+        print_json(status_record(fleet))
         return
-    stdout.print(counts_table(counts))
+    stdout.print(counts_table(fleet.counts))
     stdout.print()
-    if workers:
-        stdout.print(workers_table(workers))
+    if fleet.workers:
+        stdout.print(workers_table(fleet.workers))
     else:
         stdout.print("no live workers")
-    paused = status["paused"]
-    if paused["fleet"] or paused["workers"]:
-        who = "the whole fleet" if paused["fleet"] else ", ".join(paused["workers"])
+    if fleet.is_fleet_paused or fleet.paused_workers:
+        who = "the whole fleet" if fleet.is_fleet_paused else ", ".join(fleet.paused_workers)
         stdout.print(f"paused: {who}")
 
 
@@ -205,8 +157,7 @@ def jobs_command(
     as_json: JsonFlag = False,
 ) -> None:
     """List jobs, most recently updated first."""
-    flt = JobFilter(state=state, limit=limit)
-    jobs = with_store(_store_url(ctx), lambda store: store.list_jobs(flt))
+    jobs = with_store(_store_url(ctx), lambda store: list_jobs(store, state, limit))
     if as_json:
         print_json([job_record(job) for job in jobs])
     else:
@@ -217,12 +168,11 @@ def _filter(
     state: JobState | None, reason: str | None, host: str | None, since: str | None
 ) -> JobFilter:
     try:
-        since_at = None if since is None else time.time() - parse_duration(since)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from None
-    if reason is not None and reason not in {c.value for c in ErrorClass}:
-        usage_error(f"--reason {reason!r} is not a failure class; accepted: {FAILURE_CLASSES}")
-    return JobFilter(state=state, reason=reason, host=host and host.lower(), since=since_at)
+        return job_filter(state, reason, host, since)
+    except BadFilter as exc:
+        if exc.flag == "--since":
+            raise typer.BadParameter(exc.message, param_hint="--since") from None
+        usage_error(exc.message)
 
 
 @app.command("requeue")
@@ -237,7 +187,7 @@ def requeue_command(
 ) -> None:
     """Put failed (or done, retrying) jobs back in the queue with their attempts reset."""
     flt = _filter(state, reason, host, since)
-    moved = with_store(_store_url(ctx), lambda store: store.requeue(flt))
+    moved = with_store(_store_url(ctx), lambda store: requeue(store, flt))
     if as_json:
         print_json({"requeued": moved})
     else:
@@ -257,49 +207,34 @@ def clear_command(
 ) -> None:
     """Delete jobs (and forget their dedupe keys). Clearing everything needs --yes."""
     flt = _filter(state, reason, host, since)
-    if flt == JobFilter() and not yes:
+    if selects_every_job(flt) and not yes:
         stderr.print("hauler: this deletes every job; add --yes, or narrow it with --state")
         raise typer.Exit(2)
-    deleted = with_store(_store_url(ctx), lambda store: store.clear(flt))
+    deleted = with_store(_store_url(ctx), lambda store: clear(store, flt))
     if as_json:
         print_json({"cleared": deleted})
     else:
         stdout.print(f"cleared {deleted} jobs")
 
 
-async def _explain(store: Store, job_id: str, affinity_s: float) -> dict[str, Any] | None:
-    job = await store.get(job_id)
-    if job is None:
-        return None
-    is_fleet_paused, paused_workers = await store.paused_workers()
-    fleet = FleetView(
-        now=time.time(),
-        is_fleet_paused=is_fleet_paused,
-        paused_workers=tuple(paused_workers),
-        workers=tuple(await store.workers()),
-        affinity_s=affinity_s,
-    )
-    return {"job": job_record(job), "reasons": explain(job, fleet)}
-
-
 @app.command("explain")
 def explain_command(ctx: typer.Context, job_id: str, *, as_json: JsonFlag = False) -> None:
     """Why a job waits (or failed, or where it runs)."""
     affinity_s = globals_of(ctx).settings.worker.affinity_s
-    found = with_store(_store_url(ctx), lambda store: _explain(store, job_id, affinity_s))
+    found = with_store(_store_url(ctx), lambda store: explain_job(store, job_id, affinity_s))
     if found is None:
         stderr.print(f"hauler: no job {job_id}", markup=False)
         raise typer.Exit(1)
     if as_json:
-        print_json(found)
+        print_json(explanation_record(found))
         return
     stdout.print(f"job {job_id}", markup=False)
-    for line in found["reasons"]:
+    for line in found.reasons:
         stdout.print(f"  {line}", markup=False)
 
 
 def _set_paused(ctx: typer.Context, paused: bool, worker: str | None, as_json: bool) -> None:
-    with_store(_store_url(ctx), lambda store: store.set_paused(paused, worker))
+    with_store(_store_url(ctx), lambda store: set_paused(store, paused, worker))
     if as_json:
         print_json({"paused": paused, "worker": worker})
     else:
@@ -331,7 +266,7 @@ def resume_command(
 @app.command("stop")
 def stop_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
     """Ask every running worker to exit gracefully (workers started later are not affected)."""
-    at = with_store(_store_url(ctx), lambda store: store.request_stop())
+    at = with_store(_store_url(ctx), request_stop)
     if as_json:
         print_json({"stop_requested_at": at})
     else:

@@ -1,4 +1,5 @@
-"""How jobs, workers and queue counts look: JSON records for scripts, rich tables for people.
+"""How jobs, workers and queue counts look to people: rich tables (the JSON records for scripts
+are ``hauler.views``).
 
 The store keeps a job's secrets (URL passwords, Authorization/Cookie/API-key headers: the worker
 needs them); everything here shows them masked. Text a server controls (error messages, result
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hauler.models import Job, JobState, WorkerInfo
-from hauler.redact import Redactor, masked_headers, printable
+from hauler.redact import Redactor, printable
 
 
 def print_json(value: Any) -> None:
@@ -29,68 +30,6 @@ def clock_time(epoch_s: float | None) -> str:
     if epoch_s is None:
         return "-"
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%m-%d %H:%M:%S")
-
-
-def job_record(job: Job) -> dict[str, Any]:
-    """A job as a JSON object, its secrets masked."""
-    redact = Redactor.for_specs([job.spec])
-    error = None
-    if job.error is not None:
-        message = redact.text(job.error.message)
-        error = {"class": job.error.error_class, "message": message, "at": job.error.at}
-    return {
-        "id": job.id,
-        "url": redact.url(job.spec.url),
-        "state": str(job.state),
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "ready_at": job.ready_at,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "lease_until": job.lease_until,
-        "worker": job.worker,
-        "node": job.node,
-        "error": error,
-        "result": _masked(job.result, redact),
-        "spec": _masked_spec(job, redact),
-    }
-
-
-def _masked_spec(job: Job, redact: Redactor) -> dict[str, Any]:
-    spec = job.spec.model_dump(mode="json", exclude_defaults=True)
-    spec["url"] = redact.url(job.spec.url)
-    if "headers" in spec:
-        spec["headers"] = masked_headers(job.spec.headers)
-    return spec
-
-
-def _masked(value: Any, redact: Redactor) -> Any:
-    """``value`` (a job's result: JSON data) with every string's URL passwords and secrets
-    masked."""
-    if isinstance(value, str):
-        return redact.url(value) if "://" in value else redact.text(value)
-    if isinstance(value, dict):
-        return {k: _masked(v, redact) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, redact) for v in value]
-    return value
-
-
-def worker_record(info: WorkerInfo) -> dict[str, Any]:
-    """A worker heartbeat as a JSON object."""
-    return {
-        "name": info.name,
-        "node": info.node,
-        "pid": info.pid,
-        "started_at": info.started_at,
-        "seen_at": info.seen_at,
-        "concurrency": info.concurrency,
-        "is_paused": info.is_paused,
-        "bytes_per_s": info.bytes_per_s,
-        "bytes_total": info.bytes_total,
-        "current_jobs": list(info.current_jobs),
-    }
 
 
 def jobs_table(jobs: list[Job]) -> Table:
