@@ -17,14 +17,16 @@ from hauler.config import WorkerSettings
 from hauler.errors import DiskFull, LeaseLost, StoreUnavailable
 from hauler.logcontext import host_var, job_id_var
 from hauler.models import Job, JobState, WorkerInfo
+from hauler.observe import Finish, NullObserver, Observer
 from hauler.policy.retry import RetryPolicy
+from hauler.redact import Redactor
 from hauler.store.base import Completion, Store
 from hauler.worker.completions import CompletionBatcher
 from hauler.worker.diskroom import DiskRoom, unwritable_reason
 from hauler.worker.failures import classify
 from hauler.worker.flags import Flags, read_flags
 from hauler.worker.lease import LeaseKeeper
-from hauler.worker.meter import ByteMeter
+from hauler.worker.meter import ByteMeter, LaneProgress
 from hauler.worker.modes import Mode
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ class _Held:
     # settling: the transfer is over and its outcome is being recorded; never cancel it then.
     is_settling: bool = False
     is_lost: bool = False
+    # What the observer is told when the lane ends (set where the outcome is known).
+    finish: Finish | None = None
+    error_class: str | None = None
+    progress: LaneProgress | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +109,7 @@ class Worker:
         mode: Mode | None = None,
         identity: Identity | None = None,
         clock: Clock | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.identity = identity or Identity.of(settings)
         self.summary = Summary()
@@ -111,6 +118,8 @@ class Worker:
         self._settings = settings
         self._mode = mode or Mode(settings.mode)
         self._clock = clock or SystemClock()
+        self._observer = observer or NullObserver()
+        self._is_observed = observer is not None
         self._policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
         self._keeper = LeaseKeeper(store, settings.lease_s, self._on_lost)
         self._batcher = CompletionBatcher(store, clock=self._clock)
@@ -265,24 +274,30 @@ class Worker:
         # outcome log lines included.
         job_id_var.set(job.id)
         host_var.set(job.spec.host)
+        held.progress = self._meter.sink()
+        sink = _ObservedProgress(held.progress, self._observer) if self._is_observed else None
+        self._observer.job_started(job.id, Redactor.for_specs([job.spec]).url(job.spec.url))
         try:
-            result = await pipeline.run(job.spec, self._ctx, self._meter.sink(), job.id)
+            result = await pipeline.run(job.spec, self._ctx, sink or held.progress, job.id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             held.is_settling = True
-            await self._record_failure(job, exc)
+            await self._record_failure(held, exc)
             return
         held.is_settling = True
         completion = Completion(job.id, job.token, pipeline.result_record(result))
         if await self._batcher.complete(completion):
+            held.finish = Finish.DONE
             self.summary.done += 1
             logger.info("job %s done: %s (%d bytes)", job.id, result.path.name, result.size)
         else:
+            held.finish = Finish.LOST
             self.summary.lost += 1
             logger.warning("job %s: lease lost before completion; another worker owns it", job.id)
 
-    async def _record_failure(self, job: Job, exc: Exception) -> None:
+    async def _record_failure(self, held: _Held, exc: Exception) -> None:
+        job = held.job
         if isinstance(exc, DiskFull):
             self._room.mark_full()
             self._changed.set()
@@ -290,24 +305,29 @@ class Worker:
             self._room.mark_unwritable(reason)
             self._changed.set()
         record = classify(exc, job, self._policy, self._clock.now())
+        held.error_class = record.error.error_class
         try:
             state = await self._with_store_retry(
                 lambda: self._store.fail(job.id, job.token, record.error, record.retry_at)
             )
         except LeaseLost:
+            held.finish = Finish.LOST
             self.summary.lost += 1
             logger.warning("job %s: lease lost before recording: %s", job.id, record.error.message)
             return
         if state is JobState.FAILED:
+            held.finish = Finish.FAILED
             self.summary.failed += 1
             error = record.error
             classes = self.summary.failed_classes
             classes[error.error_class] = classes.get(error.error_class, 0) + 1
             logger.info("job %s failed (%s): %s", job.id, error.error_class, error.message)
         else:
+            held.finish = Finish.RETRYING
             self.summary.retried += 1
             delay = (record.retry_at or 0.0) - record.error.at
             error = record.error
+            self._observer.retried(job.id, error.error_class, delay)
             logger.info(
                 "job %s: retry in %.1fs (%s): %s", job.id, delay, error.error_class, error.message
             )
@@ -316,10 +336,20 @@ class Worker:
         if self._held.get(held.job.id) is held:
             del self._held[held.job.id]
         self._keeper.drop(held.job.id, held.job.token)
-        if not task.cancelled() and (exc := task.exception()) is not None:
+        crashed = not task.cancelled() and (exc := task.exception()) is not None
+        if crashed:
             logger.error("lane for job %s crashed", held.job.id, exc_info=exc)
+        self._report_finish(held, crashed)
         self._changed.set()
         self._wake.set()
+
+    def _report_finish(self, held: _Held, crashed: bool) -> None:
+        finish = held.finish
+        if finish is None:
+            # Lost (lease gone), crashed, or cancelled at shutdown (then released).
+            finish = Finish.LOST if held.is_lost else Finish.CRASHED if crashed else Finish.RELEASED
+        nbytes = held.progress.bytes_done if held.progress is not None else 0
+        self._observer.job_finished(held.job.id, finish, held.error_class, nbytes)
 
     def _on_lost(self, job_id: str) -> None:
         held = self._held.get(job_id)
@@ -466,3 +496,20 @@ class Worker:
                 logger.warning("store unavailable, retrying: %s", exc)
                 await self._clock.sleep(min(2.0, 0.1 * 2**attempt))
         raise AssertionError("unreachable")
+
+
+class _ObservedProgress:
+    """A lane's progress sink that also tells the observer of every byte count."""
+
+    def __init__(self, progress: LaneProgress, observer: Observer) -> None:
+        self._progress = progress
+        self._observer = observer
+
+    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
+        """As ``LaneProgress``."""
+        self._progress.started(name, total_bytes, done_bytes)
+
+    def advanced(self, nbytes: int) -> None:
+        """Counted, then told."""
+        self._progress.advanced(nbytes)
+        self._observer.bytes_transferred(nbytes)
