@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hauler.cli.fanout import MIN_FILES_PER_PROCESS, process_count, share_of
+from hauler.local.fanout import MIN_FILES_PER_PROCESS, process_count, share_of
 from tests.cli.process import HaulerRunner, finish
 from tests.cli.test_get import KIB, MIB, sha256_of
 from tests.cli.test_resume import wait_until_sent

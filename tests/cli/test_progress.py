@@ -15,7 +15,8 @@ from pathlib import Path
 from rich.console import Console
 
 from hauler.cli.progressview import ProgressView
-from hauler.cli.report import FileOutcome, PlainReporter
+from hauler.cli.report import PlainReporter
+from hauler.local.outcome import FileOutcome
 from hauler.models import JobSpec
 from hauler.redact import Redactor
 from hauler.transfer.request import TransferResult

@@ -11,14 +11,9 @@ from rich.console import Console
 
 from hauler.cli.joblist import JobListError, parse_job_lines, unique_jobs
 from hauler.cli.progressview import ProgressView
-from hauler.cli.report import (
-    ErrorInfo,
-    FileOutcome,
-    JsonReporter,
-    PlainReporter,
-    format_size,
-)
+from hauler.cli.report import JsonReporter, PlainReporter, format_size
 from hauler.errors import ContentMismatch
+from hauler.local.outcome import ErrorInfo, FileOutcome
 from hauler.models import JobSpec
 from hauler.redact import Redactor
 from hauler.transfer.request import TransferResult

@@ -23,10 +23,10 @@ from hauler.cli.app import app, globals_of
 from hauler.exitcodes import exit_status
 
 if TYPE_CHECKING:
-    from hauler.cli.batch import BatchOptions
     from hauler.cli.getoutput import Display
-    from hauler.cli.report import FileOutcome
     from hauler.config import TransferSettings
+    from hauler.local.batch import BatchOptions
+    from hauler.local.outcome import FileOutcome
     from hauler.models import JobSpec, OnExisting
     from hauler.redact import Redactor
 
@@ -213,7 +213,7 @@ def get_command(
         print_dry_run(specs, where.output_dir, redact, json_output)
         _exit_now(0)
     _prepare_output_dir(where.output_dir)
-    from hauler.cli.batch import BatchOptions
+    from hauler.local.batch import BatchOptions
 
     options = BatchOptions(
         where.output_dir,
@@ -390,7 +390,7 @@ def _execute(
     redact: Redactor,
 ) -> int:
     """Run the batch (in one process or several) and report it; the process exit status."""
-    from hauler.cli.fanout import available_cores, process_count
+    from hauler.local.fanout import available_cores, process_count
 
     count = process_count(
         len(specs), options.parallel, processes, available_cores(), bool(settings.limit_rate_bps)
@@ -423,7 +423,7 @@ def _run_here(
     """One process, one event loop: the exit status so far and the outcomes."""
     import asyncio
 
-    from hauler.cli.batch import Batch
+    from hauler.local.batch import Batch
 
     reporter = display.reporter(redact, len(specs))
     batch = Batch(specs, options, reporter, redact)
@@ -451,7 +451,7 @@ def _run_forked(
     display: Display,
 ) -> tuple[int, list[FileOutcome]]:
     """Several processes, forked before the reporter starts (bars run a thread)."""
-    from hauler.cli.fanout import FanOut
+    from hauler.local.fanout import FanOut
 
     with_progress = display.bar_stream() is not None
     fan = FanOut(specs, options, settings, redact, processes, with_progress)

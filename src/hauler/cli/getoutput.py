@@ -16,14 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from hauler.cli.report import (
-    FileOutcome,
-    JsonReporter,
-    PlainReporter,
-    Reporter,
-    emit,
-    failure_line,
-)
+from hauler.cli.report import JsonReporter, PlainReporter, emit, failure_line
+from hauler.local.outcome import FileOutcome, Reporter
 from hauler.models import JobSpec
 from hauler.naming import name_from_response, safe_path
 from hauler.redact import Redactor, json_text, printable

@@ -30,14 +30,8 @@ from rich.text import Text
 
 from hauler.cli.logs import route_to_console
 from hauler.cli.ratemeter import RateMeter
-from hauler.cli.report import (
-    FileOutcome,
-    Reporter,
-    failure_line,
-    format_size,
-    success_line,
-    summary_line,
-)
+from hauler.cli.report import failure_line, format_size, success_line, summary_line
+from hauler.local.outcome import FileOutcome, Reporter
 from hauler.models import JobSpec
 from hauler.redact import Redactor, printable
 from hauler.transfer.request import ProgressSink

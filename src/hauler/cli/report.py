@@ -9,45 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
-from hauler.errors import HaulerError
+from hauler.local.outcome import ErrorInfo, FileOutcome
 from hauler.models import JobSpec
 from hauler.redact import Redactor, json_text, printable
 from hauler.transfer.request import NullProgress, ProgressSink, TransferResult
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """Why one file failed: the error's class name, its short code and message."""
-
-    name: str
-    code: str
-    message: str
-
-    @classmethod
-    def of(cls, exc: BaseException) -> ErrorInfo:
-        """Describe ``exc``; anything outside the taxonomy is an internal error."""
-        if isinstance(exc, HaulerError):
-            return cls(type(exc).__name__, exc.error_class.value, exc.message)
-        return cls(type(exc).__name__, "internal", str(exc) or type(exc).__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class FileOutcome:
-    """How one file of a ``get`` ended: a verified result or an error."""
-
-    url: str
-    elapsed_s: float
-    result: TransferResult | None = None
-    error: ErrorInfo | None = None
-    checksum_algorithm: str | None = None  # of the expected checksum the result's digest is in
-
-    @property
-    def is_ok(self) -> bool:
-        """True when the file is complete and verified (or was already)."""
-        return self.result is not None
 
 
 def format_size(nbytes: float) -> str:
@@ -107,22 +74,6 @@ def summary_record(
         "bytes": sum(o.result.bytes_fetched for o in outcomes if o.result is not None),
         "elapsed_s": round(elapsed_s, 3),
     }
-
-
-class Reporter(Protocol):
-    """Shows a ``get`` run to the user as it goes."""
-
-    def sink(self, spec: JobSpec) -> ProgressSink:
-        """The progress sink for one file about to start."""
-        ...
-
-    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
-        """One file ended (ok or failed)."""
-        ...
-
-    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
-        """The run ended (also on interruption, with the outcomes so far)."""
-        ...
 
 
 def failure_line(outcome: FileOutcome, redact: Redactor) -> str:

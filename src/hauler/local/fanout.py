@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from hauler.cli.batch import Batch, BatchOptions
-from hauler.cli.report import ErrorInfo, FileOutcome, Reporter
 from hauler.config import TransferSettings
+from hauler.local.batch import Batch, BatchOptions
+from hauler.local.outcome import ErrorInfo, FileOutcome, Reporter
 from hauler.models import JobSpec
 from hauler.redact import Redactor
 from hauler.transfer.request import ProgressSink, events_of

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hauler.cli.report import ErrorInfo, FileOutcome, Reporter
 from hauler.config import TransferSettings
 from hauler.errors import HaulerError
+from hauler.local.outcome import ErrorInfo, FileOutcome, Reporter
 from hauler.models import JobSpec, OnExisting
 from hauler.naming import name_from_response
 from hauler.redact import Redactor
