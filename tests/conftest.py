@@ -1,5 +1,14 @@
 """Fixtures shared by every test package (each block is self-contained; append, don't edit)."""
 
+# --- Ctrl-C reaches the hauler processes the tests start ----------------------------------------
+import signal
+
+# A shell starts a background job with SIGINT ignored, and an ignored signal stays ignored across
+# exec: the Ctrl-C tests' hauler children would never see theirs (a CI runner may start us so).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+# --- end Ctrl-C -----------------------------------------------------------------------------------
+
 # --- redis-server (store engineer) ---------------------------------------------------------
 import subprocess
 from collections.abc import AsyncIterator, Iterator
