@@ -35,7 +35,7 @@ from hauler.naming import MAX_COUNTER, name_from_response, numbered, safe_name, 
 from hauler.policy.progress import StallBudget
 from hauler.policy.retry import Action
 from hauler.redact import redact_url
-from hauler.transfer import existing, integrity, marks
+from hauler.transfer import existing, integrity, marks, nofollow
 from hauler.transfer.attempt import AttemptContext
 from hauler.transfer.body import Body, Fetcher, RangeAsk, Reply
 from hauler.transfer.checkpoint import Checkpoint
@@ -185,11 +185,11 @@ class Download:
             return None
         path = self.attempt.paths.for_component(self.request.output_dir, name)
         try:
-            with open(path.parent / (path.name + CONTROL_SUFFIX), "rb", opener=_no_link) as file:
-                text = file.read(MAX_TEXT_CHARS + 1).decode("utf-8")
+            control = str(path.parent / (path.name + CONTROL_SUFFIX))
+            text = nofollow.read_text(None, control, MAX_TEXT_CHARS + 1)
         except (OSError, UnicodeDecodeError):
             return None
-        state = ControlState.from_json(text)
+        state = ControlState.from_json(text) if text is not None else None
         if state is not None and state.source not in (None, marks.url_key(self.request.url)):
             return None  # another URL's partial under this name: this download takes another
         return state
@@ -738,11 +738,6 @@ class Download:
             content_type=self.reply.content_type,
             is_unverified_resume=self.is_unverified_resume,
         )
-
-
-def _no_link(path: str, flags: int) -> int:
-    """An ``open`` opener that never follows a symbolic link."""
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
 def _resume_ask(control: ControlState | None) -> RangeAsk:

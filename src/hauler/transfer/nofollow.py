@@ -109,9 +109,9 @@ def _require_regular(fd: int) -> None:
     raise OSError(errno.EINVAL, "not a regular file")
 
 
-def read_text(dir_fd: int, name: str, max_bytes: int) -> str | None:
-    """The text of regular file ``name`` (its first ``max_bytes``); None when it is missing.
-    ``OSError`` (``ELOOP``) for a symbolic link."""
+def read_text(dir_fd: int | None, name: str, max_bytes: int) -> str | None:
+    """The text of regular file ``name`` (its first ``max_bytes``), relative to ``dir_fd`` (None:
+    ``name`` is a path); None when it is missing. ``OSError`` (``ELOOP``) for a symbolic link."""
     try:
         fd = os.open(
             name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd
