@@ -258,12 +258,16 @@ class _RoundCounter:
 
 
 async def _rounds_pass(counted: _RoundCounter, clock: FakeClock, rounds: int) -> None:
-    """Move the worker's fake clock on, a second at a time, until it has been through
-    ``rounds`` claim rounds (each a second after the last: each checks the disk again)."""
+    """Move the worker's fake clock on, a quarter second at a time, until it has been through
+    ``rounds`` claim rounds (each a poll interval after the last: each checks the disk again).
+
+    Ticking until the count moves, not one ``advance`` per round: the count moves when a round
+    starts reading the flags, and a round still in that read when the clock moves goes to sleep
+    after the move and would wait for a tick that never came (seen on Redis in CI).
+    """
     for _ in range(rounds):
         seen = counted.rounds
-        clock.advance(1.0)
-        await wait_for(lambda seen=seen: _has_run_since(counted, seen))
+        await wait_for(_ticking(clock, lambda seen=seen: _has_run_since(counted, seen), 0.25))
 
 
 async def _has_run_since(counted: _RoundCounter, seen: int) -> bool:
@@ -271,12 +275,12 @@ async def _has_run_since(counted: _RoundCounter, seen: int) -> bool:
 
 
 def _ticking(
-    clock: FakeClock, check: Callable[[], Awaitable[bool]]
+    clock: FakeClock, check: Callable[[], Awaitable[bool]], step_s: float = 0.05
 ) -> Callable[[], Awaitable[bool]]:
-    """``check``, moving the worker's fake clock on by 50 ms each time it is polled."""
+    """``check``, moving the worker's fake clock on by ``step_s`` each time it is polled."""
 
     async def ticking() -> bool:
-        clock.advance(0.05)
+        clock.advance(step_s)
         return await check()
 
     return ticking
