@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hauler import nofollow
 from hauler.errors import (
     ConnectionFailed,
     DiskFull,
@@ -35,7 +36,7 @@ from hauler.naming import MAX_COUNTER, name_from_response, numbered, safe_name, 
 from hauler.policy.progress import StallBudget
 from hauler.policy.retry import Action
 from hauler.redact import redact_url
-from hauler.transfer import existing, integrity, marks, nofollow
+from hauler.transfer import existing, integrity, marks
 from hauler.transfer.attempt import AttemptContext
 from hauler.transfer.body import Body, Fetcher, RangeAsk, Reply
 from hauler.transfer.checkpoint import Checkpoint

@@ -18,11 +18,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hauler import nofollow
 from hauler.config import MIB
 from hauler.errors import DiskFull, LocalError, Transient
 from hauler.naming import MAX_COUNTER, numbered
 from hauler.redact import printable
-from hauler.transfer import marks, nofollow
+from hauler.transfer import marks
 from hauler.transfer.controlcheck import MAX_TEXT_CHARS, checked_fields
 from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.segments import Segment
