@@ -10,6 +10,7 @@
     │   ├── Stalled             below the lowest-speed limit for too long
     │   └── StoreUnavailable    the job store (SQLite/Redis) cannot be reached
     ├── Bannable                rotate a resource (proxy or account), then retry
+    │   └── BotCheck            a bot wall: "confirm you're not a bot", CAPTCHA, 403/429 on a page
     ├── RestartTransfer         the partial file is useless: start the transfer over
     │   ├── OriginChanged       validators (ETag/Last-Modified/size) differ from the partial's
     │   └── RangeIgnored        the origin answered 200 to a Range request mid-file
@@ -44,6 +45,7 @@ class ErrorClass(StrEnum):
     STALLED = "stalled"
     STORE = "store"
     BANNABLE = "bannable"
+    BOT_CHECK = "bot_check"
     ORIGIN_CHANGED = "origin_changed"
     RANGE_IGNORED = "range_ignored"
     FATAL = "fatal"
@@ -120,6 +122,16 @@ class Bannable(HaulerError):
     def __init__(self, message: str | None = None, *, resource: str = "proxy") -> None:
         super().__init__(message)
         self.resource = resource
+
+
+class BotCheck(Bannable):
+    """The site took us for a bot (sign-in wall, CAPTCHA, 403/429); rotate the account or proxy."""
+
+    error_class = ErrorClass.BOT_CHECK
+
+    def __init__(self, message: str | None = None, *, resource: str = "account") -> None:
+        # The account goes first: the pools ban a proxy only when several accounts fail on it.
+        super().__init__(message, resource=resource)
 
 
 class RestartTransfer(HaulerError):
