@@ -8,14 +8,13 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from hauler.clock import yield_now
 from hauler.errors import ErrorClass
 from hauler.intake import BadLine, read_batches
 from hauler.models import Job, JobState
-from hauler.store import AddResult, JobFilter, Store
-from hauler.store.base import FleetControl, JobStore
+from hauler.store import AddResult, FleetControl, JobFilter, JobStore, WorkerRegistry
 from hauler.units import parse_duration
 from hauler.views import Explanation, FleetStatus
 from hauler.worker.explain import FleetView, explain
@@ -33,6 +32,11 @@ class AddTally:
     skipped: int = 0
     bad: int = 0
     bad_lines: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+class FleetRoles(JobStore, FleetControl, WorkerRegistry, Protocol):
+    """The three roles a fleet-wide view reads: the jobs, the pause/stop flags, the workers.
+    (Not ``Store``: closing the store is its opener's business, never an operation's.)"""
 
 
 def _ignore_bad(bad: BadLine) -> None:
@@ -80,7 +84,7 @@ def _note_bad(tally: AddTally, bad_lines: list[BadLine], on_bad: Callable[[BadLi
             on_bad(bad)
 
 
-async def status(store: Store) -> FleetStatus:
+async def status(store: FleetRoles) -> FleetStatus:
     """What ``hauler status`` shows."""
     counts = await store.counts()
     workers = await store.workers()
@@ -89,7 +93,7 @@ async def status(store: Store) -> FleetStatus:
     return FleetStatus(counts, workers, is_fleet_paused, tuple(paused_workers), stop_at)
 
 
-async def explain_job(store: Store, job_id: str, affinity_s: float) -> Explanation | None:
+async def explain_job(store: FleetRoles, job_id: str, affinity_s: float) -> Explanation | None:
     """Why job ``job_id`` waits (or failed, or where it runs); None if there is no such job.
     ``affinity_s``: the workers' setting (how long a host sticks to its worker)."""
     job = await store.get(job_id)

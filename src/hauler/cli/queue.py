@@ -34,7 +34,7 @@ from hauler.ops import (
     status,
 )
 from hauler.redact import printable, redact_url
-from hauler.store import JobFilter, Store
+from hauler.store import JobFilter, JobStore
 from hauler.views import explanation_record, job_record, status_record
 
 stdout = Console(highlight=False, soft_wrap=True)
@@ -75,7 +75,7 @@ def _input_lines(urls: list[str], input_file: Path | None) -> Iterator[Iterable[
 
 
 async def _add_lines(
-    store: Store, lines: Iterable[str], defaults: dict[str, Any], is_quiet: bool
+    store: JobStore, lines: Iterable[str], defaults: dict[str, Any], is_quiet: bool
 ) -> AddTally:
     return await add_lines(store, lines, defaults, _quiet if is_quiet else _print_bad)
 
