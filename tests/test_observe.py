@@ -4,20 +4,32 @@ its bytes; the fan-out tells every observer and survives one that raises."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from hauler.local.batch import Batch, BatchOptions
+from hauler.local.outcome import FileOutcome
+from hauler.models import JobSpec
 from hauler.observe import Finish, NullObserver, Observer, Observers
-from hauler.pipeline import PipelineContext
+from hauler.progress import NullProgress, ProgressSink
+from hauler.redact import Redactor
 from hauler.store import Store
 from hauler.transfer.engine import Engine
 from hauler.worker.modes import Mode
 from hauler.worker.runner import Identity, Worker
 from tests.fixtures.stores import wall_clock as clock  # noqa: F401  (the worker keeps real time)
 from tests.transfer.origin import Fault, Origin
-from tests.worker.fleet import RUN_TIMEOUT_S, add_urls, transfer_settings, worker_settings
+from tests.worker.fleet import (
+    RUN_TIMEOUT_S,
+    add_urls,
+    pipeline_for,
+    transfer_settings,
+    worker_settings,
+)
 
 KIB = 1024
 
@@ -43,6 +55,11 @@ class Recorder:
     def retried(self, job_id: str, error_class: str, delay_s: float) -> None:
         self.events.append(("retried", job_id, error_class, delay_s > 0))
 
+    def job_handled(
+        self, job_id: str | None, kind: str, error_class: str | None, elapsed_s: float
+    ) -> None:
+        self.events.append(("handled", job_id, kind, error_class))
+
     def pool_event(self, kind: str, resource: str) -> None:
         self.events.append(("pool", kind, resource))
 
@@ -60,7 +77,7 @@ async def test_a_worker_reports_starts_retries_finishes_and_bytes(
     async with Engine(transfer_settings()) as engine:
         worker = Worker(
             store,
-            PipelineContext(engine, tmp_path),
+            pipeline_for(engine, tmp_path, recorder),
             worker_settings(),
             mode=Mode.DRAIN,
             identity=Identity("w-obs", "node-1", 1),
@@ -83,9 +100,44 @@ async def test_a_worker_reports_starts_retries_finishes_and_bytes(
     by_job = {e[1]: e for e in recorder.events if e[0] == "finished" and e[2] is Finish.DONE}
     assert by_job[ok][4] == 30 * KIB and by_job[flaky][4] == 100 * KIB
     assert recorder.nbytes == summary.bytes_total == 130 * KIB
-    for job_id in (flaky, ok, missing):  # each start comes before its lane's end
+    handled = [(e[1], e[3]) for e in recorder.events if e[0] == "handled"]
+    assert sorted(handled, key=str) == sorted(
+        [(flaky, "transient"), (flaky, None), (ok, None), (missing, "not_found")], key=str
+    )
+    assert all(e[2] == "file" for e in recorder.events if e[0] == "handled")
+    for job_id in (flaky, ok, missing):  # the pipeline's report falls inside its lane
         mine = [e[0] for e in recorder.events if e[0] != "retried" and e[1] == job_id]
-        assert mine == ["started", "finished"] * (len(mine) // 2)
+        assert mine == ["started", "handled", "finished"] * (len(mine) // 3)
+
+
+class _QuietReporter:
+    """A ``Reporter`` that shows nothing (the observer is what this test reads)."""
+
+    def sink(self, spec: JobSpec) -> ProgressSink:
+        return NullProgress()
+
+    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
+        return None
+
+    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
+        return None
+
+
+async def test_a_get_batch_reports_to_its_observer(origin: Origin, tmp_path: Path) -> None:
+    """``get``'s batch tells the same observer protocol: starts, the pipeline's handling,
+    ends (done or failed, with the class) and every byte."""
+    origin.add("a.bin", 40 * KIB)
+    specs = [JobSpec(url=origin.url("a.bin")), JobSpec(url=origin.url("gone.bin"))]
+    recorder = Recorder()
+    options = BatchOptions(output_dir=tmp_path, parallel=2)
+    batch = Batch(specs, options, _QuietReporter(), Redactor.for_specs(specs), recorder)
+    await batch.run(transfer_settings())
+    finished = sorted((e[1], e[2], e[3], e[4]) for e in recorder.events if e[0] == "finished")
+    assert finished == [("0", Finish.DONE, None, 40 * KIB), ("1", Finish.FAILED, "not_found", 0)]
+    handled = {(e[2], e[3]) for e in recorder.events if e[0] == "handled"}
+    assert handled == {("file", "not_found"), ("file", None)}
+    assert recorder.nbytes == 40 * KIB
+    assert hashlib.sha256((tmp_path / "a.bin").read_bytes()).hexdigest() == origin.sha256("a.bin")
 
 
 class Broken(NullObserver):
@@ -103,11 +155,13 @@ def test_observers_tell_each_in_order_and_survive_one_that_raises(
     fan.job_finished("j1", Finish.FAILED, "not_found", 7)
     fan.retried("j2", "timeout", 1.5)
     fan.bytes_transferred(5)
+    fan.job_handled("j3", "media", None, 2.0)
     fan.pool_event("banned", "proxy-1")
     expected = [
         ("started", "j1", "http://h/x"),
         ("finished", "j1", Finish.FAILED, "not_found", 7),
         ("retried", "j2", "timeout", True),
+        ("handled", "j3", "media", None),
         ("pool", "banned", "proxy-1"),
     ]
     assert first.events == last.events == expected

@@ -39,7 +39,7 @@ from hauler.config import load_settings
 from hauler.cli.joblist import collect_jobs
 load_settings()
 collect_jobs(["http://127.0.0.1/x"], None)
-import hauler.pipeline
+import hauler.pipeline.kinds
 """
 
 

@@ -1,5 +1,5 @@
-"""What metrics and the dashboard subscribe to: an ``Observer`` the worker (and later the pipeline
-and the pools) report to, instead of counters added inside the runner.
+"""What metrics and the dashboard subscribe to: an ``Observer`` the worker, ``get``'s batch, the
+pipeline (and later the pools) report to, instead of counters added inside the runner.
 
 Observers are called on the event loop, in the middle of the work: they must return at once
 (count, append, set an event) and never block. ``Observers`` fans one report out to several and
@@ -41,6 +41,12 @@ class Observer(Protocol):
     def bytes_transferred(self, nbytes: int) -> None:
         """``nbytes`` more bytes were written, by any lane."""
 
+    def job_handled(
+        self, job_id: str | None, kind: str, error_class: str | None, elapsed_s: float
+    ) -> None:
+        """The pipeline ran a job of ``kind`` (``file``, ``media``…) for ``elapsed_s``: to its
+        artifacts (``error_class`` None) or to an error of that class."""
+
     def retried(self, job_id: str, error_class: str, delay_s: float) -> None:
         """Job ``job_id`` failed with ``error_class`` and will be tried again in ``delay_s``."""
 
@@ -61,6 +67,11 @@ class NullObserver:
         """Ignored."""
 
     def bytes_transferred(self, nbytes: int) -> None:
+        """Ignored."""
+
+    def job_handled(
+        self, job_id: str | None, kind: str, error_class: str | None, elapsed_s: float
+    ) -> None:
         """Ignored."""
 
     def retried(self, job_id: str, error_class: str, delay_s: float) -> None:
@@ -92,6 +103,13 @@ class Observers:
         """Told to each."""
         for observer in self.observers:
             _guarded(observer.bytes_transferred, nbytes)
+
+    def job_handled(
+        self, job_id: str | None, kind: str, error_class: str | None, elapsed_s: float
+    ) -> None:
+        """Told to each."""
+        for observer in self.observers:
+            _guarded(observer.job_handled, job_id, kind, error_class, elapsed_s)
 
     def retried(self, job_id: str, error_class: str, delay_s: float) -> None:
         """Told to each."""

@@ -18,6 +18,7 @@ from hauler.cli.progressview import ProgressView
 from hauler.cli.report import PlainReporter
 from hauler.local.outcome import FileOutcome
 from hauler.models import JobSpec
+from hauler.pipeline.file import outcome_of
 from hauler.redact import Redactor
 from hauler.transfer.request import TransferResult
 from tests.cli.process import RUN_TIMEOUT_S, HaulerRunner
@@ -43,7 +44,7 @@ def last_line(buffer: io.StringIO, needle: str) -> str:
 
 
 def outcome(url: str, size: int = 10) -> FileOutcome:
-    result = TransferResult(url, url, Path("/out/f.bin"), size, size, 0, 0.1)
+    result = outcome_of(TransferResult(url, url, Path("/out/f.bin"), size, size, 0, 0.1))
     return FileOutcome(url, 0.1, result=result)
 
 

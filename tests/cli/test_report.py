@@ -15,15 +15,19 @@ from hauler.cli.report import JsonReporter, PlainReporter, format_size
 from hauler.errors import ContentMismatch
 from hauler.local.outcome import ErrorInfo, FileOutcome
 from hauler.models import JobSpec
+from hauler.pipeline.file import outcome_of
+from hauler.pipeline.outcome import Outcome
 from hauler.redact import Redactor
 from hauler.transfer.request import TransferResult
 
 URL = "http://127.0.0.1:9/f.bin"
 
 
-def result(size: int = 2048, checksum: str | None = None) -> TransferResult:
+def result(size: int = 2048, checksum: str | None = None) -> Outcome:
     """A finished transfer of ``size`` bytes."""
-    return TransferResult(URL, URL, Path("/out/f.bin"), size, size, 0, 0.5, checksum=checksum)
+    return outcome_of(
+        TransferResult(URL, URL, Path("/out/f.bin"), size, size, 0, 0.5, checksum=checksum)
+    )
 
 
 def test_redactor_masks_url_passwords_proxy_and_secret_headers() -> None:
@@ -66,7 +70,7 @@ def test_json_record_fields_and_counts() -> None:
 def test_plain_lines() -> None:
     out, err = io.StringIO(), io.StringIO()
     reporter = PlainReporter(Redactor([]), out, err)
-    skipped = TransferResult(URL, URL, Path("/out/f.bin"), 10, 0, 0, 0.0, skipped=True)
+    skipped = outcome_of(TransferResult(URL, URL, Path("/out/f.bin"), 10, 0, 0, 0.0, skipped=True))
     reporter.finished(JobSpec(url=URL), FileOutcome(URL, 0.0, result=skipped))
     reporter.close([FileOutcome(URL, 0.0, result=skipped)], 0.2)
     lines = out.getvalue().splitlines()

@@ -12,7 +12,9 @@ from typing import Any
 from hauler.clock import Clock
 from hauler.config import TransferSettings, WorkerSettings
 from hauler.models import JobSpec, JobState
-from hauler.pipeline import PipelineContext
+from hauler.observe import Observer
+from hauler.pipeline.kinds import resolver_for
+from hauler.pipeline.run import Pipeline
 from hauler.store import Store
 from hauler.transfer.engine import Engine
 from hauler.worker.modes import Mode
@@ -61,7 +63,7 @@ async def worker_in_process(
     async with Engine(transfer_settings()) as engine:
         worker = Worker(
             store,
-            PipelineContext(engine, out_dir),
+            pipeline_for(engine, out_dir),
             worker_settings(**overrides),
             mode=mode,
             identity=Identity(name, "node-1", 1),
@@ -75,6 +77,11 @@ async def worker_in_process(
                 worker.request_stop("test over")
             async with asyncio.timeout(RUN_TIMEOUT_S):
                 await asyncio.wait([task])
+
+
+def pipeline_for(engine: Engine, out_dir: Path, observer: Observer | None = None) -> Pipeline:
+    """The pipeline a worker's service builds, on ``engine``, into ``out_dir``."""
+    return Pipeline(resolver_for(engine), out_dir, observer=observer)
 
 
 async def drain(store: Store, out_dir: Path, **overrides: Any) -> Summary:

@@ -11,7 +11,6 @@ from typing import Any
 
 from hauler.clock import FakeClock, SystemClock
 from hauler.models import JobState
-from hauler.pipeline import PipelineContext
 from hauler.store import JobFilter, Store
 from hauler.transfer.engine import Engine
 from hauler.worker.flags import PAUSE_FILE
@@ -21,6 +20,7 @@ from tests.transfer.origin import Fault, Origin
 from tests.worker.fleet import (
     add_urls,
     drain,
+    pipeline_for,
     sha256_of,
     state_of,
     transfer_settings,
@@ -141,7 +141,7 @@ async def test_stop_request_reaches_a_worker_whose_clock_runs_ahead(
     async with Engine(transfer_settings()) as engine:
         worker = Worker(
             store,
-            PipelineContext(engine, tmp_path),
+            pipeline_for(engine, tmp_path),
             worker_settings(),
             mode=Mode.FOREVER,
             identity=Identity("ahead", "node-1", 1),

@@ -22,7 +22,12 @@ COMMAND_MODULES = {
 # What a command imports once it runs (the engine, aiohttp, asyncio): loaded during start-up,
 # with the collector paused (see ``main``). Its ``--help`` loads none of them.
 COMMAND_PRELOADS = {
-    "get": ("hauler.cli.joblist", "hauler.local.batch", "hauler.cli.report", "hauler.pipeline"),
+    "get": (
+        "hauler.cli.joblist",
+        "hauler.local.batch",
+        "hauler.cli.report",
+        "hauler.pipeline.kinds",
+    ),
 }
 # Global options that take a value (see hauler.cli.app.main_options).
 _VALUED_OPTIONS = ("--store", "--log-level", "--log-format")

@@ -20,8 +20,8 @@ from hauler.cli.report import JsonReporter, PlainReporter, emit, failure_line
 from hauler.local.outcome import FileOutcome, Reporter
 from hauler.models import JobSpec
 from hauler.naming import name_from_response, safe_path
+from hauler.progress import NullProgress, ProgressSink
 from hauler.redact import Redactor, json_text, printable
-from hauler.transfer.request import NullProgress, ProgressSink
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -33,8 +33,8 @@ from hauler.cli.ratemeter import RateMeter
 from hauler.cli.report import failure_line, format_size, success_line, summary_line
 from hauler.local.outcome import FileOutcome, Reporter
 from hauler.models import JobSpec
+from hauler.progress import ProgressSink
 from hauler.redact import Redactor, printable
-from hauler.transfer.request import ProgressSink
 
 _NAME_WIDTH = 32
 _BAR_STEPS = 1000  # the overall bar's resolution

@@ -13,8 +13,9 @@ from typing import Any, TextIO
 
 from hauler.local.outcome import ErrorInfo, FileOutcome
 from hauler.models import JobSpec
+from hauler.pipeline.outcome import Outcome, result_record
+from hauler.progress import NullProgress, ProgressSink
 from hauler.redact import Redactor, json_text, printable
-from hauler.transfer.request import NullProgress, ProgressSink, TransferResult
 
 
 def format_size(nbytes: float) -> str:
@@ -40,14 +41,12 @@ def outcome_record(outcome: FileOutcome, redact: Redactor) -> dict[str, Any]:
 
 
 def _result_fields(
-    result: TransferResult, default_algorithm: str | None, redact: Redactor
+    result: Outcome, default_algorithm: str | None, redact: Redactor
 ) -> dict[str, Any]:
     """The JSON fields of a finished transfer (the pipeline's record, secrets masked)."""
-    from hauler.pipeline import result_record
-
     record = result_record(result)
     record["final_url"] = redact.url(result.final_url)
-    algorithm, digest = _digest_of(result.checksum, default_algorithm)
+    algorithm, digest = _digest_of(result.primary.checksum, default_algorithm)
     if digest:
         record["checksum"] = f"{algorithm}={digest}" if algorithm else digest
     if algorithm == "sha256":
@@ -88,7 +87,7 @@ def success_line(outcome: FileOutcome) -> str:
     """``done PATH (SIZE in Ns, RATE/s)`` or ``skipped PATH (already complete)``."""
     result = outcome.result
     assert result is not None
-    path = printable(str(result.path))  # the name may come from the server
+    path = printable(str(result.primary.path))  # the name may come from the server
     if result.skipped:
         return f"skipped {path} (already complete, {format_size(result.size)})"
     rate = result.bytes_fetched / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0

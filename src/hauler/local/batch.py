@@ -1,5 +1,5 @@
 """A ``get`` run: many files through ONE engine, at most ``parallel`` at a time, each through
-``pipeline.run`` (the same code path as a worker's lane).
+the ``Pipeline`` (the same code path as a worker's lane), told to an ``Observer`` as they go.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from hauler.errors import HaulerError
 from hauler.local.outcome import ErrorInfo, FileOutcome, Reporter
 from hauler.models import JobSpec, OnExisting
 from hauler.naming import name_from_response
+from hauler.observe import Finish, NullObserver, Observer
 from hauler.redact import Redactor
 
 if TYPE_CHECKING:  # the engine (and aiohttp) load only when a download starts
-    from hauler.pipeline import PipelineContext
+    from hauler.pipeline.run import Pipeline
+    from hauler.transfer.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +53,13 @@ class Batch:
         options: BatchOptions,
         reporter: Reporter,
         redact: Redactor,
+        observer: Observer | None = None,
     ) -> None:
         self._specs = specs
         self._options = options
         self._reporter = reporter
         self._redact = redact
+        self._observer = observer or NullObserver()
         self.outcomes: dict[int, FileOutcome] = {}
         self._present: frozenset[str] | None = None
 
@@ -65,39 +69,49 @@ class Batch:
 
     async def run(self, settings: TransferSettings) -> None:
         """Download every spec; SIGTERM cancels like Ctrl-C does (partial files are kept)."""
-        from hauler import pipeline
         from hauler.transfer.engine import Engine
 
         _cancel_on_sigterm()
         self._present = _names_in(self._options.output_dir)
         async with Engine(settings) as engine:
-            ctx = pipeline.PipelineContext(
-                engine=engine,
-                output_dir=self._options.output_dir,
-                on_existing=self._options.on_existing,
-                connections=self._options.connections,
-                limit_rate_bps=self._options.per_file_rate_bps,
-                proxy=self._options.proxy,
-            )
+            pipeline = self._pipeline(engine)
             pending = iter(enumerate(self._specs))
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self._options.parallel, len(self._specs))):
-                    group.create_task(self._lane(pending, ctx))
+                    group.create_task(self._lane(pending, pipeline))
 
-    async def _lane(self, pending: Iterator[tuple[int, JobSpec]], ctx: PipelineContext) -> None:
+    def _pipeline(self, engine: Engine) -> Pipeline:
+        """The pipeline of this run: every kind, its options, ``--proxy`` for every job."""
+        from hauler.pipeline.acquire import FixedResources
+        from hauler.pipeline.handler import RunOptions
+        from hauler.pipeline.kinds import resolver_for
+        from hauler.pipeline.run import Pipeline
+
+        options = self._options
+        return Pipeline(
+            resolver_for(engine),
+            options.output_dir,
+            options=RunOptions(options.on_existing, options.connections, options.per_file_rate_bps),
+            broker=FixedResources(options.proxy),
+            observer=self._observer,
+            durable=bool(engine.settings.fsync_files),
+        )
+
+    async def _lane(self, pending: Iterator[tuple[int, JobSpec]], pipeline: Pipeline) -> None:
         """Take the next file until none is left; lanes share one iterator."""
         for index, spec in pending:
-            self.outcomes[index] = outcome = await self._one(spec, ctx)
+            job_id = str(index)
+            self._observer.job_started(job_id, self._redact.url(spec.url))
+            self.outcomes[index] = outcome = await self._one(spec, pipeline)
             self._reporter.finished(spec, outcome)
+            self._observer.job_finished(job_id, *_finish_of(outcome))
 
-    async def _one(self, spec: JobSpec, ctx: PipelineContext) -> FileOutcome:
+    async def _one(self, spec: JobSpec, pipeline: Pipeline) -> FileOutcome:
         """One file through the pipeline; every failure becomes an outcome, not an exception."""
-        from hauler import pipeline
-
         started = time.monotonic()
         try:
             job = _named_if_present(spec, self._options, self._present)
-            result = await pipeline.run(job, ctx, self._reporter.sink(spec))
+            result = await pipeline.run(job, self._reporter.sink(spec))
         except HaulerError as exc:
             return FileOutcome(spec.url, time.monotonic() - started, error=ErrorInfo.of(exc))
         except Exception as exc:  # a bug below us must not abort the other files
@@ -116,6 +130,13 @@ class Batch:
         logger.error(
             "internal error on %s: %s", self._redact.url(spec.url), self._redact.text(detail)
         )
+
+
+def _finish_of(outcome: FileOutcome) -> tuple[Finish, str | None, int]:
+    """How ``outcome`` ends, for the observer: done or failed, the class, the bytes fetched."""
+    if outcome.result is not None:
+        return Finish.DONE, None, outcome.result.bytes_fetched
+    return Finish.FAILED, outcome.error.code if outcome.error else None, 0
 
 
 def _named_if_present(

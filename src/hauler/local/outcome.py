@@ -9,7 +9,8 @@ from typing import Protocol
 
 from hauler.errors import HaulerError
 from hauler.models import JobSpec
-from hauler.transfer.request import ProgressSink, TransferResult
+from hauler.pipeline.outcome import Outcome
+from hauler.progress import ProgressSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class FileOutcome:
 
     url: str
     elapsed_s: float
-    result: TransferResult | None = None
+    result: Outcome | None = None
     error: ErrorInfo | None = None
     checksum_algorithm: str | None = None  # of the expected checksum the result's digest is in
 

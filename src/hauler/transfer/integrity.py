@@ -43,6 +43,14 @@ async def file_digest(path: Path, algorithm: str) -> str:
         raise local_error(exc, path) from exc
 
 
+async def fd_digest(fd: int, algorithm: str, size: int) -> str:
+    """The hex digest of the open file ``fd`` of ``size`` bytes: on the loop when small, else in
+    a thread (the loop keeps serving the other transfers); ``OSError`` when it cannot be read."""
+    if size > INLINE_HASH_BYTES:
+        return await asyncio.to_thread(_digest_fd, fd, algorithm)
+    return _digest_fd(fd, algorithm)
+
+
 def mismatch_existing(path: Path, checksum: Checksum, actual: str) -> ContentMismatch:
     """The error for an existing final file whose checksum is wrong."""
     return ContentMismatch(
@@ -69,11 +77,7 @@ async def check_part(part: PartFile, size: int, checksum: Checksum | None) -> st
     if checksum is None:
         return None
     try:
-        digest = (
-            await asyncio.to_thread(_digest_fd, part.fd, checksum.algorithm)
-            if size > INLINE_HASH_BYTES
-            else _digest_fd(part.fd, checksum.algorithm)
-        )
+        digest = await fd_digest(part.fd, checksum.algorithm, size)
     except OSError as exc:
         raise local_error(exc, part.path) from exc
     if digest != checksum.hexdigest:

@@ -1,13 +1,22 @@
-"""What the engine is asked to do, what it reports back, and how it reports progress."""
+"""What the engine is asked to do and what it reports back (progress: ``hauler.progress``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from hauler.models import Checksum, OnExisting
+from hauler.progress import NullProgress, ProgressSink, TransferEvents, events_of
+
+__all__ = [
+    "NullProgress",
+    "ProgressSink",
+    "TransferEvents",
+    "TransferRequest",
+    "TransferResult",
+    "events_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,53 +59,3 @@ class TransferResult:
     # Resumed from a partial that only its size pinned (no ETag, no Last-Modified): the bytes
     # on disk could not be checked against the origin's current version (aria2c's rule).
     is_unverified_resume: bool = False
-
-
-class ProgressSink(Protocol):
-    """Receives a transfer's progress. Called from the event loop; must not block."""
-
-    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
-        """The file's name and size are known; ``done_bytes`` were already on disk."""
-        ...
-
-    def advanced(self, nbytes: int) -> None:
-        """``nbytes`` more bytes were written."""
-        ...
-
-
-@runtime_checkable
-class TransferEvents(Protocol):
-    """What a ``ProgressSink`` may also hear when it has these methods (the CLI's displays do).
-
-    Kept apart from ``ProgressSink`` so that sinks without them stay valid: the engine asks
-    ``events_of(sink)`` once per download.
-    """
-
-    def connections(self, count: int) -> None:
-        """The file now runs on ``count`` connections."""
-        ...
-
-    def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
-        """Attempt ``attempt`` of ``attempts`` follows in ``delay_s`` after ``message``."""
-        ...
-
-
-class NullProgress:
-    """A ``ProgressSink`` (and ``TransferEvents``) that ignores everything."""
-
-    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
-        return None
-
-    def advanced(self, nbytes: int) -> None:
-        return None
-
-    def connections(self, count: int) -> None:
-        return None
-
-    def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
-        return None
-
-
-def events_of(sink: ProgressSink) -> TransferEvents:
-    """``sink`` when it listens to ``TransferEvents``, else a listener that ignores them."""
-    return sink if isinstance(sink, TransferEvents) else NullProgress()

@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from hauler import pipeline
 from hauler.clock import Clock, SystemClock
 from hauler.config import WorkerSettings
 from hauler.errors import DiskFull, LeaseLost, StoreUnavailable
 from hauler.logcontext import host_var, job_id_var
 from hauler.models import Job, JobState, WorkerInfo
 from hauler.observe import Finish, NullObserver, Observer
+from hauler.pipeline.outcome import result_record
+from hauler.pipeline.run import Pipeline
 from hauler.policy.retry import RetryPolicy
 from hauler.redact import Redactor
 from hauler.store.base import Completion, Store
@@ -97,13 +98,15 @@ class Worker:
     """One worker process: up to ``settings.concurrency`` jobs at a time, each in its own lane.
 
     ``run`` returns when the mode says so or after ``request_stop`` (signals, `hauler stop`),
-    having released the jobs it could not finish within ``settings.grace_s``.
+    having released the jobs it could not finish within ``settings.grace_s``. The ``observer``
+    hears each job's start and end as the store recorded it; the bytes and the handling are the
+    ``pipeline``'s to report (build it with the same observer).
     """
 
     def __init__(
         self,
         store: Store,
-        ctx: pipeline.PipelineContext,
+        pipeline: Pipeline,
         settings: WorkerSettings,
         *,
         mode: Mode | None = None,
@@ -114,12 +117,11 @@ class Worker:
         self.identity = identity or Identity.of(settings)
         self.summary = Summary()
         self._store = store
-        self._ctx = ctx
+        self._pipeline = pipeline
         self._settings = settings
         self._mode = mode or Mode(settings.mode)
         self._clock = clock or SystemClock()
         self._observer = observer or NullObserver()
-        self._is_observed = observer is not None
         self._policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
         self._keeper = LeaseKeeper(store, settings.lease_s, self._on_lost)
         self._batcher = CompletionBatcher(store, clock=self._clock)
@@ -136,7 +138,7 @@ class Worker:
         self._started_at = 0.0
         self._stop_seen_at_start: float | None = None
         self._room = DiskRoom(
-            ctx.output_dir, settings.min_free_bytes, settings.disk_check_s, self._clock
+            pipeline.output_dir, settings.min_free_bytes, settings.disk_check_s, self._clock
         )
 
     def request_stop(self, reason: str = "signal") -> None:
@@ -227,7 +229,7 @@ class Worker:
         last = self._poll.flags_read_mono
         if last is None or now_mono - last >= self._settings.poll_s:
             flags = await read_flags(
-                self._store, self.identity.name, self._ctx.output_dir, self._stop_seen_at_start
+                self._store, self.identity.name, self._pipeline.output_dir, self._stop_seen_at_start
             )
             if flags.is_paused != self._poll.flags.is_paused:
                 logger.info("worker %s", "paused: no new jobs" if flags.is_paused else "resumed")
@@ -275,10 +277,9 @@ class Worker:
         job_id_var.set(job.id)
         host_var.set(job.spec.host)
         held.progress = self._meter.sink()
-        sink = _ObservedProgress(held.progress, self._observer) if self._is_observed else None
         self._observer.job_started(job.id, Redactor.for_specs([job.spec]).url(job.spec.url))
         try:
-            result = await pipeline.run(job.spec, self._ctx, sink or held.progress, job.id)
+            outcome = await self._pipeline.run(job.spec, held.progress, job.id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -286,11 +287,12 @@ class Worker:
             await self._record_failure(held, exc)
             return
         held.is_settling = True
-        completion = Completion(job.id, job.token, pipeline.result_record(result))
+        completion = Completion(job.id, job.token, result_record(outcome))
         if await self._batcher.complete(completion):
             held.finish = Finish.DONE
             self.summary.done += 1
-            logger.info("job %s done: %s (%d bytes)", job.id, result.path.name, result.size)
+            main = outcome.primary
+            logger.info("job %s done: %s (%d bytes)", job.id, main.path.name, main.size)
         else:
             held.finish = Finish.LOST
             self.summary.lost += 1
@@ -496,20 +498,3 @@ class Worker:
                 logger.warning("store unavailable, retrying: %s", exc)
                 await self._clock.sleep(min(2.0, 0.1 * 2**attempt))
         raise AssertionError("unreachable")
-
-
-class _ObservedProgress:
-    """A lane's progress sink that also tells the observer of every byte count."""
-
-    def __init__(self, progress: LaneProgress, observer: Observer) -> None:
-        self._progress = progress
-        self._observer = observer
-
-    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
-        """As ``LaneProgress``."""
-        self._progress.started(name, total_bytes, done_bytes)
-
-    def advanced(self, nbytes: int) -> None:
-        """Counted, then told."""
-        self._progress.advanced(nbytes)
-        self._observer.bytes_transferred(nbytes)

@@ -1,12 +1,13 @@
-"""The worker's service: open the store, build the engine (fsync on), run one ``Worker`` with its
-pipeline context and stop signals until it exits, then close. The CLI and, later, the HTTP API
-call this; they only parse and print."""
+"""The worker's service: open the store, build the engine and the pipeline (durable: fsync on),
+run one ``Worker`` with its stop signals until it exits, then close. The CLI and, later, the
+HTTP API call this; they only parse and print."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from hauler.config import Settings, WorkerSettings
+from hauler.observe import Observer
 from hauler.store import open_store
 from hauler.worker.runner import Summary, Worker
 
@@ -19,13 +20,17 @@ def _no_banner(worker: Worker) -> None:
 
 
 async def serve(
-    settings: Settings, ws: WorkerSettings, on_started: OnStarted = _no_banner
+    settings: Settings,
+    ws: WorkerSettings,
+    on_started: OnStarted = _no_banner,
+    observer: Observer | None = None,
 ) -> Summary:
     """Run one worker of the fleet until its mode or a stop says to exit; its summary.
 
     Raises ``StoreUnavailable`` if the store cannot be opened, ``BadRequest`` on bad settings."""
     # Imported here: the engine is heavy, and only a serving process needs it.
-    from hauler.pipeline import PipelineContext
+    from hauler.pipeline.kinds import resolver_for
+    from hauler.pipeline.run import Pipeline
     from hauler.transfer.engine import Engine
     from hauler.worker.signals import install_stop_signals
 
@@ -35,7 +40,13 @@ async def serve(
         if transfer.fsync_files is None:
             transfer = transfer.model_copy(update={"fsync_files": True})
         async with Engine(transfer) as engine:
-            worker = Worker(store, PipelineContext(engine, ws.output_dir), ws)
+            pipeline = Pipeline(
+                resolver_for(engine),
+                ws.output_dir,
+                observer=observer,
+                durable=bool(transfer.fsync_files),
+            )
+            worker = Worker(store, pipeline, ws, observer=observer)
             remove_signals = install_stop_signals(worker)
             on_started(worker)
             try:

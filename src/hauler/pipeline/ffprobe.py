@@ -1,0 +1,64 @@
+"""What ffprobe reads of a media file: its stream types and duration (ffprobe as a process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hauler.errors import ContentMismatch, LocalError
+
+# A probe reads the container's header (and, at worst, scans it): seconds even for hours of
+# video. Past this something is wrong with the file or the machine.
+PROBE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """The stream types (``video``, ``audio``, ``subtitle``…) and duration ffprobe found."""
+
+    streams: frozenset[str]
+    duration_s: float | None
+
+
+async def probe(path: Path) -> MediaInfo:
+    """Read ``path`` with ffprobe; ``ContentMismatch`` when it cannot, ``LocalError`` when
+    ffprobe is not installed."""
+    binary = shutil.which("ffprobe")
+    if binary is None:
+        raise LocalError("ffprobe is not installed: install ffmpeg (apt-get install ffmpeg)")
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        *("-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of", "json"),
+        str(path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise ContentMismatch(f"{path.name}: ffprobe did not finish reading it") from None
+    if process.returncode != 0:
+        reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no reason given"]
+        raise ContentMismatch(f"{path.name}: ffprobe cannot read it ({reason[0]})")
+    return parse(out)
+
+
+def parse(output: bytes) -> MediaInfo:
+    """The ``MediaInfo`` in ffprobe's ``-of json`` output."""
+    data = json.loads(output or b"{}")
+    streams = frozenset(
+        str(stream["codec_type"]) for stream in data.get("streams", []) if "codec_type" in stream
+    )
+    raw = data.get("format", {}).get("duration")
+    try:
+        duration = float(raw) if raw is not None else None
+    except ValueError:
+        duration = None
+    return MediaInfo(streams, duration)

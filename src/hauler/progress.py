@@ -1,0 +1,60 @@
+"""How a running job tells of its progress: bytes (``ProgressSink``) and, for the displays that
+listen, connections and retries (``TransferEvents``).
+
+Every kind reports through these (the engine for files, the media and live handlers later), so
+the CLI's bars, the worker's meter and the observers take one shape of progress.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+class ProgressSink(Protocol):
+    """Receives a transfer's progress. Called from the event loop; must not block."""
+
+    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
+        """The file's name and size are known; ``done_bytes`` were already on disk."""
+        ...
+
+    def advanced(self, nbytes: int) -> None:
+        """``nbytes`` more bytes were written."""
+        ...
+
+
+@runtime_checkable
+class TransferEvents(Protocol):
+    """What a ``ProgressSink`` may also hear when it has these methods (the CLI's displays do).
+
+    Kept apart from ``ProgressSink`` so that sinks without them stay valid: the engine asks
+    ``events_of(sink)`` once per download.
+    """
+
+    def connections(self, count: int) -> None:
+        """The file now runs on ``count`` connections."""
+        ...
+
+    def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
+        """Attempt ``attempt`` of ``attempts`` follows in ``delay_s`` after ``message``."""
+        ...
+
+
+class NullProgress:
+    """A ``ProgressSink`` (and ``TransferEvents``) that ignores everything."""
+
+    def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
+        return None
+
+    def advanced(self, nbytes: int) -> None:
+        return None
+
+    def connections(self, count: int) -> None:
+        return None
+
+    def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
+        return None
+
+
+def events_of(sink: ProgressSink) -> TransferEvents:
+    """``sink`` when it listens to ``TransferEvents``, else a listener that ignores them."""
+    return sink if isinstance(sink, TransferEvents) else NullProgress()
