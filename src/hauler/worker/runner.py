@@ -426,16 +426,7 @@ class Worker:
     async def _shutdown(self) -> None:
         """Let lanes finish within the grace period, then cancel and release the rest."""
         lanes = [h.task for h in self._held.values() if h.task is not None]
-        if lanes and not self._forced.is_set():
-            all_done = asyncio.create_task(asyncio.wait(lanes))
-            forced = asyncio.create_task(self._forced.wait())
-            await asyncio.wait(
-                [all_done, forced],
-                timeout=self._settings.grace_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            all_done.cancel()
-            forced.cancel()
+        await self._grace(lanes)
         to_release = [h for h in self._held.values() if not h.is_settling and not h.is_lost]
         for held in to_release:
             if held.task is not None:
@@ -446,6 +437,19 @@ class Worker:
             await asyncio.wait(remaining)
         for held in to_release:
             await self._release(held.job)
+
+    async def _grace(self, lanes: list[asyncio.Task[None]]) -> None:
+        """Wait on the clock until ``lanes`` are done, a second stop, or ``grace_s`` has passed.
+
+        Every lane's end and every stop request set ``_wake``: each is a moment to look again.
+        """
+        deadline = self._clock.monotonic() + self._settings.grace_s
+        while not self._forced.is_set() and not all(lane.done() for lane in lanes):
+            left_s = deadline - self._clock.monotonic()
+            if left_s <= 0:
+                return
+            await self._clock.wait_for(self._wake, left_s)
+            self._wake.clear()
 
     async def _release(self, job: Job) -> None:
         try:
@@ -469,7 +473,7 @@ class Worker:
         """Stop the heartbeat (and the publisher) between beats: a beat cut in half could land
         after ``remove_worker`` and bring the worker's record back from the dead."""
         self._closing.set()
-        await asyncio.wait(beats, timeout=self._settings.lease_s)
+        await self._clock.wait_for(_all_done(beats), self._settings.lease_s)
         for beat in beats:
             beat.cancel()
         await asyncio.wait(beats)
@@ -498,3 +502,20 @@ class Worker:
                 logger.warning("store unavailable, retrying: %s", exc)
                 await self._clock.sleep(min(2.0, 0.1 * 2**attempt))
         raise AssertionError("unreachable")
+
+
+def _all_done(tasks: tuple[asyncio.Task[None], ...]) -> asyncio.Event:
+    """An event set once every one of ``tasks`` is done (to wait for on a ``Clock``)."""
+    done = asyncio.Event()
+    pending = {task for task in tasks if not task.done()}
+
+    def on_done(task: asyncio.Task[None]) -> None:
+        pending.discard(task)
+        if not pending:
+            done.set()
+
+    if not pending:
+        done.set()
+    for task in pending:
+        task.add_done_callback(on_done)
+    return done
