@@ -323,10 +323,15 @@ async def test_a_read_only_directory_stops_claiming_and_keeps_the_jobs(
 async def test_status_sees_a_pause_and_a_running_job_within_a_second(
     store: Store, origin: Origin, tmp_path: Path
 ) -> None:
-    """The worker record is published when it changes, not only every heartbeat (here 30 s)."""
-    origin.add("slow.bin", 128 * KIB, faults={1: Fault(rate_bps=64 * KIB)})
-    settings = {"heartbeat_s": 30.0, "lease_s": 120.0, "concurrency": 2}
-    async with worker_in_process(store, tmp_path / "out", Mode.FOREVER, **settings):
+    """The worker record is published when it changes, not only every heartbeat: here the
+    heartbeat is an hour away on the worker's fake clock, which the test moves a quarter second
+    at a time (the publisher's spacing, ``PUBLISH_MIN_S``, is four ticks)."""
+    # 0.75 s in real time: the publish after the job starts (a few ticks) lands while it runs.
+    origin.add("slow.bin", 96 * KIB, faults={1: Fault(rate_bps=128 * KIB)})
+    settings = {"heartbeat_s": 3600.0, "lease_s": 4 * 3600.0, "concurrency": 2}
+    clock = FakeClock(start=time.time())
+    begun = clock.monotonic()
+    async with worker_in_process(store, tmp_path / "out", Mode.FOREVER, clock=clock, **settings):
 
         async def is_paused() -> bool:
             workers = await store.workers()
@@ -338,18 +343,15 @@ async def test_status_sees_a_pause_and_a_running_job_within_a_second(
 
         await wait_for(lambda: _has_workers(store))
         await store.set_paused(True)
-        await wait_for(is_paused, timeout_s=5.0)
+        await wait_for(_ticking(clock, is_paused, 0.25), timeout_s=5.0)
         await store.set_paused(False)
         [slow] = await add_urls(store, [origin.url("slow.bin")])
-        await wait_for(lambda: runs(slow), timeout_s=5.0)
-        await wait_for(lambda: _is(store, slow, JobState.DONE))
+        await wait_for(_ticking(clock, lambda: runs(slow), 0.25), timeout_s=5.0)
+        await wait_for(_ticking(clock, lambda: _is(store, slow, JobState.DONE), 0.25))
 
         async def is_idle() -> bool:
             workers = await store.workers()
             return bool(workers) and workers[0].current_jobs == ()
 
-        await wait_for(is_idle, timeout_s=5.0)
-
-
-async def _has_workers(store: Store) -> bool:
-    return bool(await store.workers())
+        await wait_for(_ticking(clock, is_idle, 0.25), timeout_s=5.0)
+        assert clock.monotonic() - begun < 3600.0, "the heartbeat would have run"
