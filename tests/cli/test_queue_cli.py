@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from hauler.models import JobError, JobState
@@ -117,8 +118,9 @@ async def test_pause_resume_stop_flags(store_url: str, store: Store) -> None:
 
 async def test_dead_store_is_one_line_and_exit_3() -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    for args in (["status"], ["add", "http://127.0.0.1:9/x"], ["jobs", "--json"]):
-        ran = await hauler(dead, *args)
+    commands = (["status"], ["add", "http://127.0.0.1:9/x"], ["jobs", "--json"])
+    # At once: each spends most of a second on the client's reconnect backoff.
+    for ran in await asyncio.gather(*(hauler(dead, *args) for args in commands)):
         assert ran.code == 3, ran.err
         assert "Traceback" not in ran.err
         lines = ran.err.strip().splitlines()

@@ -4,6 +4,7 @@ file is its owner's only."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -59,11 +60,13 @@ async def test_jobs_explain_status_mask_secrets_and_escapes(tmp_path: Path) -> N
     assert held is not None and dict(held.spec.headers) == SECRETS
     assert PASSWORD in held.spec.url  # the worker still needs them
 
-    table = await hauler(store_url, "jobs")
-    as_json = await hauler(store_url, "jobs", "--json")
-    explained = await hauler(store_url, "explain", job.id)
-    explained_json = await hauler(store_url, "explain", job.id, "--json")
-    status = await hauler(store_url, "status")
+    table, as_json, explained, explained_json, status = await asyncio.gather(
+        hauler(store_url, "jobs"),
+        hauler(store_url, "jobs", "--json"),
+        hauler(store_url, "explain", job.id),
+        hauler(store_url, "explain", job.id, "--json"),
+        hauler(store_url, "status"),
+    )  # five readers at once: each is a process start, none changes the store
     for ran in (table, as_json, explained, explained_json, status):
         assert ran.code == 0, ran.err
         _assert_clean(ran)
