@@ -43,15 +43,19 @@ async def test_add_reports_counts_bad_lines_and_dedupes(store_url: str, tmp_path
     args = await hauler(store_url, "add", "http://127.0.0.1:9/e.bin", "--collection", "x", "--json")
     assert (args.code, args.json()["added"]) == (0, 1)
 
-    status = (await hauler(store_url, "status", "--json")).json()
+    status_ran, jobs_ran, table = await asyncio.gather(  # readers, at once
+        hauler(store_url, "status", "--json"),
+        hauler(store_url, "jobs", "--state", "queued", "--json"),
+        hauler(store_url, "jobs", "--limit", "2"),
+    )
+    status = status_ran.json()
     assert status["jobs"] == {"queued": 5, "running": 0, "retrying": 0, "done": 0, "failed": 0}
     assert status["workers"] == [] and status["paused"] == {"fleet": False, "workers": []}
-    jobs = (await hauler(store_url, "jobs", "--state", "queued", "--json")).json()
+    jobs = jobs_ran.json()
     by_url = {job["url"]: job for job in jobs}
     assert by_url["http://127.0.0.1:9/a.bin"]["priority"] == 1
     assert by_url["http://127.0.0.1:9/b.bin"]["priority"] == 5
     assert by_url["http://127.0.0.1:9/b.bin"]["spec"]["output"] == "b/b.bin"
-    table = await hauler(store_url, "jobs", "--limit", "2")
     assert table.code == 0 and "queued" in table.out and len(table.out.splitlines()) == 3
 
 
@@ -70,12 +74,16 @@ async def test_requeue_explain_clear(store_url: str, store: Store) -> None:
     ids = await _fail_all(store)
     assert len(ids) == 3
     some_id = next(i for i, url in ids.items() if "other.invalid" in url)
-    explained = (await hauler(store_url, "explain", some_id, "--json")).json()
+    as_json, human, missing = await asyncio.gather(  # readers, at once
+        hauler(store_url, "explain", some_id, "--json"),
+        hauler(store_url, "explain", some_id),
+        hauler(store_url, "explain", "999999"),
+    )
+    explained = as_json.json()
     assert explained["job"]["state"] == "failed"
     assert any("failed with forbidden: forbidden here" in r for r in explained["reasons"])
-    human = await hauler(store_url, "explain", some_id)
     assert "hauler requeue" in human.out
-    assert (await hauler(store_url, "explain", "999999")).code == 1
+    assert missing.code == 1
 
     by_reason = await hauler(store_url, "requeue", "--reason", "not_found", "--json")
     assert by_reason.json() == {"requeued": 2}
