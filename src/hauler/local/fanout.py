@@ -30,8 +30,8 @@ from hauler.config import TransferSettings
 from hauler.local.batch import Batch, BatchOptions
 from hauler.local.outcome import ErrorInfo, FileOutcome, Reporter
 from hauler.models import JobSpec
+from hauler.progress import ProgressSink, events_of
 from hauler.redact import Redactor
-from hauler.transfer.request import ProgressSink, events_of
 
 if TYPE_CHECKING:  # multiprocessing loads only when files are spread (get of one URL: never)
     from multiprocessing.connection import Connection
@@ -112,7 +112,7 @@ class FanOut:
         """Fork the children (the signal handlers go in first: a Ctrl-C from now on stops
         every child)."""
         # Import the engine once here, so that every child inherits it instead of importing it.
-        import hauler.pipeline
+        import hauler.pipeline.kinds
         import hauler.transfer.engine  # noqa: F401
 
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -318,6 +318,7 @@ class _EventPipe:
         if len(self._pending) >= FLUSH_EVENTS:
             self.flush()
         elif self._timer is None:
+            # Wall clock on purpose: a display flush from a sync hot path; no outcome waits on it.
             self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
 
     def flush(self) -> None:
