@@ -83,3 +83,34 @@ CREATE TABLE workers (
 -- How many times a worker holding the job vanished (its lease expired): a poison job fails
 -- after MAX_LOST_LEASES (store/base.py) instead of killing workers forever.
 ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+
+-- migration: 3
+
+-- The media metadata cache (InfoCache, store/base.py). A put stores its info once, compressed,
+-- in info_blobs; each of its keys points at that copy until its expires_at. A blob is deleted
+-- with the last key pointing at it (the triggers), so dropping, overwriting or expiring keys
+-- never leaves a blob behind.
+CREATE TABLE info_blobs (
+    id   INTEGER PRIMARY KEY,
+    info BLOB NOT NULL                                -- zlib-compressed JSON
+);
+
+CREATE TABLE info_keys (
+    key        TEXT    PRIMARY KEY,                   -- url:..., id:extractor:video id
+    blob       INTEGER NOT NULL,
+    expires_at REAL    NOT NULL
+);
+CREATE INDEX info_keys_expiry ON info_keys (expires_at);
+CREATE INDEX info_keys_blob ON info_keys (blob);
+
+CREATE TRIGGER info_keys_delete AFTER DELETE ON info_keys
+WHEN NOT EXISTS (SELECT 1 FROM info_keys WHERE blob = OLD.blob)
+BEGIN
+    DELETE FROM info_blobs WHERE id = OLD.blob;
+END;
+
+CREATE TRIGGER info_keys_repoint AFTER UPDATE OF blob ON info_keys
+WHEN OLD.blob <> NEW.blob AND NOT EXISTS (SELECT 1 FROM info_keys WHERE blob = OLD.blob)
+BEGIN
+    DELETE FROM info_blobs WHERE id = OLD.blob;
+END;

@@ -24,6 +24,9 @@ from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.store import sqlite_db
 from hauler.store.base import LOST_MESSAGE, MAX_LOST_LEASES, AddResult, Completion, JobFilter
 from hauler.store.codec import (
+    info_from_blob,
+    info_keys,
+    info_to_blob,
     job_from_fields,
     result_to_json,
     spec_to_json,
@@ -36,6 +39,8 @@ from hauler.store.sqlite_queries import query
 T = TypeVar("T")
 
 _ALL = JobFilter()
+# Expired cache keys one put deletes, beyond as many as it adds (info.forget_expired).
+_INFO_SWEEP = 100
 
 
 def _claim_order(job: Job) -> tuple[int, float, int]:
@@ -277,6 +282,36 @@ class SqliteStore:
         now = self._clock.now()
         rows = await self._run(lambda conn: conn.execute(sql, (now,)).fetchall())
         return [worker_from_json(row["info"]) for row in rows]
+
+    async def get_info(self, key: str) -> dict[str, Any] | None:
+        """See ``InfoCache.get_info``."""
+        params = {"key": key, "now": self._clock.now()}
+        sql = query("info.get")
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return info_from_blob(rows[0]["info"]) if rows else None
+
+    async def put_info(self, keys: Sequence[str], info: dict[str, Any], ttl_s: float) -> None:
+        """See ``InfoCache.put_info``: one transaction, which first deletes a bounded number of
+        expired keys (and with them their blobs)."""
+        names = info_keys(keys, ttl_s)
+        blob = info_to_blob(info)
+        now = self._clock.now()
+
+        def put(conn: sqlite3.Connection) -> None:
+            sweep = {"now": now, "limit": _INFO_SWEEP + len(names)}
+            conn.execute(query("info.forget_expired"), sweep)
+            (row,) = conn.execute(query("info.insert_blob"), {"info": blob}).fetchall()
+            conn.executemany(
+                query("info.point"),
+                [{"key": k, "blob": row["id"], "expires_at": now + ttl_s} for k in names],
+            )
+
+        await self._write(put)
+
+    async def drop_info(self, key: str) -> None:
+        """See ``InfoCache.drop_info``."""
+        sql = query("info.drop")
+        await self._write(lambda conn: conn.execute(sql, {"key": key}))
 
     async def close(self) -> None:
         """See ``Store.close``; closing twice is harmless."""
