@@ -24,6 +24,13 @@ def specs(n: int) -> list[JobSpec]:
     return [JobSpec(url=f"http://a.example/{i}") for i in range(n)]
 
 
+def newest_schema() -> tuple[int]:
+    """``PRAGMA user_version`` of a store migrated to the newest schema."""
+    from hauler.store.sqlite_db import load_migrations
+
+    return (max(version for version, _ in load_migrations()),)
+
+
 async def test_redis_keeps_every_acknowledged_write_across_kill_9(
     dedicated_redis: RedisServer,
 ) -> None:
@@ -73,7 +80,7 @@ async def test_sqlite_is_shared_by_stores_on_one_file_and_migrates_once(tmp_path
         await first.close()
         await second.close()
     with sqlite3.connect(tmp_path / "shared.db") as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        assert raw.execute("PRAGMA user_version").fetchone() == newest_schema()
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -109,6 +116,7 @@ async def test_redis_keys_of_a_namespace_share_one_hash_tag(redis_server: RedisS
         await store.claim("w", "n", 1, 30)
         await store.set_paused(True, "w")
         await store.request_stop()
+        await store.put_info(["url:x", "id:y:z"], {"id": "z"}, 60)
     finally:
         await store.close()
     with redis.Redis(port=redis_server.port) as raw:
@@ -178,8 +186,35 @@ async def test_sqlite_file_of_schema_1_is_migrated_with_its_jobs(tmp_path: Path)
     finally:
         await store.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        assert raw.execute("PRAGMA user_version").fetchone() == newest_schema()
         assert raw.execute("SELECT lost FROM jobs").fetchall() == [(0,)]
+
+
+async def test_sqlite_file_of_schema_2_gets_the_info_cache_and_keeps_its_jobs(
+    tmp_path: Path,
+) -> None:
+    from hauler.store.sqlite_db import load_migrations, migrate
+
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path, isolation_level=None) as raw:  # a store as version 2 left it
+        migrate(raw, [block for block in load_migrations() if block[0] <= 2])
+        raw.execute(
+            "INSERT INTO jobs (key, spec, state, priority, max_attempts, ready_at, host, "
+            "collection, created_at, updated_at) VALUES (?, ?, 'queued', 0, 5, 0, 'a.example', "
+            "'', 0, 0)",
+            ("k", '{"url":"http://a.example/v2"}'),
+        )
+        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+    store = await open_store(f"sqlite:///{path}", FakeClock())
+    try:
+        (job,) = await store.claim("w1", "n1", 1, 30)
+        assert job.spec.url == "http://a.example/v2"
+        await store.put_info(["id:x:1"], {"title": "after the upgrade"}, 60)
+        assert await store.get_info("id:x:1") == {"title": "after the upgrade"}
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == newest_schema()
 
 
 def test_specs_are_stored_without_their_defaults_and_whole_ones_still_read() -> None:

@@ -4,12 +4,19 @@ Every key of a namespace shares the hash tag ``{hauler:NAME}``. Each job is a ha
 ``queued``/``retrying``/``running``/``done``/``failed`` sorted sets index them by state; a hash
 maps dedupe keys to ids and another keeps the counts per state. Every change of a job's state
 is one Lua script (``store/lua``), so it is atomic and the counts move with it.
+
+The info cache: a put writes ``info:blob:ID`` (the compressed info) and, per key,
+``info:key:KEY`` = ``EXPIRES_AT|ID``, in one MULTI, all with the put's TTL as a Redis TTL (its
+garbage collector: Redis deletes them on its own). Reads check ``EXPIRES_AT`` against the
+store's clock, so expiry follows the injected clock exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from importlib.resources import files
 from typing import Any, cast
@@ -26,6 +33,9 @@ from hauler.errors import LeaseLost, StoreUnavailable
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.store.base import LOST_MESSAGE, MAX_LOST_LEASES, AddResult, Completion, JobFilter
 from hauler.store.codec import (
+    info_from_blob,
+    info_keys,
+    info_to_blob,
     job_from_fields,
     result_to_json,
     spec_to_json,
@@ -74,6 +84,17 @@ def _reconnects() -> Retry:
     return Retry(ExponentialBackoff(cap=0.5, base=0.05), 3, supported_errors=(rex.ConnectionError,))
 
 
+def _client(url: str, decode: bool) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=decode,
+        socket_connect_timeout=5.0,
+        socket_timeout=30.0,
+        retry=_reconnects(),
+        retry_on_error=[rex.ConnectionError],
+    )
+
+
 def _split_url(url: str) -> tuple[str, str, str]:
     """(URL for redis-py without our query, namespace, ``host:port`` safe to show)."""
     parts = urlsplit(url)
@@ -108,32 +129,30 @@ def _matches(flt: JobFilter, fields: Sequence[str | None]) -> bool:
 class RedisStore:
     """The ``Store`` contract over one Redis namespace (see ``hauler.store.base``)."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str, where: str, clock: Clock) -> None:
-        self._client = client
+    def __init__(
+        self, clients: tuple[aioredis.Redis, aioredis.Redis], namespace: str, where: str,
+        clock: Clock,
+    ) -> None:  # fmt: skip
+        # The second client reads bytes (the info cache's compressed blobs); it connects only
+        # when used.
+        self._client, self._bytes_client = clients
         self._prefix = "{hauler:" + namespace + "}"
         self._where = where
         self._clock = clock
-        self._scripts = _load_scripts(client)
+        self._scripts = _load_scripts(self._client)
         self._closed = False
 
     @classmethod
     async def open(cls, url: str, clock: Clock) -> RedisStore:
         """Connect to ``url`` and check the server answers; raises ``StoreUnavailable``."""
         client_url, namespace, where = _split_url(url)
-        client = aioredis.Redis.from_url(
-            client_url,
-            decode_responses=True,
-            socket_connect_timeout=5.0,
-            socket_timeout=30.0,
-            retry=_reconnects(),
-            retry_on_error=[rex.ConnectionError],
-        )
-        store = cls(client, namespace, where, clock)
+        clients = (_client(client_url, decode=True), _client(client_url, decode=False))
+        store = cls(clients, namespace, where, clock)
         try:
             with store._mapped():
-                await client.ping()
+                await clients[0].ping()
         except BaseException:
-            await client.aclose()
+            await store.close()
             raise
         return store
 
@@ -377,8 +396,49 @@ class RedisStore:
         found = [worker_from_json(str(text)) for text in infos if text]
         return sorted(found, key=lambda w: w.name)
 
+    async def get_info(self, key: str) -> dict[str, Any] | None:
+        """See ``InfoCache.get_info``: the pointer, then the blob it names (two round trips;
+        a blob gone in between, dropped or expired, is a miss)."""
+        with self._mapped():
+            pointer = await self._client.get(self._key(f"info:key:{key}"))
+            if pointer is None:
+                return None
+            expires_at, _, blob_id = str(pointer).partition("|")
+            if float(expires_at) <= self._clock.now():
+                return None
+            blob = cast(
+                bytes | None, await self._bytes_client.get(self._key(f"info:blob:{blob_id}"))
+            )
+        return None if blob is None else info_from_blob(blob)
+
+    async def put_info(self, keys: Sequence[str], info: dict[str, Any], ttl_s: float) -> None:
+        """See ``InfoCache.put_info``. The Redis TTL is relative (``PX``): it collects garbage
+        on Redis's own time, whatever the store's clock says; expiry itself is checked against
+        the clock. A blob whose keys were all overwritten waits out its TTL."""
+        names = info_keys(keys, ttl_s)
+        blob, blob_id = info_to_blob(info), uuid.uuid4().hex
+        pointer = f"{self._clock.now() + ttl_s!r}|{blob_id}"
+        ttl_ms = math.ceil(ttl_s * 1000)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(f"info:blob:{blob_id}"), blob, px=ttl_ms)
+            for name in names:
+                pipe.set(self._key(f"info:key:{name}"), pointer, px=ttl_ms)
+            with self._mapped():
+                await pipe.execute()
+
+    async def drop_info(self, key: str) -> None:
+        """See ``InfoCache.drop_info``: deletes the key and its blob; the put's other keys then
+        point at nothing (a miss) until their own TTL removes them."""
+        pointer_key = self._key(f"info:key:{key}")
+        with self._mapped():
+            pointer = await self._client.get(pointer_key)
+            if pointer is not None:
+                blob_key = self._key(f"info:blob:{str(pointer).partition('|')[2]}")
+                await self._client.delete(pointer_key, blob_key)
+
     async def close(self) -> None:
         """See ``Store.close``; closing twice is harmless."""
         if not self._closed:
             self._closed = True
             await self._client.aclose()
+            await self._bytes_client.aclose()
