@@ -1,5 +1,5 @@
-"""The store by role (``JobStore``, ``FleetControl``, ``WorkerRegistry``; ``Store`` holds them
-all); ``open_store(url)`` picks the backend by URL scheme."""
+"""The store by role (``JobStore``, ``FleetControl``, ``WorkerRegistry``, ``InfoCache``;
+``Store`` holds them all); ``open_store(url)`` picks the backend by URL scheme."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hauler.store.base import (
     AddResult,
     Completion,
     FleetControl,
+    InfoCache,
     JobFilter,
     JobStore,
     Store,
@@ -18,6 +19,7 @@ __all__ = [
     "AddResult",
     "Completion",
     "FleetControl",
+    "InfoCache",
     "JobFilter",
     "JobStore",
     "Store",
