@@ -181,6 +181,19 @@ async def test_a_partial_of_this_url_resumes_and_of_another_url_is_left_alone(
     assert sha256_file(mine.path) == origin.sha256("a.bin")
 
 
+async def test_an_empty_unmarked_partial_is_taken_not_skipped_over(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    """A process killed between creating ``x.bin.part`` and marking it leaves an empty file
+    with no mark and no control file: no one's bytes, so the download takes its name."""
+    origin.add("x.bin", 200 * KIB)
+    (tmp_path / "x.bin.part").touch()
+    result = await fetch(engine, origin.url("x.bin"), tmp_path)
+    assert result.path == tmp_path / "x.bin"
+    assert sha256_file(result.path) == origin.sha256("x.bin")
+    assert leftovers(tmp_path) == []
+
+
 async def test_the_mark_names_the_url_and_size(
     origin: Origin, engine: Engine, tmp_path: Path
 ) -> None:
