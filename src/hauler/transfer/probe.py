@@ -15,8 +15,8 @@ from __future__ import annotations
 from hauler.clock import Clock
 from hauler.errors import ConnectionRefused, InvalidResponse, Transient
 from hauler.policy.retry import Action, RetryPolicy
+from hauler.progress import TransferEvents
 from hauler.transfer.body import Body, Fetcher, RangeAsk, Reply
-from hauler.transfer.request import TransferEvents
 
 
 async def probe(
