@@ -29,7 +29,7 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     if [ "$extra" = test ]; then
         "$venv/bin/pip" install -q -e "$root[test]"
     else
-        "$venv/bin/pip" install -q -e "$root"
+        "$venv/bin/pip" install -q -e "$root[media]"
     fi
     touch "$stamp"
 fi

@@ -55,6 +55,7 @@ class ErrorClass(StrEnum):
     FORBIDDEN = "forbidden"
     TOO_LARGE = "too_large"
     CONTENT_MISMATCH = "content_mismatch"
+    CONTENT = "content"  # a media file ffprobe rejects: fetched again, never marked done
     LOCAL = "local"
     CERTIFICATE = "certificate"
     LOST = "lost"  # the job's worker died MAX_LOST_LEASES times while running it
@@ -192,6 +193,29 @@ class ContentMismatch(Fatal):
     """The downloaded content does not match the expected size or checksum."""
 
     error_class = ErrorClass.CONTENT_MISMATCH
+
+
+class NotAFile(HaulerError):
+    """An ``auto`` job's URL answered with a web page or a streaming manifest, not a file: the
+    pipeline runs it as a media job instead (nothing was written)."""
+
+    error_class = ErrorClass.BAD_REQUEST
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"the URL answers {content_type}: a page or manifest, not a file")
+        self.content_type = content_type
+
+
+class NoMedia(BadRequest):
+    """yt-dlp finds no video or audio at the URL (no extractor, not even the generic one, can
+    read it): an ``auto`` job that was a guess at media is a plain file after all."""
+
+
+class BadMedia(Transient):
+    """A media file ffprobe cannot read, or without the streams or duration its format promised
+    (a truncated fragment, a failed merge): removed, and the job is tried again."""
+
+    error_class = ErrorClass.CONTENT
 
 
 class UntrustedCertificate(Fatal):

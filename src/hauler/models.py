@@ -66,11 +66,13 @@ def _split_reason(reason: str) -> str:
 class JobKind(StrEnum):
     """What a job downloads; ``auto`` lets the pipeline decide from the URL.
 
-    Media pages and live streams join this enum with the issues that build them.
+    ``media``: a page or manifest yt-dlp extracts (a video, its formats, merged). Live streams
+    join this enum with the issue that builds them.
     """
 
     AUTO = "auto"
     FILE = "file"
+    MEDIA = "media"
 
 
 class OnExisting(StrEnum):
@@ -162,6 +164,21 @@ def normalise_url(url: str) -> str:
     return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
 
 
+class MediaOptions(BaseModel):
+    """How a ``media`` job picks, names and completes its video (yt-dlp's options, by name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: str | None = Field(default=None, description="yt-dlp format or best/worst/audio/720")
+    template: str | None = Field(default=None, description="yt-dlp output template")
+    merge_output_format: str | None = None
+    info_json: bool = False
+    write_subs: bool = False
+    sub_langs: tuple[str, ...] = ("en.*",)
+    write_thumbnail: bool = False
+    cookies: str | None = Field(default=None, description="a Netscape cookie file for yt-dlp")
+
+
 class JobSpec(BaseModel):
     """What the user asked for: one URL and how to fetch it. Stored as JSON with the job."""
 
@@ -179,6 +196,7 @@ class JobSpec(BaseModel):
     tags: tuple[str, ...] = ()
     max_attempts: int = Field(default=5, ge=1, le=1000)
     key: str | None = Field(default=None, description="dedupe key; the normalised URL if unset")
+    media: MediaOptions | None = None
 
     @field_validator("url")
     @classmethod

@@ -157,26 +157,48 @@ def _create_exclusive(dir_fd: int, name: str) -> int:
     return os.open(name, flags, 0o644, dir_fd=dir_fd)
 
 
-def rename_no_replace(dir_fd: int, src: str, dst: str) -> None:
-    """Rename ``src`` to ``dst`` in the directory, never replacing an entry under ``dst``:
-    ``FileExistsError`` when there is one.
+def rename_no_replace(dir_fd: int, src: str, dst: str, dst_dir_fd: int | None = None) -> None:
+    """Rename ``src`` to ``dst`` in the directory (or into ``dst_dir_fd``'s, on the same file
+    system), never replacing an entry under ``dst``: ``FileExistsError`` when there is one.
 
     A hard link then an unlink: ``link`` fails when ``dst`` exists, atomically, so a file that
     appeared under the name meanwhile (another program's) is never replaced. Where the file
     system has no hard links, a check then a rename (the window is then the check's).
     """
+    target_fd = dir_fd if dst_dir_fd is None else dst_dir_fd
     try:
-        os.link(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        os.link(src, dst, src_dir_fd=dir_fd, dst_dir_fd=target_fd, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
             raise
         try:
-            os.lstat(dst, dir_fd=dir_fd)
+            os.lstat(dst, dir_fd=target_fd)
         except FileNotFoundError:
-            os.rename(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.rename(src, dst, src_dir_fd=dir_fd, dst_dir_fd=target_fd)
             return
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from exc
     os.unlink(src, dir_fd=dir_fd)
+
+
+def private_directory(path: Path) -> Path:
+    """``path`` as a directory only this user can enter (mode 0700), made when missing, reached
+    without following a link; ``LocalError`` when what is there is not ours.
+
+    For programs that open files by path (yt-dlp, ffmpeg): inside a directory no one else
+    can write into, no one can plant a link under the names they will create.
+    """
+    parent_fd = open_directory(path.parent)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path.name, 0o700, dir_fd=parent_fd)
+        st = os.lstat(path.name, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
+    if stat.S_ISLNK(st.st_mode):
+        raise refused(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise LocalError(f"{path} is not a private directory of this user: remove it")
+    return path
 
 
 def fsync_directory(dir_fd: int) -> None:

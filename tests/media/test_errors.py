@@ -19,6 +19,7 @@ from hauler.errors import (
     Forbidden,
     Gone,
     HaulerError,
+    NoMedia,
     NotFound,
     Throttled,
     Transient,
@@ -202,7 +203,7 @@ def test_types_under_the_message_decide() -> None:
     geo = GeoRestrictedError("This video is not available from your location", countries=["DE"])
     assert type(classify(DownloadError(f"ERROR: {geo}", (type(geo), geo, None)))) is Forbidden
     unsupported = UnsupportedError("https://example.com/")
-    assert type(classify(unsupported)) is BadRequest
+    assert type(classify(unsupported)) is NoMedia
     refused = TransportError(cause=ConnectionRefusedError(111, "Connection refused"))
     wrapped = ExtractorError("Unable to download webpage: boom", cause=refused, expected=True)
     assert type(classify(wrapped)) is ConnectionRefused

@@ -21,6 +21,7 @@ from hauler.errors import (
     ConnectionRefused,
     Fatal,
     HaulerError,
+    NoMedia,
     NotFound,
     Transient,
 )
@@ -196,7 +197,7 @@ async def test_a_bad_cookie_file_is_one_line(site: MediaSite, tmp_path: Path) ->
         ("/wall/bot", BotCheck, "Unable to download webpage: HTTP Error 403: Forbidden"),
         ("/wall/rate", BotCheck, "Unable to download webpage: HTTP Error 429: Too Many Requests"),
         ("/removed.html", NotFound, "Unable to download webpage: HTTP Error 404: Not Found"),
-        ("/empty.html", BadRequest, "Unsupported URL: {url}"),
+        ("/empty.html", NoMedia, "Unsupported URL: {url}"),
         (
             "/broken.html",
             Transient,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hauler.errors import BadRequest, ContentMismatch, Forbidden
+from hauler.errors import BadMedia, BadRequest, ContentMismatch, Forbidden
 from hauler.models import Checksum, JobKind, JobSpec, OnExisting
 from hauler.pipeline.handler import JobRun, Resources, RunOptions
 from hauler.pipeline.kinds import resolver_for
@@ -182,18 +182,18 @@ async def test_ffprobe_checks_the_promised_streams_and_duration(
         assert sha256((tmp_path / "clip.mp4").read_bytes()) == sha256(clip)
         assert outcome.primary.path.name == "clip.mp4"
         return
-    with pytest.raises(ContentMismatch, match=message):
+    with pytest.raises(BadMedia, match=message):
         await pipeline.run(JobSpec(url="http://h.test/a.page"))
     assert os.listdir(tmp_path) == []
 
 
-async def test_a_file_ffprobe_cannot_read_is_a_mismatch(tmp_path: Path, clip: bytes) -> None:
+async def test_a_file_ffprobe_cannot_read_is_bad_media(tmp_path: Path, clip: bytes) -> None:
     truncated = clip[: len(clip) // 3]
     expect = Expectation(streams=frozenset({"video"}))
     pipeline = staging_pipeline(
         Staging(body=b"<html>not a video" + truncated, expect=expect), tmp_path
     )
-    with pytest.raises(ContentMismatch, match="ffprobe cannot read it"):
+    with pytest.raises(BadMedia, match="ffprobe cannot read it"):
         await pipeline.run(JobSpec(url="http://h.test/a.page"))
     assert os.listdir(tmp_path) == []
 

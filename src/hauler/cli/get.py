@@ -19,8 +19,10 @@ from urllib.parse import urlsplit
 
 import typer
 
+from hauler.cli import mediaoptions
 from hauler.cli.app import app, globals_of
 from hauler.exitcodes import exit_status
+from hauler.models import JobKind
 
 if TYPE_CHECKING:
     from hauler.cli.getoutput import Display
@@ -185,6 +187,12 @@ def get_command(
     dry_run: DryRun = False,
     json_output: JsonOutput = False,
     processes: Processes = None,
+    kind: mediaoptions.Kind = JobKind.AUTO,
+    format_text: mediaoptions.Format = None,
+    template: mediaoptions.Template = None,
+    merge_format: mediaoptions.MergeFormat = None,
+    info_json: mediaoptions.InfoJson = False,
+    cookies: mediaoptions.MediaCookies = None,
 ) -> None:
     """Download URLs into a directory: many connections per file, several files at once.
 
@@ -202,6 +210,8 @@ def get_command(
     _set_log_level(verbose, quiet)
     policy = _on_existing(force, allow_overwrite, no_clobber, resume)
     specs = _jobs(urls or [], input_file, checksum)
+    media = mediaoptions.media_fields(format_text, template, merge_format, info_json, cookies)
+    specs = mediaoptions.with_media(specs, kind, media)
     where = _usage(lambda: getoptions.destination(directory, output, len(specs)))
     asked = _Request(header or [], user_agent, referer, load_cookies, timeout, retries)
     specs = _with_request(getoptions.with_filename(specs, where.filename), asked)
@@ -222,6 +232,7 @@ def get_command(
         connections=connections,
         per_file_rate_bps=per_file_rate,
         proxy=proxy,
+        store_url=globals_of(ctx).settings.store,
     )
     _exit_now(
         _execute(specs, settings, options, display=display, processes=processes, redact=redact)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from hauler.cli import mediaoptions
 from hauler.cli.app import app, globals_of, usage_error
 from hauler.cli.connection import stderr, with_store
 from hauler.cli.queue_views import counts_table, jobs_table, print_json, workers_table
@@ -103,10 +104,15 @@ def add_command(
     priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
     collection: Annotated[str, typer.Option("--collection")] = "default",
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, max=1000)] = 5,
-    kind: Annotated[JobKind, typer.Option("--kind")] = JobKind.AUTO,
+    kind: mediaoptions.Kind = JobKind.AUTO,
     output: Annotated[
         str | None, typer.Option("--output", help="Output name or path template.")
     ] = None,
+    format_text: mediaoptions.Format = None,
+    template: mediaoptions.Template = None,
+    merge_format: mediaoptions.MergeFormat = None,
+    info_json: mediaoptions.InfoJson = False,
+    cookies: mediaoptions.MediaCookies = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue downloads. Duplicates (the download archive) are skipped; bad lines are reported."""
@@ -117,6 +123,9 @@ def add_command(
         "kind": kind,
         "output": output,
     }
+    media = mediaoptions.media_fields(format_text, template, merge_format, info_json, cookies)
+    if media is not None:
+        defaults["media"] = media
     with _input_lines(urls or [], input_file) as lines:
         tally = with_store(
             _store_url(ctx), lambda store: _add_lines(store, lines, defaults, as_json)

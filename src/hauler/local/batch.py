@@ -11,11 +11,11 @@ import signal
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hauler.config import TransferSettings
+from hauler.config import TransferSettings, default_store_url
 from hauler.errors import HaulerError
 from hauler.local.outcome import ErrorInfo, FileOutcome, Reporter
 from hauler.models import JobSpec, OnExisting
@@ -25,6 +25,7 @@ from hauler.redact import Redactor
 
 if TYPE_CHECKING:  # the engine (and aiohttp) load only when a download starts
     from hauler.pipeline.run import Pipeline
+    from hauler.store.base import InfoCache
     from hauler.transfer.engine import Engine
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class BatchOptions:
     connections: int | None = None
     per_file_rate_bps: int | None = None
     proxy: str | None = None
+    store_url: str = field(default_factory=default_store_url)  # where media infos are cached
 
 
 class Batch:
@@ -69,18 +71,23 @@ class Batch:
 
     async def run(self, settings: TransferSettings) -> None:
         """Download every spec; SIGTERM cancels like Ctrl-C does (partial files are kept)."""
+        from hauler.local.infocache import LazyInfoCache
         from hauler.transfer.engine import Engine
 
         _cancel_on_sigterm()
         self._present = _names_in(self._options.output_dir)
-        async with Engine(settings) as engine:
-            pipeline = self._pipeline(engine)
-            pending = iter(enumerate(self._specs))
-            async with asyncio.TaskGroup() as group:
-                for _ in range(min(self._options.parallel, len(self._specs))):
-                    group.create_task(self._lane(pending, pipeline))
+        cache = LazyInfoCache(self._options.store_url)
+        try:
+            async with Engine(settings) as engine:
+                pipeline = self._pipeline(engine, cache)
+                pending = iter(enumerate(self._specs))
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(min(self._options.parallel, len(self._specs))):
+                        group.create_task(self._lane(pending, pipeline))
+        finally:
+            await cache.close()
 
-    def _pipeline(self, engine: Engine) -> Pipeline:
+    def _pipeline(self, engine: Engine, cache: InfoCache) -> Pipeline:
         """The pipeline of this run: every kind, its options, ``--proxy`` for every job."""
         from hauler.pipeline.acquire import FixedResources
         from hauler.pipeline.handler import RunOptions
@@ -89,7 +96,7 @@ class Batch:
 
         options = self._options
         return Pipeline(
-            resolver_for(engine),
+            resolver_for(engine, cache),
             options.output_dir,
             options=RunOptions(options.on_existing, options.connections, options.per_file_rate_bps),
             broker=FixedResources(options.proxy),

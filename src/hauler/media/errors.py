@@ -34,6 +34,7 @@ from hauler.errors import (
     Forbidden,
     Gone,
     HaulerError,
+    NoMedia,
     NotFound,
     Throttled,
     Transient,
@@ -194,7 +195,7 @@ def _by_type(chain: list[BaseException], reason: str) -> HaulerError | None:
     if "GeoRestrictedError" in names:
         return Forbidden(reason)
     if "UnsupportedError" in names:
-        return BadRequest(reason)
+        return NoMedia(reason)
     if "CertificateVerifyError" in names or any(
         isinstance(e, ssl.SSLCertVerificationError) for e in chain
     ):

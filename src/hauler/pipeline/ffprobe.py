@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from hauler.errors import ContentMismatch, LocalError
+from hauler.errors import BadMedia, LocalError
 
 # A probe reads the container's header (and, at worst, scans it): seconds even for hours of
 # video. Past this something is wrong with the file or the machine.
@@ -24,7 +24,7 @@ class MediaInfo:
 
 
 async def probe(path: Path) -> MediaInfo:
-    """Read ``path`` with ffprobe; ``ContentMismatch`` when it cannot, ``LocalError`` when
+    """Read ``path`` with ffprobe; ``BadMedia`` when it cannot, ``LocalError`` when
     ffprobe is not installed."""
     binary = shutil.which("ffprobe")
     if binary is None:
@@ -43,10 +43,10 @@ async def probe(path: Path) -> MediaInfo:
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise ContentMismatch(f"{path.name}: ffprobe did not finish reading it") from None
+        raise BadMedia(f"{path.name}: ffprobe did not finish reading it") from None
     if process.returncode != 0:
         reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no reason given"]
-        raise ContentMismatch(f"{path.name}: ffprobe cannot read it ({reason[0]})")
+        raise BadMedia(f"{path.name}: ffprobe cannot read it ({reason[0]})")
     return parse(out)
 
 

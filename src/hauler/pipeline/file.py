@@ -13,16 +13,19 @@ from hauler.transfer.request import TransferRequest, TransferResult
 class FileHandler:
     """Runs ``file`` jobs (and ``auto`` ones no other kind claims) through one shared engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, pages_are_media: bool = False) -> None:
         self._engine = engine
+        self._pages_are_media = pages_are_media
 
     async def run(self, job: JobRun) -> Outcome:
-        """Download the job's URL into a verified file under its final name."""
-        result = await self._engine.download(transfer_request(job), job.progress)
-        return outcome_of(result)
+        """Download the job's URL into a verified file under its final name; ``NotAFile`` for
+        an ``auto`` job that answers a page or manifest, when media jobs can run here."""
+        is_guess = self._pages_are_media and job.spec.kind is JobKind.AUTO
+        request = transfer_request(job, pages_are_media=is_guess)
+        return outcome_of(await self._engine.download(request, job.progress))
 
 
-def transfer_request(job: JobRun) -> TransferRequest:
+def transfer_request(job: JobRun, *, pages_are_media: bool = False) -> TransferRequest:
     """The engine request for ``job``."""
     spec = job.spec
     return TransferRequest(
@@ -35,6 +38,7 @@ def transfer_request(job: JobRun) -> TransferRequest:
         limit_rate_bps=job.options.limit_rate_bps,
         proxy=job.resources.proxy,
         on_existing=job.options.on_existing,
+        pages_are_media=pages_are_media,
     )
 
 

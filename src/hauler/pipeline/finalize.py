@@ -47,24 +47,52 @@ async def finalize(
 
 
 def _land(staged: Path, path: Path, source: str, on_existing: OnExisting, durable: bool) -> Path:
-    if staged.parent != path.parent:
-        raise LocalError(f"{staged} is not beside {path}: a staged file is renamed in place")
+    """Move ``staged`` (beside ``path``, or in a work directory of the same file system) to
+    ``path`` or the next free name."""
     try:
         dir_fd = nofollow.open_directory(path.parent)
         try:
-            _mark_and_flush(dir_fd, staged.name, source, durable)
-            if on_existing is OnExisting.OVERWRITE:
-                name = path.name
-                os.replace(staged.name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            else:
-                name = _rename_to_free_name(dir_fd, staged.name, path.name)
-            if durable:
-                nofollow.fsync_directory(dir_fd)
+            from_fd = (
+                dir_fd if staged.parent == path.parent else nofollow.open_directory(staged.parent)
+            )
+            try:
+                name = _move(
+                    from_fd,
+                    staged.name,
+                    dir_fd,
+                    path.name,
+                    source=source,
+                    on_existing=on_existing,
+                    durable=durable,
+                )
+            finally:
+                if from_fd != dir_fd:
+                    os.close(from_fd)
         finally:
             os.close(dir_fd)
     except OSError as exc:
         raise LocalError(f"cannot move {staged.name} to {path}: {exc.strerror or exc}") from exc
     return path.with_name(name)
+
+
+def _move(
+    from_fd: int,
+    staged: str,
+    dir_fd: int,
+    name: str,
+    *,
+    source: str,
+    on_existing: OnExisting,
+    durable: bool,
+) -> str:
+    _mark_and_flush(from_fd, staged, source, durable)
+    if on_existing is OnExisting.OVERWRITE:
+        os.replace(staged, name, src_dir_fd=from_fd, dst_dir_fd=dir_fd)
+    else:
+        name = _rename_to_free_name(from_fd, staged, dir_fd, name)
+    if durable:
+        nofollow.fsync_directory(dir_fd)
+    return name
 
 
 def _mark_and_flush(dir_fd: int, name: str, source: str, durable: bool) -> None:
@@ -77,11 +105,11 @@ def _mark_and_flush(dir_fd: int, name: str, source: str, durable: bool) -> None:
         os.close(fd)
 
 
-def _rename_to_free_name(dir_fd: int, staged: str, name: str) -> str:
+def _rename_to_free_name(from_fd: int, staged: str, dir_fd: int, name: str) -> str:
     for counter in range(MAX_COUNTER + 1):
         candidate = numbered(name, counter) if counter else name
         try:
-            nofollow.rename_no_replace(dir_fd, staged, candidate)
+            nofollow.rename_no_replace(from_fd, staged, candidate, dir_fd)
         except FileExistsError:
             continue
         if counter:

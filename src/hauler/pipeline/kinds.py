@@ -3,14 +3,36 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from hauler.models import JobKind
 from hauler.pipeline.file import FileHandler
 from hauler.pipeline.resolve import Resolver
+from hauler.store.base import InfoCache
 from hauler.transfer.engine import Engine
 
+MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 
-def resolver_for(engine: Engine) -> Resolver:
-    """Every kind there is a handler for, the file handler on ``engine``."""
+
+def resolver_for(engine: Engine, cache: InfoCache | None = None) -> Resolver:
+    """Every kind there is a handler for: files on ``engine``; media too when yt-dlp is
+    installed (the ``media`` extra), its infos cached in ``cache``."""
     resolver = Resolver()
-    resolver.register(JobKind.FILE, FileHandler(engine))
+    try:
+        from hauler.media.claims import claims
+        from hauler.pipeline.media import MediaHandler
+    except ImportError:  # no yt-dlp: media jobs fail with a one-line reason, files run
+        resolver.register(JobKind.FILE, FileHandler(engine))
+        return resolver
+    resolver.register(JobKind.FILE, FileHandler(engine, pages_are_media=True))
+    resolver.register(
+        JobKind.MEDIA,
+        MediaHandler(engine, cache),
+        recognizes=lambda url: is_manifest(url) or claims(url),
+    )
     return resolver
+
+
+def is_manifest(url: str) -> bool:
+    """True for a URL whose path names an HLS or DASH manifest."""
+    return urlsplit(url).path.lower().endswith(MANIFEST_SUFFIXES)

@@ -15,20 +15,21 @@ from hauler.models import Checksum, JobKind
 class Expectation:
     """What the verify stage checks of a staged file before it gets its final name.
 
-    ``streams`` and ``duration_s`` are read with ffprobe (media and live recordings): each
-    named stream type (``video``, ``audio``) must be there, and the duration within 2 % (or
-    1 s) of ``duration_s``.
+    ``is_media`` (media and live recordings): ffprobe must read the file and find audio or
+    video in it, each stream type named in ``streams`` (``video``, ``audio``), and a duration
+    within 2 % (or 1 s) of ``duration_s`` when that is known.
     """
 
     size: int | None = None
     checksum: Checksum | None = None
+    is_media: bool = False
     streams: frozenset[str] = frozenset()
     duration_s: float | None = None
 
     @property
     def needs_probe(self) -> bool:
         """True when ffprobe must read the file."""
-        return bool(self.streams) or self.duration_s is not None
+        return self.is_media or bool(self.streams) or self.duration_s is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,9 @@ class Artifact:
     checksum: str | None = None  # the hex digest, when one was computed
     staged: Path | None = None
     expect: Expectation = field(default_factory=Expectation)
+    # What the file is a whole download of, for its mark (``marks``): the job's URL when None;
+    # a video adds its format request (the same page in another format is another file).
+    source: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -70,6 +74,12 @@ class Outcome:
     resumed_bytes: int = 0
     skipped: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
+    # Text files written beside the main file once it has its final name, by suffix: an
+    # ``.info.json`` for ``x.mp4`` is ``x.info.json`` (``x.1.info.json`` if it became ``x.1.mp4``).
+    sidecars: Mapping[str, str] = field(default_factory=dict)
+    # A directory of the handler's own (fragments, formats before their merge), removed with
+    # what is left in it once the artifacts have their final names; kept on failure, to resume.
+    scratch: Path | None = None
 
     @property
     def primary(self) -> Artifact:

@@ -7,21 +7,25 @@ rename, durability) → report (``Observer``). A kind differs from another only 
 
 from __future__ import annotations
 
+import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from hauler.errors import HaulerError
+from hauler.errors import HaulerError, NoMedia, NotAFile
 from hauler.logcontext import host_var, job_id_var
-from hauler.models import JobSpec
+from hauler.models import JobKind, JobSpec
 from hauler.observe import NullObserver, Observer
 from hauler.pipeline.acquire import FixedResources, ResourceBroker
-from hauler.pipeline.finalize import finalize
+from hauler.pipeline.finalize import finalize, write_sidecar
 from hauler.pipeline.handler import JobRun, RunOptions
-from hauler.pipeline.outcome import Outcome
+from hauler.pipeline.outcome import Artifact, Outcome
 from hauler.pipeline.resolve import Resolver
 from hauler.pipeline.verify import verify
 from hauler.progress import NullProgress, ProgressSink
+
+_log = logging.getLogger(__name__)
 
 
 class _ObservedProgress:
@@ -91,21 +95,50 @@ class Pipeline:
         return outcome
 
     async def _run(self, spec: JobSpec, progress: ProgressSink, job_id: str | None) -> Outcome:
-        handler = self.resolver.handler_for(self.resolver.kind_of(spec))
         async with self._broker.acquire(spec) as resources:
             job = JobRun(spec, job_id, self.output_dir, self.options, resources, progress)
-            outcome = await handler.run(job)
+            outcome = await self._handle(job)
             verified = [await verify(artifact) for artifact in outcome.artifacts]
         on_existing = self.options.on_existing
         final = [
-            await finalize(artifact, spec.url, on_existing, durable=self._durable)
+            await finalize(
+                artifact, artifact.source or spec.url, on_existing, durable=self._durable
+            )
             for artifact in verified
         ]
-        return replace(outcome, artifacts=tuple(final))
+        sidecars = [
+            Artifact(write_sidecar(_beside(final[0].path, suffix), text), len(text), role="info")
+            for suffix, text in outcome.sidecars.items()
+        ]
+        if outcome.scratch is not None:
+            shutil.rmtree(outcome.scratch, ignore_errors=True)  # never follows a link in it
+        return replace(outcome, artifacts=(*final, *sidecars), scratch=None)
+
+    async def _handle(self, job: JobRun) -> Outcome:
+        """The job through its kind's handler. An ``auto`` job the file handler finds to be a
+        page or a manifest runs as media; one yt-dlp then finds no media in is a file after
+        all (``wget`` of a page saves the page)."""
+        handler = self.resolver.handler_for(self.resolver.kind_of(job.spec))
+        try:
+            return await handler.run(job)
+        except NotAFile as exc:
+            _log.info("%s: running it as a media job", exc.message)
+        as_media = replace(job, spec=job.spec.model_copy(update={"kind": JobKind.MEDIA}))
+        try:
+            return await self.resolver.handler_for(JobKind.MEDIA).run(as_media)
+        except NoMedia as exc:
+            _log.info("no media found (%s): saving it as a file", exc.message)
+        as_file = replace(job, spec=job.spec.model_copy(update={"kind": JobKind.FILE}))
+        return await self.resolver.handler_for(JobKind.FILE).run(as_file)
 
     def _sink(self, progress: ProgressSink | None) -> ProgressSink:
         sink = progress or NullProgress()
         return _ObservedProgress(sink, self._observer) if self._is_observed else sink
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """``x.mp4`` with ``suffix`` (``.info.json``) for its extension: ``x.info.json``."""
+    return path.with_name(path.stem + suffix)
 
 
 def _since(started: float) -> float:

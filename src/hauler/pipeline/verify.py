@@ -13,7 +13,7 @@ import stat
 from dataclasses import replace
 
 from hauler import nofollow
-from hauler.errors import ContentMismatch, LocalError
+from hauler.errors import BadMedia, ContentMismatch, LocalError
 from hauler.pipeline import ffprobe
 from hauler.pipeline.outcome import Artifact, Expectation
 from hauler.transfer.integrity import fd_digest
@@ -25,14 +25,15 @@ DURATION_SLACK_S = 1.0
 
 async def verify(artifact: Artifact) -> Artifact:
     """``artifact`` checked (with its digest when a checksum was expected); final artifacts
-    pass through. ``ContentMismatch`` (the staged file removed) when it fails."""
+    pass through. ``ContentMismatch`` (size, checksum) or ``BadMedia`` (what ffprobe reads) when
+    it fails, the staged file removed."""
     if artifact.staged is None:
         return artifact
     try:
         digest = await _check_file(artifact, artifact.expect)
         if artifact.expect.needs_probe:
             _check_media(artifact, await ffprobe.probe(artifact.staged), artifact.expect)
-    except ContentMismatch:
+    except (ContentMismatch, BadMedia):
         _remove(artifact)
         raise
     return replace(artifact, checksum=digest or artifact.checksum)
@@ -72,20 +73,21 @@ async def _check_file(artifact: Artifact, expect: Expectation) -> str | None:
 
 
 def _check_media(artifact: Artifact, found: ffprobe.MediaInfo, expect: Expectation) -> None:
-    """The promised stream types are there, and the duration is close enough."""
+    """Audio or video is there, the promised stream types too, and the duration is close."""
+    name = artifact.path.name
+    if not found.streams & {"video", "audio"}:
+        raise BadMedia(f"{name}: ffprobe finds neither video nor audio in it")
     missing = sorted(expect.streams - found.streams)
     if missing:
         have = ", ".join(sorted(found.streams)) or "none"
-        raise ContentMismatch(
-            f"{artifact.path.name}: no {' or '.join(missing)} stream (streams: {have})"
-        )
+        raise BadMedia(f"{name}: no {' or '.join(missing)} stream (streams: {have})")
     if expect.duration_s is None:
         return
     if found.duration_s is None:
-        raise ContentMismatch(f"{artifact.path.name}: ffprobe finds no duration")
+        raise BadMedia(f"{name}: ffprobe finds no duration")
     allowed = max(DURATION_SLACK_S, expect.duration_s * DURATION_TOLERANCE)
     if abs(found.duration_s - expect.duration_s) > allowed:
-        raise ContentMismatch(
+        raise BadMedia(
             f"{artifact.path.name}: {found.duration_s:.1f} s long, expected "
             f"{expect.duration_s:.1f} s"
         )

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hauler.errors import ConnectionFailed, LocalError, RestartTransfer, TooLarge
+from hauler.errors import ConnectionFailed, LocalError, NotAFile, RestartTransfer, TooLarge
 from hauler.models import OnExisting
 from hauler.naming import name_from_response, safe_name, safe_path
 from hauler.progress import NullProgress, ProgressSink, TransferEvents, events_of
@@ -96,6 +96,8 @@ class Download:
         )
         try:
             self.reply, self.url = reply, reply.final_url
+            if self.request.pages_are_media and self.final_path is None:
+                _refuse_pages(reply)
             if self.final_path is None:
                 name = name_from_response(reply.final_url, reply.content_disposition)
                 path = self.attempt.paths.for_component(self.request.output_dir, name)
@@ -269,3 +271,24 @@ class Download:
             content_type=self.reply.content_type,
             is_unverified_resume=self.is_unverified_resume,
         )
+
+
+# What a media page or a streaming manifest answers (a file of these types is rare and
+# ``--kind file`` still saves it).
+PAGE_TYPES = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "application/vnd.apple.mpegurl",
+        "application/x-mpegurl",
+        "audio/mpegurl",
+        "application/dash+xml",
+    }
+)
+
+
+def _refuse_pages(reply: Reply) -> None:
+    """``NotAFile`` when ``reply`` is a web page or a manifest."""
+    content_type = (reply.content_type or "").split(";", 1)[0].strip().lower()
+    if content_type in PAGE_TYPES:
+        raise NotAFile(content_type)

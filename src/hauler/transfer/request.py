@@ -38,6 +38,9 @@ class TransferRequest:
     limit_rate_bps: int | None = None
     proxy: str | None = None
     on_existing: OnExisting = OnExisting.RENAME
+    # An ``auto`` job where a media handler exists: a web page or a manifest is not saved but
+    # refused with ``NotAFile`` (before any byte is written), for the pipeline to run as media.
+    pages_are_media: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ async def serve(
             transfer = transfer.model_copy(update={"fsync_files": True})
         async with Engine(transfer) as engine:
             pipeline = Pipeline(
-                resolver_for(engine),
+                resolver_for(engine, store),
                 ws.output_dir,
                 observer=observer,
                 durable=bool(transfer.fsync_files),

@@ -1,0 +1,247 @@
+"""The handler of media pages: yt-dlp extracts and chooses, hauler fetches, ffmpeg merges.
+
+1. The info dict comes from the store's ``InfoCache`` when a job for the same URL (or, once
+   known, the same extractor and video id) extracted it within the TTL; else yt-dlp extracts it
+   (``hauler.media.extract``, in a thread) and it is cached under both keys.
+2. yt-dlp chooses the formats for the job's format request and names the file from the
+   template (``hauler.media.select``); the name goes through our naming rules.
+3. Each chosen format is fetched into a private work directory beside the output: a direct
+   HTTP(S) format through our segmented engine (connections, resume, validators, rate limits),
+   an HLS or DASH one through yt-dlp's fragment downloader (``hauler.media.fragments``).
+4. Video and audio fetched apart are merged by ffmpeg (stream copy).
+5. The result is returned staged, with what ffprobe must find in it (the streams the formats
+   promised, the duration the site gave): the pipeline's verify stage checks it, its finalize
+   stage renames it into place and writes the ``.info.json`` sidecar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hauler import nofollow
+from hauler.errors import Forbidden, Gone, LocalError, NotFound
+from hauler.media.extract import ExtractOptions, extract
+from hauler.media.formats import format_spec
+from hauler.media.fragments import FragmentOptions, download_fragments
+from hauler.media.merge import merge
+from hauler.media.select import DIRECT_PROTOCOLS, Selection, select
+from hauler.media.sidecar import sidecar_info
+from hauler.models import JobKind, MediaOptions, OnExisting, normalise_url
+from hauler.naming import safe_path
+from hauler.pipeline.handler import JobRun
+from hauler.pipeline.outcome import Artifact, Expectation, Outcome
+from hauler.redact import Redactor
+from hauler.store.base import InfoCache
+from hauler.transfer import marks
+from hauler.transfer.engine import Engine
+from hauler.transfer.request import TransferRequest
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_INFO_TTL_S = 6 * 3600.0  # signed media URLs expire: a day-old info would fail
+WORK_PREFIX = ".hauler-media-"  # + a hash of the URL: a private directory per video
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    path: Path
+    nbytes: int
+
+
+class MediaHandler:
+    """Runs ``media`` jobs; the engine fetches direct formats, ``cache`` spares extractions."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        cache: InfoCache | None = None,
+        info_ttl_s: float = DEFAULT_INFO_TTL_S,
+        fragment_concurrency: int = 8,
+    ) -> None:
+        self._engine = engine
+        self._cache = cache
+        self._ttl_s = info_ttl_s
+        self._fragment_concurrency = fragment_concurrency
+
+    async def run(self, job: JobRun) -> Outcome:
+        """Extract (or recall), choose, fetch, merge: the video staged for verify and finalize.
+
+        A cached info whose format URLs the site now refuses (signed URLs expire, some are
+        bound to the address that extracted them) is dropped and extracted again, once."""
+        started = time.monotonic()
+        options = job.spec.media or MediaOptions()
+        info, is_cached = await self._info(job, options)
+        try:
+            return await self._from_info(job, options, info, is_cached, started)
+        except (Forbidden, Gone, NotFound):
+            if not is_cached or self._cache is None:
+                raise
+            _log.info("the cached info of %s is stale: extracting again", job.spec.url)
+            await self._cache.drop_info(_url_key(job))
+            info, _ = await self._info(job, options)
+            return await self._from_info(job, options, info, False, started)
+
+    async def _from_info(
+        self,
+        job: JobRun,
+        options: MediaOptions,
+        info: dict[str, Any],
+        is_cached: bool,
+        started: float,
+    ) -> Outcome:
+        redactor = Redactor.for_specs([job.spec])
+        selection = await select(
+            info,
+            format_spec(options.format),
+            options.template,
+            options.merge_output_format,
+            redactor,
+        )
+        final = safe_path(job.output_dir, selection.name)
+        summary = {**selection.summary(), "info_cached": is_cached}
+        source = f"{job.spec.url} format={format_spec(options.format)}"
+        if _is_done(final, source, job):
+            return _skipped(job, final, summary, time.monotonic() - started)
+        work = nofollow.private_directory(job.output_dir / (WORK_PREFIX + _work_name(job)))
+        fetched = await asyncio.gather(*(self._fetch(job, fmt, work) for fmt in selection.formats))
+        staged = await _combine(selection, [f.path for f in fetched], work)
+        expect = Expectation(
+            is_media=True, streams=selection.streams, duration_s=selection.duration_s
+        )
+        size = staged.stat().st_size
+        artifact = Artifact(final, size, "media", staged=staged, expect=expect, source=source)
+        return Outcome(
+            kind=JobKind.MEDIA,
+            url=job.spec.url,
+            final_url=str(selection.info.get("webpage_url") or job.spec.url),
+            artifacts=(artifact,),
+            bytes_fetched=sum(f.nbytes for f in fetched),
+            elapsed_s=time.monotonic() - started,
+            details={"media": summary},
+            sidecars=_sidecars(selection, options, redactor),
+            scratch=work,
+        )
+
+    async def _info(self, job: JobRun, options: MediaOptions) -> tuple[dict[str, Any], bool]:
+        """The job's info dict, and whether it came from the cache."""
+        url_key = _url_key(job)
+        if self._cache is not None and (info := await self._cache.get_info(url_key)):
+            _log.debug("info of %s from the cache", job.spec.url)
+            return info, True
+        extract_options = ExtractOptions(
+            format_spec=format_spec(options.format),
+            proxy=job.resources.proxy,
+            cookie_file=Path(options.cookies) if options.cookies else None,
+            headers=job.headers,
+        )
+        info = await extract(job.spec.url, extract_options)
+        if self._cache is not None:
+            keys = [url_key]
+            if info.get("extractor_key") and info.get("id"):
+                keys.append(f"id:{info['extractor_key']}:{info['id']}")
+            await self._cache.put_info(keys, info, self._ttl_s)
+        return info, False
+
+    async def _fetch(self, job: JobRun, fmt: dict[str, Any], work: Path) -> _Fetched:
+        """One chosen format into ``work``: direct ones through the engine, others through
+        yt-dlp's fragment downloader."""
+        name = f"f{_token(str(fmt.get('format_id') or 'best'))}.{_token(str(fmt.get('ext')))}"
+        headers = {**(fmt.get("http_headers") or {}), **job.headers}
+        if fmt.get("protocol") in DIRECT_PROTOCOLS:
+            request = TransferRequest(
+                url=str(fmt["url"]),
+                output_dir=work,
+                filename=name,
+                headers=headers,
+                connections=job.options.connections,
+                limit_rate_bps=job.options.limit_rate_bps,
+                proxy=job.resources.proxy,
+                on_existing=OnExisting.RENAME,
+            )
+            result = await self._engine.download(request, job.progress)
+            return _Fetched(result.path, result.bytes_fetched)
+        fragment_options = FragmentOptions(
+            concurrency=job.options.connections or self._fragment_concurrency,
+            proxy=job.resources.proxy,
+            headers=headers,
+            limit_rate_bps=job.options.limit_rate_bps,
+        )
+        path = work / name
+        before = _size_of(path.with_name(path.name + ".part"))
+        size = await download_fragments(
+            {**fmt, "http_headers": headers}, path, fragment_options, job.progress
+        )
+        return _Fetched(path, max(0, size - before))
+
+
+async def _combine(selection: Selection, paths: list[Path], work: Path) -> Path:
+    """The one file to stage: the only format, or the merge of them all."""
+    if not selection.is_merge:
+        return paths[0]
+    ext = _token(str(selection.info.get("ext") or "mkv"))
+    output = work / f"merged.{ext}"
+    await merge(paths, output)
+    return output
+
+
+def _sidecars(selection: Selection, options: MediaOptions, redactor: Redactor) -> dict[str, str]:
+    if not options.info_json:
+        return {}
+    info = sidecar_info(selection.info, redactor)
+    return {".info.json": json.dumps(info, ensure_ascii=False, indent=1)}
+
+
+def _is_done(final: Path, source: str, job: JobRun) -> bool:
+    """True when the final file is there and marked as ``source``'s complete download."""
+    if job.options.on_existing is OnExisting.OVERWRITE:
+        return False
+    try:
+        return marks.is_complete(final, marks.url_key(source))
+    except OSError:
+        return False
+
+
+def _skipped(job: JobRun, final: Path, summary: dict[str, Any], elapsed_s: float) -> Outcome:
+    try:
+        size = final.stat().st_size
+    except OSError as exc:
+        raise LocalError(f"cannot read {final}: {exc.strerror or exc}") from exc
+    return Outcome(
+        kind=JobKind.MEDIA,
+        url=job.spec.url,
+        final_url=job.spec.url,
+        artifacts=(Artifact(final, size, "media"),),
+        bytes_fetched=0,
+        elapsed_s=elapsed_s,
+        skipped=True,
+        details={"media": summary},
+    )
+
+
+def _url_key(job: JobRun) -> str:
+    return f"url:{normalise_url(job.spec.url)}"
+
+
+def _work_name(job: JobRun) -> str:
+    """The job's work directory: the same for every run of one URL (to resume), per URL."""
+    return hashlib.sha256(normalise_url(job.spec.url).encode()).hexdigest()[:24]
+
+
+def _token(text: str) -> str:
+    """A format id or extension as a file-name part: letters, digits, ``-`` and ``_``."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40]
+    return cleaned or "x"
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

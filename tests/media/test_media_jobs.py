@@ -1,0 +1,218 @@
+"""Media jobs end to end on the loopback site: the pipeline with the media handler (yt-dlp
+extracts and chooses, our engine or yt-dlp's fragment downloader fetches, ffmpeg merges),
+through ``hauler get`` and through a worker; every output read back with ffprobe."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hauler.errors import BotCheck, Fatal, Transient
+from hauler.models import JobKind, JobSpec, JobState, MediaOptions
+from hauler.pipeline.kinds import resolver_for
+from hauler.pipeline.outcome import result_record
+from hauler.pipeline.run import Pipeline
+from hauler.store import Store
+from hauler.transfer.engine import Engine
+from tests.media.library import MediaLibrary
+from tests.media.site import MediaSite
+from tests.worker.fleet import add_urls, drain, transfer_settings
+
+VIDEO_AUDIO = {"video", "audio"}
+
+
+def ffprobe(path: Path) -> tuple[set[str], float]:
+    """The stream types and duration ffprobe reads of ``path``."""
+    out = subprocess.run(
+        [
+            *("ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format=duration"),
+            *("-of", "json", str(path)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
+    data = json.loads(out)
+    return {s["codec_type"] for s in data["streams"]}, float(data["format"]["duration"])
+
+
+def media_spec(url: str, **options: object) -> JobSpec:
+    return JobSpec(url=url, kind=JobKind.MEDIA, media=MediaOptions(**options))  # type: ignore[arg-type]
+
+
+async def run_media(spec: JobSpec, out: Path, store: Store | None = None):  # type: ignore[no-untyped-def]
+    async with Engine(transfer_settings()) as engine:
+        return await Pipeline(resolver_for(engine, store), out).run(spec)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_video_page_gives_the_video_byte_for_byte(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    outcome = await run_media(media_spec(site.url("/video.html")), tmp_path)
+    path = outcome.primary.path
+    assert path == tmp_path / "Test pattern (1) [video-1].mp4"
+    assert sha256(path) == library.direct.sha256
+    streams, duration = ffprobe(path)
+    assert streams == VIDEO_AUDIO and abs(duration - library.direct.duration_s) < 0.2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no work dir left
+    media = result_record(outcome)["media"]
+    assert (media["extractor"], media["id"], media["info_cached"]) == (
+        "HTML5MediaEmbed",
+        "video-1",
+        False,
+    )
+
+
+@pytest.mark.parametrize(("fmt", "height"), [("best", 240), ("120", 120), ("worst", 120)])
+async def test_hls_gives_the_variant_the_format_asks_for(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path, fmt: str, height: int
+) -> None:
+    outcome = await run_media(media_spec(site.media_url(library.hls_master), format=fmt), tmp_path)
+    streams, duration = ffprobe(outcome.primary.path)
+    assert streams == VIDEO_AUDIO
+    assert abs(duration - library.hls_duration_s) < 0.5
+    assert result_record(outcome)["media"]["height"] == height
+
+
+async def test_dash_video_and_audio_are_merged_into_one_file(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    outcome = await run_media(
+        media_spec(site.media_url(library.dash_manifest), info_json=True), tmp_path
+    )
+    video = outcome.primary.path
+    streams, duration = ffprobe(video)
+    assert streams == VIDEO_AUDIO  # the merge kept both
+    assert abs(duration - library.dash_duration_s) < 0.5
+    assert result_record(outcome)["media"]["format_id"] == "0+1"
+    sidecar = video.with_name(video.stem + ".info.json")
+    assert json.loads(sidecar.read_text())["id"] == "manifest"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([video.name, sidecar.name])
+
+
+async def test_audio_only_from_dash_is_one_audio_stream(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    outcome = await run_media(
+        media_spec(site.media_url(library.dash_manifest), format="audio"), tmp_path
+    )
+    streams, _ = ffprobe(outcome.primary.path)
+    assert streams == {"audio"}
+
+
+async def test_a_second_job_for_the_video_does_not_extract_again(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path, store: Store
+) -> None:
+    page = site.url("/video.html")
+    first = await run_media(media_spec(page), tmp_path / "a", store)
+    second = await run_media(media_spec(page, format="worst"), tmp_path / "b", store)
+    assert result_record(first)["media"]["info_cached"] is False
+    assert result_record(second)["media"]["info_cached"] is True
+    assert site.count("/video.html") == 1  # one extraction for the two jobs
+    assert sha256(second.primary.path) == library.direct.sha256
+
+
+async def test_a_second_run_skips_the_finished_video(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    spec = media_spec(site.media_url(library.hls_master))
+    await run_media(spec, tmp_path)
+    segments = sum(1 for r in site.requests if r.path.endswith(".ts"))
+    assert segments > 0
+    again = await run_media(spec, tmp_path)
+    assert again.skipped and again.bytes_fetched == 0
+    assert sum(1 for r in site.requests if r.path.endswith(".ts")) == segments  # none again
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [("/wall/bot", BotCheck), ("/removed.html", Fatal), ("/broken.html", Transient)],
+)
+async def test_failures_are_classed_for_the_retry_policy(
+    site: MediaSite, tmp_path: Path, path: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        await run_media(media_spec(site.url(path)), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_closed_port_is_a_network_error_to_retry(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(Transient):
+        await run_media(media_spec(f"http://127.0.0.1:{port}/watch.html"), tmp_path)
+
+
+async def test_a_worker_runs_media_jobs_with_the_fleets_records(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path, store: Store
+) -> None:
+    """`hauler add --kind media` + a worker: done with the media record, the bot wall failed
+    as bot_check, ffprobe-checked output."""
+    ok, walled = await add_urls(
+        store,
+        [site.media_url(library.dash_manifest), site.url("/wall/bot")],
+        kind=JobKind.MEDIA,
+        max_attempts=1,
+    )
+    summary = await drain(store, tmp_path / "out")
+    assert (summary.done, summary.failed) == (1, 1)
+    done = await store.get(ok)
+    assert done is not None and done.state is JobState.DONE and done.result is not None
+    assert done.result["media"]["format_id"] == "0+1"
+    streams, _ = ffprobe(Path(done.result["path"]))
+    assert streams == VIDEO_AUDIO
+    failed = await store.get(walled)
+    assert failed is not None and failed.error is not None
+    assert failed.error.error_class == "bot_check"
+
+
+async def test_get_on_the_command_line(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    """`hauler get --kind media -f 120 --json`: the HLS variant asked for, the record printed."""
+    out = tmp_path / "out"
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "hauler", "--store", f"sqlite:///{tmp_path}/state.db", "get"),
+        *("-d", str(out), "--kind", "media", "-f", "120", "--json", "--no-progress"),
+        site.media_url(library.hls_master),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    [record] = json.loads(stdout)["files"]
+    assert record["ok"] and record["media"]["height"] == 120
+    streams, _ = ffprobe(Path(record["path"]))
+    assert streams == VIDEO_AUDIO
+
+
+async def test_auto_runs_a_video_page_as_media_and_keeps_files_files(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    """`auto`: a page yt-dlp reads is media (the video, not the HTML); a page with no video is
+    saved as the page (as wget would); an MP4 is a plain file through the engine."""
+    page = await run_media(JobSpec(url=site.url("/video.html")), tmp_path / "page")
+    assert result_record(page)["kind"] == "media"
+    assert sha256(page.primary.path) == library.direct.sha256
+    empty = await run_media(JobSpec(url=site.url("/empty.html")), tmp_path / "empty")
+    assert empty.kind is JobKind.FILE and empty.primary.path.name == "empty.html"
+    assert b"No video on this page" in empty.primary.path.read_bytes()
+    direct = await run_media(JobSpec(url=site.media_url("direct.mp4")), tmp_path / "direct")
+    assert direct.kind is JobKind.FILE and sha256(direct.primary.path) == library.direct.sha256
+    manifest = await run_media(JobSpec(url=site.media_url(library.hls_master)), tmp_path / "m")
+    assert manifest.kind is JobKind.MEDIA
+    assert ffprobe(manifest.primary.path)[0] == VIDEO_AUDIO
