@@ -177,6 +177,8 @@ class MediaOptions(BaseModel):
     sub_langs: tuple[str, ...] = ("en.*",)
     write_thumbnail: bool = False
     cookies: str | None = Field(default=None, description="a Netscape cookie file for yt-dlp")
+    playlist_items: str | None = Field(default=None, description="yt-dlp's 1,3-5 syntax")
+    max_downloads: int | None = Field(default=None, ge=1, description="entries of a playlist")
 
 
 class JobSpec(BaseModel):

@@ -9,16 +9,22 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from hauler.errors import BotCheck, Fatal, Transient
+from hauler.local.batch import Batch, BatchOptions
+from hauler.local.outcome import FileOutcome
 from hauler.models import JobKind, JobSpec, JobState, MediaOptions
 from hauler.pipeline.kinds import resolver_for
 from hauler.pipeline.outcome import result_record
 from hauler.pipeline.run import Pipeline
+from hauler.progress import NullProgress, ProgressSink
+from hauler.redact import Redactor
 from hauler.store import Store
+from hauler.store.base import JobFilter
 from hauler.transfer.engine import Engine
 from tests.media.library import MediaLibrary
 from tests.media.site import MediaSite
@@ -216,3 +222,69 @@ async def test_auto_runs_a_video_page_as_media_and_keeps_files_files(
     manifest = await run_media(JobSpec(url=site.media_url(library.hls_master)), tmp_path / "m")
     assert manifest.kind is JobKind.MEDIA
     assert ffprobe(manifest.primary.path)[0] == VIDEO_AUDIO
+
+
+async def test_get_of_a_playlist_runs_each_entry(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    """A playlist page through `get`'s batch: every entry downloaded (its own job), the
+    playlist's outcome lists them; --playlist-items and --max-downloads choose."""
+    specs = [media_spec(site.url("/playlist.html"))]
+    outcomes = await run_batch(specs, tmp_path / "all")
+    files = sorted(o.result.primary.path for o in outcomes if o.result and o.result.primary)
+    assert [sha256(f) for f in files] == [c.sha256 for c in library.clips]
+    [parent] = [o for o in outcomes if o.result is not None and o.result.primary is None]
+    assert parent.result is not None and len(parent.result.spawned) == 3
+    chosen = await run_batch(
+        [media_spec(site.url("/playlist.html"), playlist_items="1,3")], tmp_path / "some"
+    )
+    assert _sizes(chosen) == sorted(library.clips[i].size for i in (0, 2))
+    first = await run_batch([media_spec(site.url("/feed.xml"), max_downloads=1)], tmp_path / "one")
+    assert _sizes(first) == [library.clips[0].size]
+
+
+def _sizes(outcomes: list[FileOutcome]) -> list[int]:
+    return sorted(o.result.primary.size for o in outcomes if o.result and o.result.primary)
+
+
+async def run_batch(specs: list[JobSpec], out: Path) -> list[FileOutcome]:
+    out.mkdir(parents=True, exist_ok=True)
+    batch = Batch(
+        specs,
+        BatchOptions(output_dir=out, parallel=2, store_url=f"sqlite:///{out}/s.db"),
+        _Quiet(),
+        Redactor.for_specs(specs),
+    )
+    await batch.run(transfer_settings())
+    assert all(o.is_ok for o in batch.ordered()), [o.error for o in batch.ordered()]
+    return batch.ordered()
+
+
+class _Quiet:
+    def sink(self, spec: JobSpec) -> ProgressSink:
+        return NullProgress()
+
+    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
+        return None
+
+    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
+        return None
+
+
+async def test_a_worker_queues_a_playlists_entries_as_jobs(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path, store: Store
+) -> None:
+    """The playlist job completes with its entries; each entry is a job of its own (its own
+    lease and record), done by the same drain."""
+    [playlist] = await add_urls(store, [site.url("/playlist.html")], kind=JobKind.MEDIA)
+    summary = await drain(store, tmp_path / "out")
+    assert summary.done == 4  # the playlist and its three videos
+    parent = await store.get(playlist)
+    assert parent is not None and parent.result is not None
+    assert parent.result["playlist"]["entries"] == 3 and parent.result["path"] is None
+    entries = parent.result["entries"]
+    jobs = [j for j in await store.list_jobs(JobFilter(state=JobState.DONE)) if j.id != playlist]
+    assert sorted(j.spec.url for j in jobs) == sorted(entries)
+    assert sorted(sha256(Path(j.result["path"])) for j in jobs if j.result) == sorted(
+        c.sha256 for c in library.clips
+    )

@@ -193,6 +193,8 @@ def get_command(
     merge_format: mediaoptions.MergeFormat = None,
     info_json: mediaoptions.InfoJson = False,
     cookies: mediaoptions.MediaCookies = None,
+    playlist_items: mediaoptions.PlaylistItems = None,
+    max_downloads: mediaoptions.MaxDownloads = None,
 ) -> None:
     """Download URLs into a directory: many connections per file, several files at once.
 
@@ -210,7 +212,15 @@ def get_command(
     _set_log_level(verbose, quiet)
     policy = _on_existing(force, allow_overwrite, no_clobber, resume)
     specs = _jobs(urls or [], input_file, checksum)
-    media = mediaoptions.media_fields(format_text, template, merge_format, info_json, cookies)
+    media = mediaoptions.media_fields(
+        format_text=format_text,
+        template=template,
+        merge_format=merge_format,
+        info_json=info_json,
+        cookies=cookies,
+        playlist_items=playlist_items,
+        max_downloads=max_downloads,
+    )
     specs = mediaoptions.with_media(specs, kind, media)
     where = _usage(lambda: getoptions.destination(directory, output, len(specs)))
     asked = _Request(header or [], user_agent, referer, load_cookies, timeout, retries)

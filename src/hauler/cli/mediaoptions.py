@@ -40,13 +40,25 @@ MediaCookies = Annotated[
     typer.Option("--cookies", help="Netscape cookies.txt for media pages (passed to yt-dlp)."),
 ]
 
+PlaylistItems = Annotated[
+    str | None,
+    typer.Option("--playlist-items", help="Which entries of a playlist: 1,3-5 (yt-dlp's syntax)."),
+]
+MaxDownloads = Annotated[
+    int | None,
+    typer.Option("--max-downloads", min=1, help="At most this many entries of a playlist."),
+]
+
 
 def media_fields(
+    *,
     format_text: str | None,
     template: str | None,
     merge_format: str | None,
     info_json: bool,
     cookies: Path | None,
+    playlist_items: str | None = None,
+    max_downloads: int | None = None,
 ) -> dict[str, Any] | None:
     """The ``media`` field of the jobs, or None when no media option was given; a usage error
     (exit 2) naming the option for a format that is not one."""
@@ -66,6 +78,8 @@ def media_fields(
         "merge_output_format": merge_format,
         "info_json": info_json or None,
         "cookies": str(cookies.resolve()) if cookies is not None else None,
+        "playlist_items": playlist_items,
+        "max_downloads": max_downloads,
     }
     given = {key: value for key, value in fields.items() if value is not None}
     return given or None

@@ -276,6 +276,8 @@ class ProgressView:
             self.connections.pop(bar.task, None)
             self._batch.running_share -= bar.share
         self._batch.finished += 1
+        if outcome.result is not None and self._batch.files:
+            self._batch.files += len(outcome.result.spawned)  # a playlist's entries join
         self._progress.update(self._overall, description=self._overall_label())
         if not outcome.is_ok:
             line = failure_line(outcome, self.redact)

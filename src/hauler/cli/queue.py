@@ -113,6 +113,8 @@ def add_command(
     merge_format: mediaoptions.MergeFormat = None,
     info_json: mediaoptions.InfoJson = False,
     cookies: mediaoptions.MediaCookies = None,
+    playlist_items: mediaoptions.PlaylistItems = None,
+    max_downloads: mediaoptions.MaxDownloads = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue downloads. Duplicates (the download archive) are skipped; bad lines are reported."""
@@ -123,7 +125,15 @@ def add_command(
         "kind": kind,
         "output": output,
     }
-    media = mediaoptions.media_fields(format_text, template, merge_format, info_json, cookies)
+    media = mediaoptions.media_fields(
+        format_text=format_text,
+        template=template,
+        merge_format=merge_format,
+        info_json=info_json,
+        cookies=cookies,
+        playlist_items=playlist_items,
+        max_downloads=max_downloads,
+    )
     if media is not None:
         defaults["media"] = media
     with _input_lines(urls or [], input_file) as lines:

@@ -46,7 +46,9 @@ def _result_fields(
     """The JSON fields of a finished transfer (the pipeline's record, secrets masked)."""
     record = result_record(result)
     record["final_url"] = redact.url(result.final_url)
-    algorithm, digest = _digest_of(result.primary.checksum, default_algorithm)
+    algorithm, digest = _digest_of(
+        result.primary.checksum if result.primary else None, default_algorithm
+    )
     if digest:
         record["checksum"] = f"{algorithm}={digest}" if algorithm else digest
     if algorithm == "sha256":
@@ -87,6 +89,8 @@ def success_line(outcome: FileOutcome) -> str:
     """``done PATH (SIZE in Ns, RATE/s)`` or ``skipped PATH (already complete)``."""
     result = outcome.result
     assert result is not None
+    if result.primary is None:
+        return f"expanded {printable(outcome.url)} into {len(result.spawned)} entries"
     path = printable(str(result.primary.path))  # the name may come from the server
     if result.skipped:
         return f"skipped {path} (already complete, {format_size(result.size)})"

@@ -10,7 +10,8 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,10 +81,10 @@ class Batch:
         try:
             async with Engine(settings) as engine:
                 pipeline = self._pipeline(engine, cache)
-                pending = iter(enumerate(self._specs))
+                work = _Work(deque(enumerate(self._specs)), len(self._specs))
                 async with asyncio.TaskGroup() as group:
-                    for _ in range(min(self._options.parallel, len(self._specs))):
-                        group.create_task(self._lane(pending, pipeline))
+                    for _ in range(self._options.parallel):
+                        group.create_task(self._lane(work, pipeline))
         finally:
             await cache.close()
 
@@ -104,14 +105,21 @@ class Batch:
             durable=bool(engine.settings.fsync_files),
         )
 
-    async def _lane(self, pending: Iterator[tuple[int, JobSpec]], pipeline: Pipeline) -> None:
-        """Take the next file until none is left; lanes share one iterator."""
-        for index, spec in pending:
-            job_id = str(index)
-            self._observer.job_started(job_id, self._redact.url(spec.url))
-            self.outcomes[index] = outcome = await self._one(spec, pipeline)
-            self._reporter.finished(spec, outcome)
-            self._observer.job_finished(job_id, *_finish_of(outcome))
+    async def _lane(self, work: _Work, pipeline: Pipeline) -> None:
+        """Take the next file until none is left and none running can add more (a playlist
+        adds its entries, which run in this batch too)."""
+        while (taken := await work.take()) is not None:
+            index, spec = taken
+            try:
+                job_id = str(index)
+                self._observer.job_started(job_id, self._redact.url(spec.url))
+                self.outcomes[index] = outcome = await self._one(spec, pipeline)
+                self._reporter.finished(spec, outcome)
+                self._observer.job_finished(job_id, *_finish_of(outcome))
+                if outcome.result is not None:
+                    work.add(outcome.result.spawned)
+            finally:
+                work.done()
 
     async def _one(self, spec: JobSpec, pipeline: Pipeline) -> FileOutcome:
         """One file through the pipeline; every failure becomes an outcome, not an exception."""
@@ -137,6 +145,46 @@ class Batch:
         logger.error(
             "internal error on %s: %s", self._redact.url(spec.url), self._redact.text(detail)
         )
+
+
+class _Work:
+    """The files still to run, shared by the lanes, growing while one that runs spawns more."""
+
+    def __init__(self, pending: deque[tuple[int, JobSpec]], next_index: int) -> None:
+        self._pending = pending
+        self._next_index = next_index
+        self._running = 0
+        self._changed = asyncio.Event()
+
+    async def take(self) -> tuple[int, JobSpec] | None:
+        """The next file; None once nothing is pending and nothing running can add more."""
+        while not self._pending:
+            if not self._running:
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+        self._running += 1
+        return self._pending.popleft()
+
+    def add(self, specs: Iterable[JobSpec]) -> None:
+        """Queue ``specs`` after the rest (new indices, past the input's)."""
+        for spec in unique_specs(specs):
+            self._pending.append((self._next_index, spec))
+            self._next_index += 1
+        self._changed.set()
+
+    def done(self) -> None:
+        """A taken file ended."""
+        self._running -= 1
+        self._changed.set()
+
+
+def unique_specs(specs: Iterable[JobSpec]) -> list[JobSpec]:
+    """``specs`` without a second one of the same dedupe key (a video twice in a playlist)."""
+    unique: dict[str, JobSpec] = {}
+    for spec in specs:
+        unique.setdefault(spec.dedupe_key, spec)
+    return list(unique.values())
 
 
 def _finish_of(outcome: FileOutcome) -> tuple[Finish, str | None, int]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -43,8 +44,9 @@ EXIT_STATUS_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 # Events a child sends, in lists: (STARTED, index, name, total, done), (ADVANCED, index, nbytes),
 # (CONNECTIONS, index, count), (RETRYING, index, message, attempt, attempts, delay_s),
-# (FINISHED, index, outcome).
-STARTED, ADVANCED, CONNECTIONS, RETRYING, FINISHED = "s", "a", "c", "r", "f"
+# (FINISHED, index, outcome), (SPAWNED, index, spec): a job a playlist turned into, run by the
+# child, under an index past the input's (child ``shard`` takes len(specs) + shard + k·processes).
+STARTED, ADVANCED, CONNECTIONS, RETRYING, FINISHED, SPAWNED = "s", "a", "c", "r", "f", "n"
 # A child sends its events in batches: this often at most, or sooner once this many are queued.
 FLUSH_S = 0.05
 FLUSH_EVENTS = 256
@@ -105,6 +107,7 @@ class FanOut:
     outcomes: dict[int, FileOutcome] = field(default_factory=dict)
     _children: list[_Child] = field(default_factory=list)
     _sinks: dict[int, ProgressSink] = field(default_factory=dict)
+    _spawned: dict[int, JobSpec] = field(default_factory=dict)
     _stop_signal: int | None = None
     _previous_handlers: dict[int, SignalHandler] = field(default_factory=dict)
 
@@ -177,7 +180,8 @@ class FanOut:
         options = dataclasses.replace(self.options, parallel=parallel)
         index_of = {id(spec): i for spec, i in zip(mine, indices, strict=True)}
         events = _EventPipe(writer)
-        reporter = _PipeReporter(events, index_of, self.with_progress)
+        spawned_indices = itertools.count(len(self.specs) + shard, self.processes)
+        reporter = _PipeReporter(events, index_of, self.with_progress, spawned_indices)
         batch = Batch(mine, options, reporter, self.redact)
         try:
             asyncio.run(_run_and_flush(batch, self.settings, events))
@@ -224,7 +228,12 @@ class FanOut:
     def _dispatch(self, event: Event, reporter: Reporter) -> None:
         kind, index = event[0], event[1]
         assert isinstance(index, int)
-        spec = self.specs[index]
+        if kind == SPAWNED:
+            spawned = event[2]
+            assert isinstance(spawned, JobSpec)
+            self._spawned[index] = spawned
+            return
+        spec = self.specs[index] if index < len(self.specs) else self._spawned[index]
         if kind == FINISHED:
             outcome = event[2]
             assert isinstance(outcome, FileOutcome)
@@ -334,18 +343,35 @@ class _EventPipe:
 class _PipeReporter:
     """A child's reporter: every event goes to the parent over the pipe."""
 
-    def __init__(self, events: _EventPipe, index_of: dict[int, int], with_progress: bool) -> None:
+    def __init__(
+        self,
+        events: _EventPipe,
+        index_of: dict[int, int],
+        with_progress: bool,
+        spawned_indices: Iterator[int],
+    ) -> None:
         self._events = events
         self._index_of = index_of
         self.with_progress = with_progress
+        self._spawned_indices = spawned_indices
+        self._spawned: list[JobSpec] = []  # kept alive: their ids key ``index_of``
 
     def sink(self, spec: JobSpec) -> ProgressSink:
         """A sink that forwards retries, and progress when the parent shows bars."""
-        return _PipeSink(self._events, self._index_of[id(spec)], self.with_progress)
+        return _PipeSink(self._events, self._index(spec), self.with_progress)
 
     def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
         """Send the outcome."""
-        self._events.put((FINISHED, self._index_of[id(spec)], outcome))
+        self._events.put((FINISHED, self._index(spec), outcome))
+
+    def _index(self, spec: JobSpec) -> int:
+        """The parent's index of ``spec``; a spawned one is announced to the parent first."""
+        index = self._index_of.get(id(spec))
+        if index is None:
+            index = self._index_of[id(spec)] = next(self._spawned_indices)
+            self._spawned.append(spec)
+            self._events.put((SPAWNED, index, spec))
+        return index
 
     def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
         """The parent prints the summary."""

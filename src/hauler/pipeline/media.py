@@ -33,7 +33,7 @@ from hauler.media.fragments import FragmentOptions, download_fragments
 from hauler.media.merge import merge
 from hauler.media.select import DIRECT_PROTOCOLS, Selection, select
 from hauler.media.sidecar import sidecar_info
-from hauler.models import JobKind, MediaOptions, OnExisting, normalise_url
+from hauler.models import JobKind, JobSpec, MediaOptions, OnExisting, normalise_url
 from hauler.naming import safe_path
 from hauler.pipeline.handler import JobRun
 from hauler.pipeline.outcome import Artifact, Expectation, Outcome
@@ -97,6 +97,8 @@ class MediaHandler:
         started: float,
     ) -> Outcome:
         redactor = Redactor.for_specs([job.spec])
+        if info.get("_type") == "playlist":
+            return _playlist(job, options, info, is_cached, time.monotonic() - started)
         selection = await select(
             info,
             format_spec(options.format),
@@ -140,6 +142,7 @@ class MediaHandler:
             proxy=job.resources.proxy,
             cookie_file=Path(options.cookies) if options.cookies else None,
             headers=job.headers,
+            playlist_items=options.playlist_items,
         )
         info = await extract(job.spec.url, extract_options)
         if self._cache is not None:
@@ -189,6 +192,48 @@ async def _combine(selection: Selection, paths: list[Path], work: Path) -> Path:
     output = work / f"merged.{ext}"
     await merge(paths, output)
     return output
+
+
+def _playlist(
+    job: JobRun, options: MediaOptions, info: dict[str, Any], is_cached: bool, elapsed_s: float
+) -> Outcome:
+    """A playlist's outcome: no file, its entries as media jobs of their own (the same options;
+    keyed by extractor and id when the entry says them, so a video in two playlists is one)."""
+    entries = [e for e in info.get("entries") or () if isinstance(e, dict) and e.get("url")]
+    if options.max_downloads is not None:
+        entries = entries[: options.max_downloads]
+    spawned = tuple(_entry_spec(job, options, entry) for entry in entries)
+    summary = {
+        "extractor": info.get("extractor_key") or info.get("extractor"),
+        "id": info.get("id"),
+        "title": info.get("title"),
+        "entries": len(spawned),
+        "info_cached": is_cached,
+    }
+    return Outcome(
+        kind=JobKind.MEDIA,
+        url=job.spec.url,
+        final_url=str(info.get("webpage_url") or job.spec.url),
+        artifacts=(),
+        bytes_fetched=0,
+        elapsed_s=elapsed_s,
+        details={"playlist": summary},
+        spawned=spawned,
+    )
+
+
+def _entry_spec(job: JobRun, options: MediaOptions, entry: dict[str, Any]) -> JobSpec:
+    extractor, video_id = entry.get("ie_key"), entry.get("id")
+    entry_options = options.model_copy(update={"playlist_items": None, "max_downloads": None})
+    return job.spec.model_copy(
+        update={
+            "url": str(entry["url"]),
+            "kind": JobKind.MEDIA,
+            "media": entry_options,
+            "key": f"{extractor}:{video_id}" if extractor and video_id else None,
+            "output": None,
+        }
+    )
 
 
 def _sidecars(selection: Selection, options: MediaOptions, redactor: Redactor) -> dict[str, str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hauler.models import Checksum, JobKind
+from hauler.models import Checksum, JobKind, JobSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +80,14 @@ class Outcome:
     # A directory of the handler's own (fragments, formats before their merge), removed with
     # what is left in it once the artifacts have their final names; kept on failure, to resume.
     scratch: Path | None = None
+    # Jobs this one turned into (a playlist's entries): queued by the worker, run by ``get``.
+    spawned: tuple[JobSpec, ...] = ()
 
     @property
-    def primary(self) -> Artifact:
-        """The main file (the download, the merged video, the first part)."""
-        return self.artifacts[0]
+    def primary(self) -> Artifact | None:
+        """The main file (the download, the merged video, the first part); None for a job
+        that only spawned others."""
+        return self.artifacts[0] if self.artifacts else None
 
     @property
     def size(self) -> int:
@@ -96,16 +99,18 @@ def result_record(outcome: Outcome) -> dict[str, Any]:
     """The JSON-able record stored with a done job and printed by ``--json``."""
     main = outcome.primary
     record: dict[str, Any] = {
-        "path": str(main.path),
-        "size": main.size,
+        "path": str(main.path) if main else None,
+        "size": main.size if main else 0,
         "final_url": outcome.final_url,
         "bytes_fetched": outcome.bytes_fetched,
         "resumed_bytes": outcome.resumed_bytes,
         "elapsed_s": round(outcome.elapsed_s, 3),
         "skipped": outcome.skipped,
-        "checksum": main.checksum,
+        "checksum": main.checksum if main else None,
         **outcome.details,
     }
+    if outcome.spawned:
+        record["entries"] = [spec.url for spec in outcome.spawned]
     if outcome.kind is not JobKind.FILE:
         record["kind"] = outcome.kind.value
     if len(outcome.artifacts) > 1:

@@ -109,6 +109,7 @@ class Pipeline:
         sidecars = [
             Artifact(write_sidecar(_beside(final[0].path, suffix), text), len(text), role="info")
             for suffix, text in outcome.sidecars.items()
+            if final
         ]
         if outcome.scratch is not None:
             shutil.rmtree(outcome.scratch, ignore_errors=True)  # never follows a link in it

@@ -287,12 +287,17 @@ class Worker:
             await self._record_failure(held, exc)
             return
         held.is_settling = True
+        if outcome.spawned:
+            # Queued before the parent completes: a crash between the two re-runs the parent,
+            # and the store's dedupe keeps its entries from being queued twice.
+            added = await self._with_store_retry(lambda: self._store.add(outcome.spawned))
+            logger.info("job %s: %d entries queued (%d known)", job.id, added.added, added.skipped)
         completion = Completion(job.id, job.token, result_record(outcome))
         if await self._batcher.complete(completion):
             held.finish = Finish.DONE
             self.summary.done += 1
-            main = outcome.primary
-            logger.info("job %s done: %s (%d bytes)", job.id, main.path.name, main.size)
+            what = outcome.primary.path.name if outcome.primary else "playlist"
+            logger.info("job %s done: %s (%d bytes)", job.id, what, outcome.size)
         else:
             held.finish = Finish.LOST
             self.summary.lost += 1
