@@ -194,6 +194,20 @@ async def test_an_empty_unmarked_partial_is_taken_not_skipped_over(
     assert leftovers(tmp_path) == []
 
 
+async def test_a_skipped_complete_file_loses_its_stale_control_file(
+    origin: Origin, engine: Engine, tmp_path: Path
+) -> None:
+    """Killed between the commit's rename and the control file's removal, a worker leaves
+    ``x.bin.part.json`` beside the complete file; the next run of the URL skips the file and
+    removes the leftover."""
+    origin.add("x.bin", 200 * KIB)
+    done = await fetch(engine, origin.url("x.bin"), tmp_path)
+    (tmp_path / "x.bin.part.json").write_text('{"url": "stale"}')
+    again = await fetch(engine, origin.url("x.bin"), tmp_path)
+    assert again.skipped and again.path == done.path
+    assert leftovers(tmp_path) == []
+
+
 async def test_the_mark_names_the_url_and_size(
     origin: Origin, engine: Engine, tmp_path: Path
 ) -> None:

@@ -12,12 +12,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hauler import nofollow
 from hauler.clock import Clock
 from hauler.errors import LocalError
 from hauler.models import OnExisting
 from hauler.naming import MAX_COUNTER, numbered
 from hauler.transfer import existing, integrity, marks
 from hauler.transfer.attempt import AttemptContext
+from hauler.transfer.controlfiles import CONTROL_SUFFIX
 from hauler.transfer.partfile import PartBusy, PartFile
 from hauler.transfer.request import TransferRequest, TransferResult
 
@@ -38,6 +40,7 @@ def take_name(attempt: AttemptContext, request: TransferRequest, path: Path) -> 
     for candidate in existing.candidates(path):
         verdict = existing.judge(candidate, source, request.on_existing)
         if verdict is existing.Verdict.SKIP:
+            _drop_stale_control(candidate)
             return Destination(candidate, None)
         if verdict is existing.Verdict.NEXT:
             continue
@@ -47,6 +50,26 @@ def take_name(attempt: AttemptContext, request: TransferRequest, path: Path) -> 
             continue_from = part.size_on_disk() if part.is_adopted else 0
             return Destination(candidate, part, continue_from)
     raise LocalError(f"no free name for {path} (up to {numbered(path.name, MAX_COUNTER)})")
+
+
+def _drop_stale_control(final_path: Path) -> None:
+    """Remove the control file of a complete file when no partial is left beside it: a
+    process killed between the commit's rename and the control file's removal left it (the
+    kill -9 chaos test found such ``x.bin.part.json`` files next to done jobs)."""
+    directory, name = final_path.parent, final_path.name
+    if os.path.lexists(directory / f"{name}.part"):
+        return  # a partial of the name is there: its control file is not stale
+    control = directory / f"{name}{CONTROL_SUFFIX}"
+    if not os.path.lexists(control):
+        return
+    try:
+        dir_fd = nofollow.open_directory(directory)
+    except OSError:
+        return
+    try:
+        nofollow.unlink(dir_fd, control.name)
+    finally:
+        os.close(dir_fd)
 
 
 def _open_part(
