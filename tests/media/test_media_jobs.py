@@ -288,3 +288,30 @@ async def test_a_worker_queues_a_playlists_entries_as_jobs(
     assert sorted(sha256(Path(j.result["path"])) for j in jobs if j.result) == sorted(
         c.sha256 for c in library.clips
     )
+
+
+async def test_two_urls_of_one_video_download_once(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    """The finished file is marked as the video (extractor and id), not as the URL: another
+    URL of the same video (here the page with a query string) skips it."""
+    first = await run_media(media_spec(site.url("/video.html")), tmp_path)
+    again = await run_media(media_spec(site.url("/video.html?from=feed")), tmp_path)
+    assert again.skipped and again.primary is not None
+    assert again.primary.path == first.primary.path  # type: ignore[union-attr]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.primary.path.name]  # type: ignore[union-attr]
+
+
+def test_explicit_media_jobs_are_keyed_by_their_video() -> None:
+    """At add time, a site extractor's URL pattern gives the id without any request."""
+    from hauler.ops import keyed_by_video
+
+    specs = [
+        media_spec("https://www.youtube.com/watch?v=dQw4w9WgXcQ"),
+        media_spec("https://youtu.be/dQw4w9WgXcQ"),
+        JobSpec(url="https://youtu.be/dQw4w9WgXcQ"),  # auto: not asked (cost), its URL is its key
+        media_spec("http://127.0.0.1:9/video.html"),  # the generic extractor: no id from the URL
+    ]
+    keys = [spec.dedupe_key for spec in keyed_by_video(specs)]
+    assert keys[0] == keys[1] == "Youtube:dQw4w9WgXcQ"
+    assert keys[2] == "https://youtu.be/dQw4w9WgXcQ" and keys[3] == "http://127.0.0.1:9/video.html"

@@ -222,6 +222,11 @@ def get_command(
         max_downloads=max_downloads,
     )
     specs = mediaoptions.with_media(specs, kind, media)
+    if kind is JobKind.MEDIA or any(spec.kind is JobKind.MEDIA for spec in specs):
+        from hauler.cli.joblist import unique_jobs
+        from hauler.ops import keyed_by_video
+
+        specs = unique_jobs(keyed_by_video(specs))  # two URLs of one video: one download
     where = _usage(lambda: getoptions.destination(directory, output, len(specs)))
     asked = _Request(header or [], user_agent, referer, load_cookies, timeout, retries)
     specs = _with_request(getoptions.with_filename(specs, where.filename), asked)

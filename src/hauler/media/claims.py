@@ -38,3 +38,14 @@ def _site_extractors() -> tuple[Any, ...]:
         for ie in gen_extractor_classes()
         if ie.ie_key() not in _NOT_A_SITE and getattr(ie, "_VALID_URL", False)
     )
+
+
+def video_key(url: str) -> str | None:
+    """``Extractor:video-id`` for a URL a site extractor claims and whose id its URL pattern
+    gives (``Youtube:dQw4w9WgXcQ`` for every spelling of one YouTube video), without network;
+    None otherwise. Two URLs of one video are one job under this key."""
+    for extractor in _site_extractors():
+        if extractor.suitable(url):
+            video_id = extractor.get_temp_id(url)
+            return f"{extractor.ie_key()}:{video_id}" if video_id else None
+    return None

@@ -108,7 +108,7 @@ class MediaHandler:
         )
         final = safe_path(job.output_dir, selection.name)
         summary = {**selection.summary(), "info_cached": is_cached}
-        source = f"{job.spec.url} format={format_spec(options.format)}"
+        source = f"{_identity(job, selection.info)} format={format_spec(options.format)}"
         if _is_done(final, source, job):
             return _skipped(job, final, summary, time.monotonic() - started)
         work = nofollow.private_directory(job.output_dir / (WORK_PREFIX + _work_name(job)))
@@ -268,6 +268,13 @@ def _skipped(job: JobRun, final: Path, summary: dict[str, Any], elapsed_s: float
         skipped=True,
         details={"media": summary},
     )
+
+
+def _identity(job: JobRun, info: dict[str, Any]) -> str:
+    """What a video is, for its file's mark: ``Extractor:id`` (the same for every URL of it),
+    else the job's URL."""
+    extractor, video_id = info.get("extractor_key"), info.get("id")
+    return f"{extractor}:{video_id}" if extractor and video_id else job.spec.url
 
 
 def _url_key(job: JobRun) -> str:
