@@ -117,10 +117,23 @@ def make_dash(root: Path, duration_s: float) -> str:
     return "dash/manifest.mpd"
 
 
+SUBTITLES = (
+    "WEBVTT\n\n00:00.000 --> 00:01.500\nA test pattern\n\n00:01.500 --> 00:03.000\nand a tone\n"
+)
+
+
+def make_extras(root: Path, video: str) -> None:
+    """A poster frame (``poster.jpg``) and English subtitles (``direct.en.vtt``) for the
+    page that offers them with its video."""
+    _run_ffmpeg(["-i", video, "-frames:v", "1", "-update", "1", "poster.jpg"], root)
+    (root / "direct.en.vtt").write_text(SUBTITLES, encoding="utf-8")
+
+
 def build_library(root: Path) -> MediaLibrary:
     """Make every file of the library under ``root`` (about a second in all)."""
     root.mkdir(parents=True, exist_ok=True)
     direct = make_mp4(root, "direct.mp4", 3.0)
+    make_extras(root, "direct.mp4")
     clips = tuple(
         make_mp4(root, f"clip{n}.mp4", float(n + 1), frequency=220 * (n + 1)) for n in (1, 2, 3)
     )

@@ -46,6 +46,8 @@ CONTENT_TYPES: Mapping[str, str] = {
     ".ts": "video/mp2t",
     ".m4s": "video/iso.segment",
     ".html": "text/html; charset=utf-8",
+    ".vtt": "text/vtt",
+    ".jpg": "image/jpeg",
 }
 CHUNK_BYTES = 16 * 1024
 # YouTube's own words (its apostrophe is U+2019), as yt-dlp quotes them in its error.
@@ -124,6 +126,7 @@ class MediaSite:
     def _pages(self) -> dict[str, Handler]:
         return {
             "/video.html": self._video_page,
+            "/extras.html": self._extras_page,
             "/playlist.html": self._playlist_page,
             "/feed.xml": self._feed,
             "/wall/bot": self._bot_wall,
@@ -147,6 +150,15 @@ class MediaSite:
             '<video controls width="160"><source src="/media/direct.mp4" type="video/mp4"></video>'
         )
         return _html("Test pattern", body)
+
+    async def _extras_page(self, request: web.Request) -> web.Response:
+        body = (
+            '<video controls poster="/media/poster.jpg">'
+            '<source src="/media/direct.mp4" type="video/mp4">'
+            '<track kind="subtitles" src="/media/direct.en.vtt" srclang="en" label="English">'
+            "</video>"
+        )
+        return _html("With extras", body)
 
     async def _playlist_page(self, request: web.Request) -> web.Response:
         videos = "\n".join(

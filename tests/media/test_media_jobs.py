@@ -315,3 +315,45 @@ def test_explicit_media_jobs_are_keyed_by_their_video() -> None:
     keys = [spec.dedupe_key for spec in keyed_by_video(specs)]
     assert keys[0] == keys[1] == "Youtube:dQw4w9WgXcQ"
     assert keys[2] == "https://youtu.be/dQw4w9WgXcQ" and keys[3] == "http://127.0.0.1:9/video.html"
+
+
+async def test_list_formats_prints_them_and_downloads_nothing(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "hauler", "get", "--list-formats", "--json", "-d", str(tmp_path)),
+        site.media_url(library.dash_manifest),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    [record] = json.loads(stdout)
+    by_id = {row["id"]: row for row in record["formats"]}
+    assert by_id["0"]["resolution"] == "320x240" and by_id["0"]["acodec"] == "none"
+    assert by_id["1"]["resolution"] == "audio only"
+    assert list(tmp_path.iterdir()) == []
+    assert not any(r.path.endswith(".m4s") for r in site.requests)  # no fragment fetched
+
+
+async def test_subtitles_and_thumbnail_land_beside_the_video(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    """--write-subs and --write-thumbnail: the page's <track> and poster, named after the
+    video, byte for byte; nothing staged is left."""
+    spec = media_spec(site.url("/extras.html"), write_subs=True, write_thumbnail=True)
+    outcome = await run_media(spec, tmp_path)
+    video = outcome.primary
+    assert video is not None and sha256(video.path) == library.direct.sha256
+    stem = video.path.stem
+    roles = {a.role: a.path for a in outcome.artifacts}
+    assert roles["subtitle"] == tmp_path / f"{stem}.en.vtt"
+    assert roles["subtitle"].read_text() == (library.root / "direct.en.vtt").read_text()
+    assert roles["thumbnail"] == tmp_path / f"{stem}.jpg"
+    assert sha256(roles["thumbnail"]) == sha256(library.root / "poster.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [video.path.name, f"{stem}.en.vtt", f"{stem}.jpg"]
+    )
+    plain = await run_media(media_spec(site.url("/extras.html")), tmp_path / "plain")
+    assert [a.role for a in plain.artifacts] == ["media"]  # only when asked

@@ -195,6 +195,10 @@ def get_command(
     cookies: mediaoptions.MediaCookies = None,
     playlist_items: mediaoptions.PlaylistItems = None,
     max_downloads: mediaoptions.MaxDownloads = None,
+    write_subs: mediaoptions.WriteSubs = False,
+    sub_langs: mediaoptions.SubLangs = None,
+    write_thumbnail: mediaoptions.WriteThumbnail = False,
+    list_formats: mediaoptions.ListFormats = False,
 ) -> None:
     """Download URLs into a directory: many connections per file, several files at once.
 
@@ -220,6 +224,9 @@ def get_command(
         cookies=cookies,
         playlist_items=playlist_items,
         max_downloads=max_downloads,
+        write_subs=write_subs,
+        sub_langs=sub_langs,
+        write_thumbnail=write_thumbnail,
     )
     specs = mediaoptions.with_media(specs, kind, media)
     if kind is JobKind.MEDIA or any(spec.kind is JobKind.MEDIA for spec in specs):
@@ -234,6 +241,10 @@ def get_command(
     per_file_rate = _rate(max_rate_per_file, "--max-rate-per-file")
     display = Display(json_output, quiet, not no_progress)
     redact = Redactor.for_run(specs, settings.proxy)
+    if list_formats:
+        from hauler.cli import formatlist
+
+        _exit_now(formatlist.run(specs, settings.proxy, json_output, redact))
     if dry_run:
         print_dry_run(specs, where.output_dir, redact, json_output)
         _exit_now(0)

@@ -49,6 +49,23 @@ MaxDownloads = Annotated[
     typer.Option("--max-downloads", min=1, help="At most this many entries of a playlist."),
 ]
 
+WriteSubs = Annotated[
+    bool, typer.Option("--write-subs", help="Write subtitles beside each video (NAME.LANG.vtt).")
+]
+SubLangs = Annotated[
+    str | None,
+    typer.Option("--sub-langs", help="Subtitle languages, comma-separated regexes (default en.*)."),
+]
+WriteThumbnail = Annotated[
+    bool, typer.Option("--write-thumbnail", help="Write the thumbnail beside each video.")
+]
+ListFormats = Annotated[
+    bool,
+    typer.Option(
+        "--list-formats", help="Print each URL's formats (the IDs -f takes); download nothing."
+    ),
+]
+
 
 def media_fields(
     *,
@@ -59,6 +76,9 @@ def media_fields(
     cookies: Path | None,
     playlist_items: str | None = None,
     max_downloads: int | None = None,
+    write_subs: bool = False,
+    sub_langs: str | None = None,
+    write_thumbnail: bool = False,
 ) -> dict[str, Any] | None:
     """The ``media`` field of the jobs, or None when no media option was given; a usage error
     (exit 2) naming the option for a format that is not one."""
@@ -80,6 +100,9 @@ def media_fields(
         "cookies": str(cookies.resolve()) if cookies is not None else None,
         "playlist_items": playlist_items,
         "max_downloads": max_downloads,
+        "write_subs": write_subs or None,
+        "sub_langs": _languages(sub_langs),
+        "write_thumbnail": write_thumbnail or None,
     }
     given = {key: value for key, value in fields.items() if value is not None}
     return given or None
@@ -100,3 +123,10 @@ def with_media(specs: list[JobSpec], kind: JobKind, media: dict[str, Any] | None
             update["media"] = options
         updated.append(spec.model_copy(update=update) if update else spec)
     return updated
+
+
+def _languages(text: str | None) -> tuple[str, ...] | None:
+    """``en,de.*`` as ``("en", "de.*")``; None when not given."""
+    if not text:
+        return None
+    return tuple(part.strip() for part in text.split(",") if part.strip())

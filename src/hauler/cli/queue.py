@@ -115,6 +115,9 @@ def add_command(
     cookies: mediaoptions.MediaCookies = None,
     playlist_items: mediaoptions.PlaylistItems = None,
     max_downloads: mediaoptions.MaxDownloads = None,
+    write_subs: mediaoptions.WriteSubs = False,
+    sub_langs: mediaoptions.SubLangs = None,
+    write_thumbnail: mediaoptions.WriteThumbnail = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue downloads. Duplicates (the download archive) are skipped; bad lines are reported."""
@@ -133,6 +136,9 @@ def add_command(
         cookies=cookies,
         playlist_items=playlist_items,
         max_downloads=max_downloads,
+        write_subs=write_subs,
+        sub_langs=sub_langs,
+        write_thumbnail=write_thumbnail,
     )
     if media is not None:
         defaults["media"] = media

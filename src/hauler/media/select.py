@@ -34,6 +34,19 @@ class Selection:
     name: str  # relative to the output directory, from the template (sanitised again later)
 
     @property
+    def subtitles(self) -> dict[str, InfoDict]:
+        """The subtitles asked for, by language: ``{"en": {"url"|"data", "ext"}}``."""
+        chosen = self.info.get("requested_subtitles") or {}
+        return {lang: sub for lang, sub in chosen.items() if isinstance(sub, dict)}
+
+    @property
+    def thumbnail(self) -> str | None:
+        """The URL of the video's best thumbnail (yt-dlp lists them worst first)."""
+        thumbnails = [t for t in self.info.get("thumbnails") or () if t.get("url")]
+        url = thumbnails[-1]["url"] if thumbnails else self.info.get("thumbnail")
+        return str(url) if url else None
+
+    @property
     def is_merge(self) -> bool:
         """True when separate formats are merged into one file."""
         return len(self.formats) > 1
@@ -75,26 +88,23 @@ def _has(codec: object) -> bool:
     return isinstance(codec, str) and codec not in ("none", "")
 
 
-async def select(
-    info: InfoDict,
-    format_spec: str,
-    template: str | None = None,
-    merge_format: str | None = None,
-    redactor: Redactor | None = None,
-) -> Selection:
-    """The ``Selection`` for ``format_spec`` (yt-dlp syntax) from ``info``, in a thread."""
-    return await asyncio.to_thread(
-        select_blocking, info, format_spec, template, merge_format, redactor or Redactor([])
-    )
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a job asks of a video: formats (yt-dlp syntax), the name template, the container
+    of a merge, and the subtitle languages (None: no subtitles)."""
+
+    format_spec: str
+    template: str | None = None
+    merge_format: str | None = None
+    sub_langs: tuple[str, ...] | None = None
 
 
-def select_blocking(
-    info: InfoDict,
-    format_spec: str,
-    template: str | None,
-    merge_format: str | None,
-    redactor: Redactor,
-) -> Selection:
+async def select(info: InfoDict, request: Request, redactor: Redactor | None = None) -> Selection:
+    """The ``Selection`` for ``request`` from ``info``, in a thread."""
+    return await asyncio.to_thread(select_blocking, info, request, redactor or Redactor([]))
+
+
+def select_blocking(info: InfoDict, request: Request, redactor: Redactor) -> Selection:
     """``select`` without the thread."""
     import yt_dlp
 
@@ -103,12 +113,14 @@ def select_blocking(
     params: InfoDict = {
         "logger": YtDlpLogger(redactor),
         "quiet": True,
-        "format": format_spec,
-        "outtmpl": {"default": template or DEFAULT_TEMPLATE},
+        "format": request.format_spec,
+        "outtmpl": {"default": request.template or DEFAULT_TEMPLATE},
         "simulate": True,
     }
-    if merge_format:
-        params["merge_output_format"] = merge_format
+    if request.merge_format:
+        params["merge_output_format"] = request.merge_format
+    if request.sub_langs is not None:
+        params |= {"writesubtitles": True, "subtitleslangs": list(request.sub_langs)}
     try:
         with yt_dlp.YoutubeDL(params) as ydl:
             # A cached info carries the choice made for another request: drop it.
@@ -120,7 +132,7 @@ def select_blocking(
         raise classify(exc, redactor) from exc
     formats = tuple(chosen.get("requested_formats") or (chosen,))
     if not name:
-        raise BadRequest(f"the template {template!r} gives no file name")
+        raise BadRequest(f"the template {request.template!r} gives no file name")
     return Selection(chosen, tuple(_with_headers(f, chosen) for f in formats), name)
 
 

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hauler import nofollow
 from hauler.errors import Forbidden, Gone, LocalError, NotFound
@@ -31,7 +32,7 @@ from hauler.media.extract import ExtractOptions, extract
 from hauler.media.formats import format_spec
 from hauler.media.fragments import FragmentOptions, download_fragments
 from hauler.media.merge import merge
-from hauler.media.select import DIRECT_PROTOCOLS, Selection, select
+from hauler.media.select import DIRECT_PROTOCOLS, Request, Selection, select
 from hauler.media.sidecar import sidecar_info
 from hauler.models import JobKind, JobSpec, MediaOptions, OnExisting, normalise_url
 from hauler.naming import safe_path
@@ -99,13 +100,13 @@ class MediaHandler:
         redactor = Redactor.for_specs([job.spec])
         if info.get("_type") == "playlist":
             return _playlist(job, options, info, is_cached, time.monotonic() - started)
-        selection = await select(
-            info,
+        request = Request(
             format_spec(options.format),
             options.template,
             options.merge_output_format,
-            redactor,
+            options.sub_langs if options.write_subs else None,
         )
+        selection = await select(info, request, redactor)
         final = safe_path(job.output_dir, selection.name)
         summary = {**selection.summary(), "info_cached": is_cached}
         source = f"{_identity(job, selection.info)} format={format_spec(options.format)}"
@@ -119,12 +120,13 @@ class MediaHandler:
         )
         size = staged.stat().st_size
         artifact = Artifact(final, size, "media", staged=staged, expect=expect, source=source)
+        extras = await self._extras(job, options, selection, final, work)
         return Outcome(
             kind=JobKind.MEDIA,
             url=job.spec.url,
             final_url=str(selection.info.get("webpage_url") or job.spec.url),
-            artifacts=(artifact,),
-            bytes_fetched=sum(f.nbytes for f in fetched),
+            artifacts=(artifact, *extras),
+            bytes_fetched=sum(f.nbytes for f in fetched) + sum(a.size for a in extras),
             elapsed_s=time.monotonic() - started,
             details={"media": summary},
             sidecars=_sidecars(selection, options, redactor),
@@ -151,6 +153,44 @@ class MediaHandler:
                 keys.append(f"id:{info['extractor_key']}:{info['id']}")
             await self._cache.put_info(keys, info, self._ttl_s)
         return info, False
+
+    async def _extras(
+        self, job: JobRun, options: MediaOptions, selection: Selection, final: Path, work: Path
+    ) -> list[Artifact]:
+        """Subtitles (``--write-subs``) and the thumbnail (``--write-thumbnail``), staged to be
+        renamed beside the video: ``NAME.en.vtt``, ``NAME.jpg``."""
+        wanted: list[tuple[str, dict[str, Any], str]] = []
+        if options.write_subs:
+            for lang, sub in selection.subtitles.items():
+                ext = _token(str(sub.get("ext") or "vtt"))
+                wanted.append((f"sub.{_token(lang)}.{ext}", sub, f".{_token(lang)}.{ext}"))
+        if options.write_thumbnail and (thumbnail := selection.thumbnail):
+            ext = _token(Path(urlsplit(thumbnail).path).suffix.lstrip(".") or "jpg")
+            wanted.append((f"thumbnail.{ext}", {"url": thumbnail}, f".{ext}"))
+        extras = []
+        for name, item, suffix in wanted:
+            path = await self._fetch_extra(job, item, work, name)
+            role = "thumbnail" if name.startswith("thumbnail") else "subtitle"
+            beside = final.with_name(final.stem + suffix)
+            extras.append(Artifact(beside, path.stat().st_size, role, staged=path))
+        return extras
+
+    async def _fetch_extra(self, job: JobRun, item: dict[str, Any], work: Path, name: str) -> Path:
+        """One subtitle or thumbnail into ``work``: inline data written, a URL through the
+        engine (no progress: they are small beside the video)."""
+        if item.get("data") is not None:
+            path = work / name
+            path.write_text(str(item["data"]), encoding="utf-8")
+            return path
+        request = TransferRequest(
+            url=str(item["url"]),
+            output_dir=work,
+            filename=name,
+            headers=job.headers,
+            connections=1,
+            proxy=job.resources.proxy,
+        )
+        return (await self._engine.download(request)).path
 
     async def _fetch(self, job: JobRun, fmt: dict[str, Any], work: Path) -> _Fetched:
         """One chosen format into ``work``: direct ones through the engine, others through
