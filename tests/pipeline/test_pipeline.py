@@ -263,3 +263,24 @@ async def test_the_file_handler_keeps_the_record_every_command_printed(
         70 * KIB,
         False,
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "is_file"),
+    [
+        ("http://h.test/big.iso", True),
+        ("http://h.test/clip.mp4", True),
+        ("http://h.test/a/archive.tar.gz", True),
+        ("http://h.test/watch?v=abc", False),
+        ("http://h.test/video/123", False),
+        ("http://h.test/page.html", False),
+        ("http://h.test/index.php?id=3", False),
+        ("http://h.test/", False),
+    ],
+)
+def test_only_urls_without_a_files_extension_are_asked_of_the_extractors(
+    url: str, is_file: bool
+) -> None:
+    from hauler.pipeline.kinds import names_a_file
+
+    assert names_a_file(url) is is_file
