@@ -357,3 +357,18 @@ async def test_subtitles_and_thumbnail_land_beside_the_video(
     )
     plain = await run_media(media_spec(site.url("/extras.html")), tmp_path / "plain")
     assert [a.role for a in plain.artifacts] == ["media"]  # only when asked
+
+
+async def test_the_cookie_file_reaches_our_engine_too(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    """--cookies: yt-dlp reads the page with them and our engine fetches the format with them."""
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsid\ts3cret\n")
+    out = tmp_path / "out"
+    outcome = await run_media(media_spec(site.url("/video.html"), cookies=str(cookies)), out)
+    assert outcome.primary is not None and sha256(outcome.primary.path) == library.direct.sha256
+    media_requests = [r for r in site.requests if r.path == "/media/direct.mp4"]
+    page_requests = [r for r in site.requests if r.path == "/video.html"]
+    assert media_requests and page_requests
+    assert all("sid=s3cret" in r.headers.get("Cookie", "") for r in media_requests + page_requests)

@@ -27,7 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hauler import nofollow
-from hauler.errors import Forbidden, Gone, LocalError, NotFound
+from hauler.cookies import CookieFileError, cookie_header, load_cookie_file
+from hauler.errors import BadRequest, Forbidden, Gone, LocalError, NotFound
 from hauler.media.extract import ExtractOptions, extract
 from hauler.media.formats import format_spec
 from hauler.media.fragments import FragmentOptions, download_fragments
@@ -198,6 +199,11 @@ class MediaHandler:
         name = f"f{_token(str(fmt.get('format_id') or 'best'))}.{_token(str(fmt.get('ext')))}"
         headers = {**(fmt.get("http_headers") or {}), **job.headers}
         if fmt.get("protocol") in DIRECT_PROTOCOLS:
+            # yt-dlp hands its own downloaders the cookie file's cookies for this URL itself
+            # (never a Cookie header in http_headers); ours gets them as the header.
+            cookie = _cookie_for(options_of(job).cookies, str(fmt["url"]))
+            if cookie is not None and "Cookie" not in headers:
+                headers["Cookie"] = cookie
             request = TransferRequest(
                 url=str(fmt["url"]),
                 output_dir=work,
@@ -308,6 +314,22 @@ def _skipped(job: JobRun, final: Path, summary: dict[str, Any], elapsed_s: float
         skipped=True,
         details={"media": summary},
     )
+
+
+def options_of(job: JobRun) -> MediaOptions:
+    """The job's media options (the defaults when it gave none)."""
+    return job.spec.media or MediaOptions()
+
+
+def _cookie_for(cookie_file: str | None, url: str) -> str | None:
+    """The ``Cookie`` header the cookie file gives ``url`` (checked by the extraction already)."""
+    if cookie_file is None:
+        return None
+    try:
+        cookies = load_cookie_file(Path(cookie_file))
+    except CookieFileError as exc:
+        raise BadRequest(str(exc)) from None
+    return cookie_header(cookies, url, time.time())
 
 
 def _identity(job: JobRun, info: dict[str, Any]) -> str:
