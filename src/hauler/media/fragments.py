@@ -2,9 +2,10 @@
 
 Fragments are fetched ``concurrency`` at a time and appended in order to ``NAME.part``; yt-dlp's
 ``NAME.ytdl`` records how many are in, so a run killed at any moment resumes at the next
-fragment instead of starting over. The caller gives a directory of its own (not the user's
-output directory): yt-dlp opens its files by path, and only there can no one plant a link
-under their names.
+fragment instead of starting over (``hauler.media.fragindex`` keeps that record true: yt-dlp's
+own can run ahead of the partial or behind it). The caller gives a directory of its own (not
+the user's output directory): yt-dlp opens its files by path, and only there can no one plant
+a link under their names.
 
 Progress reaches the caller's sink on the event loop; cancelling the task stops the download
 at its next progress report (a thread cannot be killed) and waits for the thread to end.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hauler.errors import ConnectionFailed
+from hauler.media import fragindex
 from hauler.media.errors import classify
 from hauler.media.extract import YtDlpLogger
 from hauler.progress import ProgressSink
@@ -118,8 +120,9 @@ def _download(
         report.hook(status)
 
     try:
-        with yt_dlp.YoutubeDL(_params(options, redactor, hook)) as ydl:
-            if not ydl.dl(str(path), dict(fmt)):
+        fragindex.reconcile(path)
+        with yt_dlp.YoutubeDL(_params(options, redactor)) as ydl:
+            if not _run(ydl, path, fmt, hook):
                 raise ConnectionFailed(f"{path.name}: the fragment download did not finish")
     except _Stopped:
         return
@@ -127,9 +130,22 @@ def _download(
         raise classify(exc, redactor) from exc
 
 
-def _params(
-    options: FragmentOptions, redactor: Redactor, hook: Callable[[Mapping[str, Any]], None]
-) -> InfoDict:
+def _run(ydl: Any, path: Path, fmt: InfoDict, hook: Callable[[Mapping[str, Any]], None]) -> bool:
+    """``YoutubeDL.dl`` with the fragment downloader's index kept in step with its partial."""
+    from yt_dlp.downloader import get_suitable_downloader
+    from yt_dlp.downloader.fragment import FragmentFD
+
+    fd = get_suitable_downloader(fmt, ydl.params)(ydl, ydl.params)
+    if isinstance(fd, FragmentFD):
+        fragindex.keep_in_step(fd)
+    fd.add_progress_hook(hook)
+    info = dict(fmt)
+    if info.get("http_headers") is None:
+        info["http_headers"] = ydl._calc_headers(info)  # as YoutubeDL.dl does
+    return bool(fd.download(str(path), info))
+
+
+def _params(options: FragmentOptions, redactor: Redactor) -> InfoDict:
     params: InfoDict = {
         "logger": YtDlpLogger(redactor),
         "quiet": True,
@@ -140,7 +156,6 @@ def _params(
         "retries": options.retries,
         "fragment_retries": options.retries,
         "skip_unavailable_fragments": False,  # a hole in the video is a failure, not a warning
-        "progress_hooks": [hook],
         "http_headers": dict(options.headers),
     }
     if options.proxy is not None:
