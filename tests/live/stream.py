@@ -8,8 +8,9 @@ it, with controls a test drives to make the outages a recorder must survive.
   ``hang()``: a request for it gets no answer until ``resume()``; ``reset()``: the connection
   is closed without an answer;
 - ``resume()``: the live playlist again;
-- ``restart()``: the encoder is killed and a new one continues the playlist (``append_list``,
-  ``-start_number`` the next media sequence number; ffmpeg writes ``#EXT-X-DISCONTINUITY``);
+- ``restart()``: the encoder is killed and a new one continues the media sequence, appending to
+  the playlist (``append_list``: ffmpeg writes ``#EXT-X-DISCONTINUITY``) or, with
+  ``keep_window=False``, in a new playlist from ``-start_number`` on;
 - ``off_air()``: the encoder is killed, the playlist stays as it last was;
 - ``end()``: the encoder is killed and ``#EXT-X-ENDLIST`` appended to the playlist.
 
@@ -95,7 +96,10 @@ def ffmpeg_command(
     video += ["-pix_fmt", "yuv420p", "-g", str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0"]
     audio = ["-c:a", "aac", "-b:a", "32k"]
     hls = ["-f", "hls", "-hls_time", "1", "-hls_list_size", str(list_size)]
-    hls += ["-hls_flags", "+".join(flags), "-start_number", str(start_number)]
+    hls += ["-hls_flags", "+".join(flags)]
+    # append_list numbers on from the playlist it reads; a -start_number beside it would
+    # renumber the segments already listed (ffmpeg 5.1), so it is given only to a new playlist.
+    hls += [] if append else ["-start_number", str(start_number)]
     hls += ["-hls_segment_filename", str(playlist.parent / "seg%d.ts")]
     head = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
     return [*head, *sources, "-t", str(MAX_ENCODER_S), *video, *audio, *hls, str(playlist)]
@@ -198,11 +202,16 @@ class HlsStream:
         self.mode = Mode.LIVE
         self._released.set()
 
-    async def restart(self) -> None:
-        """Kill the encoder and start a new one that continues the playlist's media sequence;
-        returns once it listed its first segment."""
+    async def restart(self, *, keep_window: bool = True) -> None:
+        """Kill the encoder and start a new one that continues the media sequence; returns once
+        it listed its first segment.
+
+        ``keep_window``: the new encoder appends to the playlist (the old segments stay in the
+        window, ``#EXT-X-DISCONTINUITY`` before the new ones); otherwise it writes a playlist
+        of its own from ``-start_number`` on, without a discontinuity tag (its timestamps start
+        again all the same, as some origins do it)."""
         await self._kill()
-        await self._encode(start_number=self._next_on_disk(), append=True)
+        await self._encode(start_number=self._next_on_disk(), append=keep_window)
 
     async def off_air(self) -> None:
         """Kill the encoder; the playlist stays as it last was."""

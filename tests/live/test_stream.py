@@ -91,18 +91,27 @@ async def test_missing_failing_hung_and_reset_playlists(hls: HlsStream) -> None:
     assert statuses[:3] == [404, 503, 0] and statuses[-1] == 200
 
 
-async def test_a_restart_continues_the_media_sequence_after_a_discontinuity(
-    hls: HlsStream,
-) -> None:
+async def test_a_restart_continues_the_media_sequence(hls: HlsStream) -> None:
     await hls.wait_for_segments(2)
     before = hls.next_sequence
     await hls.restart()
     async with aiohttp.ClientSession() as session:
         first, durations, text = await _window(session, hls)
-    assert hls.encoders == 2
-    assert "#EXT-X-DISCONTINUITY" in text
-    assert first <= before <= first + len(durations)  # no number skipped, none reused
-    assert sorted(hls.produced) == list(range(len(hls.produced)))
+        assert "#EXT-X-DISCONTINUITY" in text  # appended: the old segments stay in the window
+        assert first < before < first + len(durations)
+        assert _names(text) == [f"seg{n}.ts" for n in range(first, first + len(durations))]
+        before = hls.next_sequence
+        await hls.restart(keep_window=False)
+        first, durations, text = await _window(session, hls)
+        assert "#EXT-X-DISCONTINUITY" not in text  # a new playlist, numbered on
+        assert first == before
+        assert _names(text) == [f"seg{n}.ts" for n in range(first, first + len(durations))]
+    assert hls.encoders == 3
+    assert sorted(hls.produced) == list(range(len(hls.produced)))  # none skipped, none reused
+
+
+def _names(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
 async def test_the_end_appends_endlist_and_nothing_changes_after(hls: HlsStream) -> None:
