@@ -9,7 +9,7 @@ import os
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -284,3 +284,22 @@ def test_only_urls_without_a_files_extension_are_asked_of_the_extractors(
     from hauler.pipeline.kinds import names_a_file
 
     assert names_a_file(url) is is_file
+
+
+async def test_a_rejected_video_takes_its_scratch_directory_with_it(tmp_path: Path) -> None:
+    """What made a file ffprobe rejects (a merge's inputs, a fragment download's state) would
+    make it again: the handler's scratch directory is removed with it, so the retry starts
+    clean."""
+
+    class Scratching(Staging):
+        async def run(self, job: JobRun) -> Outcome:
+            scratch = job.output_dir / ".work"
+            scratch.mkdir()
+            (scratch / "f0.mp4").write_bytes(b"not a video")
+            outcome = await super().run(job)
+            return replace(outcome, scratch=scratch)
+
+    handler = Scratching(body=b"not a video either", expect=Expectation(is_media=True))
+    with pytest.raises(BadMedia, match="ffprobe cannot read it"):
+        await staging_pipeline(handler, tmp_path).run(JobSpec(url="http://h.test/a.page"))
+    assert list(tmp_path.iterdir()) == []

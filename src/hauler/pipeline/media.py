@@ -54,7 +54,8 @@ WORK_PREFIX = ".hauler-media-"  # + a hash of the URL: a private directory per v
 @dataclass(frozen=True, slots=True)
 class _Fetched:
     path: Path
-    nbytes: int
+    nbytes: int  # fetched by this run
+    resumed: int = 0  # already on disk from an earlier run
 
 
 class MediaHandler:
@@ -128,6 +129,7 @@ class MediaHandler:
             final_url=str(selection.info.get("webpage_url") or job.spec.url),
             artifacts=(artifact, *extras),
             bytes_fetched=sum(f.nbytes for f in fetched) + sum(a.size for a in extras),
+            resumed_bytes=sum(f.resumed for f in fetched),
             elapsed_s=time.monotonic() - started,
             details={"media": summary},
             sidecars=_sidecars(selection, options, redactor),
@@ -215,7 +217,7 @@ class MediaHandler:
                 on_existing=OnExisting.RENAME,
             )
             result = await self._engine.download(request, job.progress)
-            return _Fetched(result.path, result.bytes_fetched)
+            return _Fetched(result.path, result.bytes_fetched, result.resumed_bytes)
         fragment_options = FragmentOptions(
             concurrency=job.options.connections or self._fragment_concurrency,
             proxy=job.resources.proxy,
@@ -227,7 +229,7 @@ class MediaHandler:
         size = await download_fragments(
             {**fmt, "http_headers": headers}, path, fragment_options, job.progress
         )
-        return _Fetched(path, max(0, size - before))
+        return _Fetched(path, max(0, size - before), min(before, size))
 
 
 async def _combine(selection: Selection, paths: list[Path], work: Path) -> Path:

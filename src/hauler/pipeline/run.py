@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from hauler.errors import HaulerError, NoMedia, NotAFile
+from hauler.errors import BadMedia, ContentMismatch, HaulerError, NoMedia, NotAFile
 from hauler.logcontext import host_var, job_id_var
 from hauler.models import JobKind, JobSpec
 from hauler.observe import NullObserver, Observer
@@ -98,7 +98,7 @@ class Pipeline:
         async with self._broker.acquire(spec) as resources:
             job = JobRun(spec, job_id, self.output_dir, self.options, resources, progress)
             outcome = await self._handle(job)
-            verified = [await verify(artifact) for artifact in outcome.artifacts]
+            verified = await _verified(outcome)
         on_existing = self.options.on_existing
         final = [
             await finalize(
@@ -135,6 +135,17 @@ class Pipeline:
     def _sink(self, progress: ProgressSink | None) -> ProgressSink:
         sink = progress or NullProgress()
         return _ObservedProgress(sink, self._observer) if self._is_observed else sink
+
+
+async def _verified(outcome: Outcome) -> list[Artifact]:
+    """Every artifact checked; when one fails, the handler's scratch directory goes too (what
+    made the bad file, a merge's inputs or a fragment download's state, would make it again)."""
+    try:
+        return [await verify(artifact) for artifact in outcome.artifacts]
+    except (BadMedia, ContentMismatch):
+        if outcome.scratch is not None:
+            shutil.rmtree(outcome.scratch, ignore_errors=True)
+        raise
 
 
 def _beside(path: Path, suffix: str) -> Path:
