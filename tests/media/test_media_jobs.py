@@ -372,3 +372,20 @@ async def test_the_cookie_file_reaches_our_engine_too(
     page_requests = [r for r in site.requests if r.path == "/video.html"]
     assert media_requests and page_requests
     assert all("sid=s3cret" in r.headers.get("Cookie", "") for r in media_requests + page_requests)
+
+
+async def test_a_video_extracted_under_another_url_comes_from_the_cache(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path, store: Store
+) -> None:
+    """A job for youtu.be/ID finds the info that a job for youtube.com/watch?v=ID cached under
+    ``id:Youtube:ID`` (the URL pattern gives the id): no extraction, so no request leaves
+    127.0.0.1. The cached info's formats point at the loopback site."""
+    from hauler.media.extract import extract
+
+    info = await extract(site.url("/video.html"))
+    info |= {"extractor_key": "Youtube", "id": "dQw4w9WgXcQ", "title": "cached"}
+    await store.put_info(["id:Youtube:dQw4w9WgXcQ"], info, 3600)
+    outcome = await run_media(media_spec("https://youtu.be/dQw4w9WgXcQ"), tmp_path, store)
+    assert result_record(outcome)["media"]["info_cached"] is True
+    assert outcome.primary is not None and sha256(outcome.primary.path) == library.direct.sha256
+    assert outcome.primary.path.name == "cached [dQw4w9WgXcQ].mp4"

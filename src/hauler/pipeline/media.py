@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from hauler import nofollow
 from hauler.cookies import CookieFileError, cookie_header, load_cookie_file
 from hauler.errors import BadRequest, Forbidden, Gone, LocalError, NotFound
+from hauler.media.claims import video_key
 from hauler.media.extract import ExtractOptions, extract
 from hauler.media.formats import format_spec
 from hauler.media.fragments import FragmentOptions, download_fragments
@@ -139,9 +140,11 @@ class MediaHandler:
     async def _info(self, job: JobRun, options: MediaOptions) -> tuple[dict[str, Any], bool]:
         """The job's info dict, and whether it came from the cache."""
         url_key = _url_key(job)
-        if self._cache is not None and (info := await self._cache.get_info(url_key)):
-            _log.debug("info of %s from the cache", job.spec.url)
-            return info, True
+        if self._cache is not None:
+            for key in (url_key, *_video_keys(job)):
+                if info := await self._cache.get_info(key):
+                    _log.debug("info of %s from the cache (%s)", job.spec.url, key)
+                    return info, True
         extract_options = ExtractOptions(
             format_spec=format_spec(options.format),
             proxy=job.resources.proxy,
@@ -339,6 +342,13 @@ def _identity(job: JobRun, info: dict[str, Any]) -> str:
     else the job's URL."""
     extractor, video_id = info.get("extractor_key"), info.get("id")
     return f"{extractor}:{video_id}" if extractor and video_id else job.spec.url
+
+
+def _video_keys(job: JobRun) -> tuple[str, ...]:
+    """The cache key of the job's video when its URL alone says which (a site extractor's
+    pattern gives the id): another URL of the video extracted it, maybe."""
+    key = video_key(job.spec.url)
+    return (f"id:{key}",) if key else ()
 
 
 def _url_key(job: JobRun) -> str:
