@@ -375,7 +375,11 @@ async def test_the_cookie_file_reaches_our_engine_too(
 
 
 async def test_a_video_extracted_under_another_url_comes_from_the_cache(
-    site: MediaSite, library: MediaLibrary, tmp_path: Path, store: Store
+    site: MediaSite,
+    library: MediaLibrary,
+    tmp_path: Path,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A job for youtu.be/ID finds the info that a job for youtube.com/watch?v=ID cached under
     ``id:Youtube:ID`` (the URL pattern gives the id): no extraction, so no request leaves
@@ -385,6 +389,11 @@ async def test_a_video_extracted_under_another_url_comes_from_the_cache(
     info = await extract(site.url("/video.html"))
     info |= {"extractor_key": "Youtube", "id": "dQw4w9WgXcQ", "title": "cached"}
     await store.put_info(["id:Youtube:dQw4w9WgXcQ"], info, 3600)
+
+    async def no_extraction(url: str, options: object = None) -> dict[str, object]:
+        raise AssertionError(f"extracted {url}: the cache was not read (and no request may leave)")
+
+    monkeypatch.setattr("hauler.pipeline.media.extract", no_extraction)
     outcome = await run_media(media_spec("https://youtu.be/dQw4w9WgXcQ"), tmp_path, store)
     assert result_record(outcome)["media"]["info_cached"] is True
     assert outcome.primary is not None and sha256(outcome.primary.path) == library.direct.sha256
