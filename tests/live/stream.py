@@ -35,6 +35,7 @@ from pathlib import Path
 from aiohttp import web
 
 PLAYLIST = "live.m3u8"
+MASTER = "master.m3u8"  # a master playlist over the live one (``master_url``)
 FPS = 25
 # An encoder never outlives this, even when a test forgets to close the stream.
 MAX_ENCODER_S = 180
@@ -133,6 +134,11 @@ class HlsStream:
     def url(self) -> str:
         """The playlist's URL."""
         return f"http://127.0.0.1:{self.port}/{PLAYLIST}"
+
+    @property
+    def master_url(self) -> str:
+        """A master playlist's URL: the live playlist (160x120) and a missing smaller variant."""
+        return f"http://127.0.0.1:{self.port}/{MASTER}"
 
     def count(self, path: str) -> int:
         """How many requests asked for ``path`` (``/live.m3u8``, ``/seg3.ts``)."""
@@ -290,6 +296,7 @@ class HlsStream:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_get(f"/{PLAYLIST}", self._playlist)
+        app.router.add_get(f"/{MASTER}", self._master)
         app.router.add_get("/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -312,6 +319,21 @@ class HlsStream:
         response = web.Response(text=text, content_type=CONTENT_TYPES[".m3u8"])
         response.headers["Cache-Control"] = "no-cache"
         return self._answer(request, response)
+
+    async def _master(self, request: web.Request) -> web.StreamResponse:
+        # Two variants: the live one, and a smaller one that does not exist (a test that
+        # follows the wrong one finds out at once).
+        text = "\n".join(
+            [
+                "#EXTM3U",
+                '#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=160x120,CODECS="avc1.42c00c,mp4a.40.2"',
+                PLAYLIST,
+                "#EXT-X-STREAM-INF:BANDWIDTH=100000,RESOLUTION=80x60",
+                "small/live.m3u8",
+                "",
+            ]
+        )
+        return self._answer(request, web.Response(text=text, content_type=CONTENT_TYPES[".m3u8"]))
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         path = self.root / request.match_info["name"]

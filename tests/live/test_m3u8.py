@@ -24,6 +24,7 @@ from tests.media.library import make_hls
 BASE = "http://127.0.0.1:8000/live/index.m3u8"
 
 
+@pytest.mark.slow
 async def test_the_live_window_ffmpeg_writes(hls: HlsStream) -> None:
     await hls.wait_for_segments(2)
     await hls.restart()

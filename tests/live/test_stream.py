@@ -91,6 +91,7 @@ async def test_missing_failing_hung_and_reset_playlists(hls: HlsStream) -> None:
     assert statuses[:3] == [404, 503, 0] and statuses[-1] == 200
 
 
+@pytest.mark.slow
 async def test_a_restart_continues_the_media_sequence(hls: HlsStream) -> None:
     await hls.wait_for_segments(2)
     before = hls.next_sequence
@@ -124,6 +125,7 @@ async def test_the_end_appends_endlist_and_nothing_changes_after(hls: HlsStream)
     assert ended[2].rstrip().endswith("#EXT-X-ENDLIST")
 
 
+@pytest.mark.slow
 async def test_the_flv_source_streams_video_and_audio_in_real_time(
     flv: FlvSource, tmp_path: Path
 ) -> None:

@@ -26,6 +26,11 @@ from hauler.policy.retry import RetryPolicy
 # Before the first playlist says its target duration: RFC 8216's example value, and what a
 # reload interval of players defaults to.
 DEFAULT_TARGET_S = 6.0
+# MPEG-TS timestamps count 90 kHz ticks in 33 bits: they wrap every ~26.5 hours.
+PTS_WRAP_S = 2**33 / 90_000
+# How far a segment's first timestamp may be from where the one before it ended and still run
+# on: EXTINF durations are rounded (whole seconds before protocol version 3).
+TIMESTAMP_SLACK_S = 1.0
 
 
 class EndReason(StrEnum):
@@ -367,6 +372,14 @@ class FollowPolicy:
         if now - self._progress_at >= self.rules.offline_grace_s:
             return EndReason.OFFLINE
         return None
+
+
+def timestamps_run_on(previous_start_s: float, previous_duration_s: float, start_s: float) -> bool:
+    """Does a segment whose first timestamp is ``start_s`` follow on from the one before it
+    (first timestamp ``previous_start_s``, ``previous_duration_s`` long)? If not, its encoder
+    started its clock again: it begins a new part. Wrap-around of the 33-bit clock runs on."""
+    drift = (start_s - previous_start_s - previous_duration_s) % PTS_WRAP_S
+    return min(drift, PTS_WRAP_S - drift) <= TIMESTAMP_SLACK_S
 
 
 def _is_final(error: BaseException) -> bool:
