@@ -39,6 +39,8 @@ def open_directory(path: Path) -> int:
     """A descriptor of the absolute directory ``path``, created as needed, reached from ``/``
     without following a symbolic link; ``LocalError`` when a component is one, ``OSError``
     (its ``filename`` the component) for any other failure."""
+    if not path.is_absolute():
+        path = Path.cwd() / path  # a relative path would lose its first component below
     fd = os.open("/", _DIR_FLAGS)
     reached = Path("/")
     for name in path.parts[1:]:

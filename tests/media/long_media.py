@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ class LongMedia:
     root: Path
     hls_master: str  # below root
     segments: tuple[str, ...]  # request paths of the best variant's segments, in order
-    hls_sha256: str  # of the segments concatenated: what an HLS download must be, byte for byte
+    hls_frames: str  # decoded_digest of the segments concatenated: what an HLS download holds
     mp4: Clip
 
 
@@ -41,16 +42,34 @@ def build_long_media(root: Path) -> LongMedia:
     master = make_hls(root, DURATION_S)
     playlist = (root / BEST_VARIANT / "index.m3u8").read_text().splitlines()
     names = [line for line in playlist if line and not line.startswith("#")]
-    joined = hashlib.sha256()
-    for name in names:
-        joined.update((root / BEST_VARIANT / name).read_bytes())
+    joined = root / "joined.ts"
+    with joined.open("wb") as out:
+        for name in names:
+            out.write((root / BEST_VARIANT / name).read_bytes())
     return LongMedia(
         root=root,
         hls_master=master,
         segments=tuple(f"/media/{BEST_VARIANT}/{name}" for name in names),
-        hls_sha256=joined.hexdigest(),
+        hls_frames=decoded_digest(joined),
         mp4=make_mp4(root, "direct.mp4", DURATION_S),
     )
+
+
+def decoded_digest(path: Path) -> str:
+    """A digest of every decoded frame of every stream, in order (ffmpeg's framemd5 hashes,
+    without timestamps): equal for the segments joined and for their stream-copy remux into
+    MP4, different as soon as one frame is missing, doubled or damaged."""
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0", "-f", "framemd5", "-"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout.decode()
+    frames = [line.rsplit(",", 1) for line in out.splitlines() if line and line[0] != "#"]
+    digest = hashlib.sha256()
+    for stream_and_times, md5 in frames:
+        digest.update(f"{stream_and_times.split(',', 1)[0]}:{md5.strip()}\n".encode())
+    return digest.hexdigest()
 
 
 def segment_requests(requests: Iterable[LoggedRequest], media: LongMedia) -> Counter[str]:

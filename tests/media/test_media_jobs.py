@@ -398,3 +398,40 @@ async def test_a_video_extracted_under_another_url_comes_from_the_cache(
     assert result_record(outcome)["media"]["info_cached"] is True
     assert outcome.primary is not None and sha256(outcome.primary.path) == library.direct.sha256
     assert outcome.primary.path.name == "cached [dQw4w9WgXcQ].mp4"
+
+
+def container_of(path: Path) -> str:
+    """ffprobe's format name of ``path`` (``mov,mp4,m4a,3gp,3g2,mj2`` for MP4)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=format_name", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    ).stdout
+    return str(json.loads(out)["format"]["format_name"])
+
+
+async def test_an_hls_video_named_mp4_is_an_mp4_in_a_relative_directory(
+    site: MediaSite, library: MediaLibrary, tmp_path: Path
+) -> None:
+    """`get -d out` (relative) of an HLS VOD: the file lands in ./out (the work directory
+    beside it, not at /), and it is an MP4 container, not MPEG-TS under an .mp4 name."""
+    before = {p.name for p in Path("/").iterdir() if p.name.startswith(".hauler-media-")}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "hauler", "--store", f"sqlite:///{tmp_path}/state.db", "get"),
+        *("-d", "out", "--json", "--no-progress", site.media_url(library.hls_master)),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    [record] = json.loads(stdout)["files"]
+    path = Path(record["path"])
+    assert path.parent == tmp_path / "out" and path.suffix == ".mp4"
+    assert "mp4" in container_of(path)
+    assert ffprobe(path)[0] == VIDEO_AUDIO
+    after = {p.name for p in Path("/").iterdir() if p.name.startswith(".hauler-media-")}
+    assert after == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [path.name]

@@ -1,5 +1,6 @@
-"""Video and audio downloaded as separate formats, merged into one file by ffmpeg: stream copy
-(no re-encode), every stream of every input, in the container the output's extension names."""
+"""Video and audio downloaded as separate formats, merged into one file by ffmpeg, and an HLS
+download (MPEG-TS) remuxed into the container its name promises: stream copy (no re-encode),
+every stream of every input, in the container the output's extension names."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hauler.errors import BadMedia, LocalError
 
 # Copying streams costs about the time to read and write the file once: minutes at worst.
 MERGE_TIMEOUT_S = 1800.0
+MP4_FAMILY = frozenset({".mp4", ".m4a", ".m4v", ".mov"})
 
 
 async def merge(inputs: Sequence[Path], output: Path) -> int:
@@ -25,7 +27,12 @@ async def merge(inputs: Sequence[Path], output: Path) -> int:
         args += ["-i", str(path)]
     for index in range(len(inputs)):
         args += ["-map", f"{index}"]
-    args += ["-c", "copy", str(output)]
+    args += ["-c", "copy"]
+    if output.suffix.lower() in MP4_FAMILY:
+        # AAC from MPEG-TS (HLS) carries ADTS headers, which MP4 must not: what yt-dlp's own
+        # fixup does; AAC without them passes through unchanged.
+        args += ["-bsf:a", "aac_adtstoasc"]
+    args.append(str(output))
     process = await asyncio.create_subprocess_exec(
         binary,
         *args,

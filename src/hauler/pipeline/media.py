@@ -236,10 +236,12 @@ class MediaHandler:
 
 
 async def _combine(selection: Selection, paths: list[Path], work: Path) -> Path:
-    """The one file to stage: the only format, or the merge of them all."""
-    if not selection.is_merge:
-        return paths[0]
+    """The one file to stage: the only format, the merge of them all, or an HLS download
+    (MPEG-TS, whatever its name says) remuxed into the container yt-dlp names."""
     ext = _token(str(selection.info.get("ext") or "mkv"))
+    is_hls = any(str(f.get("protocol", "")).startswith("m3u8") for f in selection.formats)
+    if not selection.is_merge and not (is_hls and ext != "ts"):
+        return paths[0]
     output = work / f"merged.{ext}"
     await merge(paths, output)
     return output
