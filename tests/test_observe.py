@@ -6,21 +6,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from hauler.local.batch import Batch, BatchOptions
-from hauler.local.outcome import FileOutcome
 from hauler.models import JobSpec
 from hauler.observe import Finish, NullObserver, Observer, Observers
-from hauler.progress import NullProgress, ProgressSink
 from hauler.redact import Redactor
 from hauler.store import Store
 from hauler.transfer.engine import Engine
 from hauler.worker.modes import Mode
 from hauler.worker.runner import Identity, Worker
+from tests.fixtures.reporters import QuietReporter
 from tests.fixtures.stores import wall_clock as clock  # noqa: F401  (the worker keeps real time)
 from tests.transfer.origin import Fault, Origin
 from tests.worker.fleet import (
@@ -110,19 +108,6 @@ async def test_a_worker_reports_starts_retries_finishes_and_bytes(
         assert mine == ["started", "handled", "finished"] * (len(mine) // 3)
 
 
-class _QuietReporter:
-    """A ``Reporter`` that shows nothing (the observer is what this test reads)."""
-
-    def sink(self, spec: JobSpec) -> ProgressSink:
-        return NullProgress()
-
-    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
-        return None
-
-    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
-        return None
-
-
 async def test_a_get_batch_reports_to_its_observer(origin: Origin, tmp_path: Path) -> None:
     """``get``'s batch tells the same observer protocol: starts, the pipeline's handling,
     ends (done or failed, with the class) and every byte."""
@@ -130,7 +115,7 @@ async def test_a_get_batch_reports_to_its_observer(origin: Origin, tmp_path: Pat
     specs = [JobSpec(url=origin.url("a.bin")), JobSpec(url=origin.url("gone.bin"))]
     recorder = Recorder()
     options = BatchOptions(output_dir=tmp_path, parallel=2)
-    batch = Batch(specs, options, _QuietReporter(), Redactor.for_specs(specs), recorder)
+    batch = Batch(specs, options, QuietReporter(), Redactor.for_specs(specs), recorder)
     await batch.run(transfer_settings())
     finished = sorted((e[1], e[2], e[3], e[4]) for e in recorder.events if e[0] == "finished")
     assert finished == [("0", Finish.DONE, None, 40 * KIB), ("1", Finish.FAILED, "not_found", 0)]

@@ -9,7 +9,6 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,31 +20,17 @@ from hauler.models import JobKind, JobSpec, JobState, MediaOptions
 from hauler.pipeline.kinds import resolver_for
 from hauler.pipeline.outcome import result_record
 from hauler.pipeline.run import Pipeline
-from hauler.progress import NullProgress, ProgressSink
 from hauler.redact import Redactor
 from hauler.store import Store
 from hauler.store.base import JobFilter
 from hauler.transfer.engine import Engine
+from tests.fixtures.mediaprobe import ffprobe
+from tests.fixtures.reporters import QuietReporter
 from tests.media.library import MediaLibrary
 from tests.media.site import MediaSite
 from tests.worker.fleet import add_urls, drain, transfer_settings
 
 VIDEO_AUDIO = {"video", "audio"}
-
-
-def ffprobe(path: Path) -> tuple[set[str], float]:
-    """The stream types and duration ffprobe reads of ``path``."""
-    out = subprocess.run(
-        [
-            *("ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format=duration"),
-            *("-of", "json", str(path)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    ).stdout
-    data = json.loads(out)
-    return {s["codec_type"] for s in data["streams"]}, float(data["format"]["duration"])
 
 
 def media_spec(url: str, **options: object) -> JobSpec:
@@ -252,23 +237,12 @@ async def run_batch(specs: list[JobSpec], out: Path) -> list[FileOutcome]:
     batch = Batch(
         specs,
         BatchOptions(output_dir=out, parallel=2, store_url=f"sqlite:///{out}/s.db"),
-        _Quiet(),
+        QuietReporter(),
         Redactor.for_specs(specs),
     )
     await batch.run(transfer_settings())
     assert all(o.is_ok for o in batch.ordered()), [o.error for o in batch.ordered()]
     return batch.ordered()
-
-
-class _Quiet:
-    def sink(self, spec: JobSpec) -> ProgressSink:
-        return NullProgress()
-
-    def finished(self, spec: JobSpec, outcome: FileOutcome) -> None:
-        return None
-
-    def close(self, outcomes: Sequence[FileOutcome], elapsed_s: float) -> None:
-        return None
 
 
 async def test_a_worker_queues_a_playlists_entries_as_jobs(

@@ -21,7 +21,6 @@ import gc
 import hashlib
 import json
 import shutil
-import subprocess
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -39,6 +38,7 @@ from hauler.pipeline.run import Pipeline
 from hauler.store import open_store
 from hauler.transfer.engine import Engine
 from tests.cli.hauler_process import HAULER, hauler, hauler_env
+from tests.fixtures.mediaprobe import ffprobe
 from tests.media.long_media import (
     DURATION_S,
     LongMedia,
@@ -82,21 +82,6 @@ async def slow_site(long_media: LongMedia) -> AsyncIterator[MediaSite]:
     """The long media behind a per-connection rate cap."""
     async with media_site(long_media.root, rate_bytes_s=RATE_BYTES_S) as running:
         yield running
-
-
-def ffprobe(path: Path) -> tuple[set[str], float]:
-    """The stream types and duration ffprobe reads of ``path``."""
-    out = subprocess.run(
-        [
-            *("ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format=duration"),
-            *("-of", "json", str(path)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    ).stdout
-    data = json.loads(out)
-    return {s["codec_type"] for s in data["streams"]}, float(data["format"]["duration"])
 
 
 def sha256(path: Path) -> str:
