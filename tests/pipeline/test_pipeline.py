@@ -80,6 +80,8 @@ def test_a_kind_without_a_handler_is_a_bad_request_not_a_crash() -> None:
     resolver = Resolver()
     with pytest.raises(BadRequest, match="cannot run file jobs"):
         resolver.handler_for(JobKind.FILE)
+    with pytest.raises(BadRequest, match=r"cannot run media jobs: yt-dlp is not installed"):
+        resolver.handler_for(JobKind.MEDIA)
     with pytest.raises(ValueError, match="auto"):
         resolver.register(JobKind.AUTO, Staging())
 

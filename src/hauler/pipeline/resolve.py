@@ -10,6 +10,8 @@ from hauler.errors import BadRequest
 from hauler.models import JobKind, JobSpec
 from hauler.pipeline.handler import Handler
 
+# Why a kind may have no handler here, and what to do about it.
+_INSTALL_HINTS = {JobKind.MEDIA: "yt-dlp is not installed (pip install 'hauler[media]')"}
 # True when a kind's handler should take this URL under ``auto`` (no network: a pattern match).
 Recognizer = Callable[[str], bool]
 
@@ -54,5 +56,6 @@ class Resolver:
         """The handler of ``kind``; ``BadRequest`` when this process has none."""
         entry = self._entries.get(kind)
         if entry is None:
-            raise BadRequest(f"this hauler cannot run {kind.value} jobs (no handler for them)")
+            hint = _INSTALL_HINTS.get(kind, "no handler for them")
+            raise BadRequest(f"this hauler cannot run {kind.value} jobs: {hint}")
         return entry.handler
