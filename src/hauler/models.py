@@ -66,13 +66,14 @@ def _split_reason(reason: str) -> str:
 class JobKind(StrEnum):
     """What a job downloads; ``auto`` lets the pipeline decide from the URL.
 
-    ``media``: a page or manifest yt-dlp extracts (a video, its formats, merged). Live streams
-    join this enum with the issue that builds them.
+    ``media``: a page or manifest yt-dlp extracts (a video, its formats, merged). ``live``: a
+    live HLS playlist recorded into parts until the stream ends.
     """
 
     AUTO = "auto"
     FILE = "file"
     MEDIA = "media"
+    LIVE = "live"
 
 
 class OnExisting(StrEnum):
@@ -181,6 +182,17 @@ class MediaOptions(BaseModel):
     max_downloads: int | None = Field(default=None, ge=1, description="entries of a playlist")
 
 
+class LiveOptions(BaseModel):
+    """How a ``live`` job records: parts of ``split_s`` of media, for at most
+    ``max_duration_s``, ending ``offline_grace_s`` after the stream went silent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    split_s: float = Field(default=1800.0, gt=0)
+    max_duration_s: float | None = Field(default=None, gt=0)
+    offline_grace_s: float = Field(default=60.0, ge=0)
+
+
 class JobSpec(BaseModel):
     """What the user asked for: one URL and how to fetch it. Stored as JSON with the job."""
 
@@ -199,6 +211,7 @@ class JobSpec(BaseModel):
     max_attempts: int = Field(default=5, ge=1, le=1000)
     key: str | None = Field(default=None, description="dedupe key; the normalised URL if unset")
     media: MediaOptions | None = None
+    live: LiveOptions | None = None
 
     @field_validator("url")
     @classmethod

@@ -18,6 +18,9 @@ def resolver_for(engine: Engine, cache: InfoCache | None = None) -> Resolver:
     """Every kind there is a handler for: files on ``engine``; media too when yt-dlp is
     installed (the ``media`` extra), its infos cached in ``cache``."""
     resolver = Resolver()
+    from hauler.pipeline.live import LiveHandler
+
+    resolver.register(JobKind.LIVE, LiveHandler(engine))
     try:
         from hauler.media.claims import claims
         from hauler.pipeline.media import MediaHandler
