@@ -18,7 +18,7 @@ from hauler.local.batch import Batch, BatchOptions
 from hauler.local.outcome import FileOutcome
 from hauler.models import JobKind, JobSpec, JobState, MediaOptions
 from hauler.pipeline.kinds import resolver_for
-from hauler.pipeline.outcome import result_record
+from hauler.pipeline.outcome import Outcome, result_record
 from hauler.pipeline.run import Pipeline
 from hauler.redact import Redactor
 from hauler.store import Store
@@ -37,9 +37,25 @@ def media_spec(url: str, **options: object) -> JobSpec:
     return JobSpec(url=url, kind=JobKind.MEDIA, media=MediaOptions(**options))  # type: ignore[arg-type]
 
 
-async def run_media(spec: JobSpec, out: Path, store: Store | None = None):  # type: ignore[no-untyped-def]
+async def run_media(spec: JobSpec, out: Path, store: Store | None = None) -> Outcome:
     async with Engine(transfer_settings()) as engine:
         return await Pipeline(resolver_for(engine, store), out).run(spec)
+
+
+async def hauler_get(home: Path, *args: str) -> bytes:
+    """``hauler get ARGS`` run in ``home`` (its store there too) without blocking this loop,
+    which serves the site; its stdout, once it exited 0."""
+    home.mkdir(parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "hauler", "--store", f"sqlite:///{home}/state.db", "get", *args),
+        cwd=home,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    return stdout
 
 
 def sha256(path: Path) -> str:
@@ -175,16 +191,11 @@ async def test_get_on_the_command_line(
 ) -> None:
     """`hauler get --kind media -f 120 --json`: the HLS variant asked for, the record printed."""
     out = tmp_path / "out"
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "hauler", "--store", f"sqlite:///{tmp_path}/state.db", "get"),
+    stdout = await hauler_get(
+        tmp_path,
         *("-d", str(out), "--kind", "media", "-f", "120", "--json", "--no-progress"),
         site.media_url(library.hls_master),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(120):
-        stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
     [record] = json.loads(stdout)["files"]
     assert record["ok"] and record["media"]["height"] == 120
     streams, _ = ffprobe(Path(record["path"]))
@@ -271,9 +282,9 @@ async def test_two_urls_of_one_video_download_once(
     URL of the same video (here the page with a query string) skips it."""
     first = await run_media(media_spec(site.url("/video.html")), tmp_path)
     again = await run_media(media_spec(site.url("/video.html?from=feed")), tmp_path)
-    assert again.skipped and again.primary is not None
-    assert again.primary.path == first.primary.path  # type: ignore[union-attr]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [first.primary.path.name]  # type: ignore[union-attr]
+    assert first.primary is not None and again.primary is not None
+    assert again.skipped and again.primary.path == first.primary.path
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.primary.path.name]
 
 
 def test_explicit_media_jobs_are_keyed_by_their_video() -> None:
@@ -294,20 +305,16 @@ def test_explicit_media_jobs_are_keyed_by_their_video() -> None:
 async def test_list_formats_prints_them_and_downloads_nothing(
     site: MediaSite, library: MediaLibrary, tmp_path: Path
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "hauler", "get", "--list-formats", "--json", "-d", str(tmp_path)),
+    stdout = await hauler_get(
+        tmp_path / "home",
+        *("--list-formats", "--json", "-d", str(tmp_path / "out")),
         site.media_url(library.dash_manifest),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(60):
-        stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
     [record] = json.loads(stdout)
     by_id = {row["id"]: row for row in record["formats"]}
     assert by_id["0"]["resolution"] == "320x240" and by_id["0"]["acodec"] == "none"
     assert by_id["1"]["resolution"] == "audio only"
-    assert list(tmp_path.iterdir()) == []
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
     assert not any(r.path.endswith(".m4s") for r in site.requests)  # no fragment fetched
 
 
@@ -391,16 +398,9 @@ async def test_an_hls_video_named_mp4_is_an_mp4_in_a_relative_directory(
     """`get -d out` (relative) of an HLS VOD: the file lands in ./out (the work directory
     beside it, not at /), and it is an MP4 container, not MPEG-TS under an .mp4 name."""
     before = {p.name for p in Path("/").iterdir() if p.name.startswith(".hauler-media-")}
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "hauler", "--store", f"sqlite:///{tmp_path}/state.db", "get"),
-        *("-d", "out", "--json", "--no-progress", site.media_url(library.hls_master)),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    stdout = await hauler_get(
+        tmp_path, "-d", "out", "--json", "--no-progress", site.media_url(library.hls_master)
     )
-    async with asyncio.timeout(120):
-        stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
     [record] = json.loads(stdout)["files"]
     path = Path(record["path"])
     assert path.parent == tmp_path / "out" and path.suffix == ".mp4"

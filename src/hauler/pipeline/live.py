@@ -75,7 +75,6 @@ async def _land(job: JobRun, part: ClosedPart) -> Artifact:
         "part",
         staged=part.staged,
         expect=Expectation(is_media=True, duration_s=part.duration_s),
-        source=f"{job.spec.url} part {part.index} {part.started_at}",
     )
     checked = await verify(staged)
     return await finalize(checked, job.spec.url, job.options.on_existing, durable=True)

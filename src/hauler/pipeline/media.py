@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,9 +186,12 @@ class MediaHandler:
         """One subtitle or thumbnail into ``work``: inline data written, a URL through the
         engine (no progress: they are small beside the video)."""
         if item.get("data") is not None:
-            path = work / name
-            path.write_text(str(item["data"]), encoding="utf-8")
-            return path
+            dir_fd = nofollow.open_directory(work)
+            try:
+                nofollow.replace_text(dir_fd, name, f".{name}.tmp", str(item["data"]))
+            finally:
+                os.close(dir_fd)
+            return work / name
         request = TransferRequest(
             url=str(item["url"]),
             output_dir=work,

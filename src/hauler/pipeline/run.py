@@ -82,9 +82,9 @@ class Pipeline:
         job_token = job_id_var.set(job_id)
         host_token = host_var.set(spec.host)
         started = time.monotonic()
-        kind = self.resolver.kind_of(spec)
+        kind = self.resolver.kind_of(spec)  # asked once: it may ask ~1,800 extractors
         try:
-            outcome = await self._run(spec, self._sink(progress), job_id)
+            outcome = await self._run(spec, kind, self._sink(progress), job_id)
         except HaulerError as exc:
             self._observer.job_handled(job_id, kind.value, str(exc.error_class), _since(started))
             raise
@@ -94,10 +94,12 @@ class Pipeline:
         self._observer.job_handled(job_id, kind.value, None, _since(started))
         return outcome
 
-    async def _run(self, spec: JobSpec, progress: ProgressSink, job_id: str | None) -> Outcome:
+    async def _run(
+        self, spec: JobSpec, kind: JobKind, progress: ProgressSink, job_id: str | None
+    ) -> Outcome:
         async with self._broker.acquire(spec) as resources:
             job = JobRun(spec, job_id, self.output_dir, self.options, resources, progress)
-            outcome = await self._handle(job)
+            outcome = await self._handle(job, kind)
             verified = await _verified(outcome)
         on_existing = self.options.on_existing
         final = [
@@ -115,11 +117,11 @@ class Pipeline:
             shutil.rmtree(outcome.scratch, ignore_errors=True)  # never follows a link in it
         return replace(outcome, artifacts=(*final, *sidecars), scratch=None)
 
-    async def _handle(self, job: JobRun) -> Outcome:
+    async def _handle(self, job: JobRun, kind: JobKind) -> Outcome:
         """The job through its kind's handler. An ``auto`` job the file handler finds to be a
         page or a manifest runs as media; one yt-dlp then finds no media in is a file after
         all (``wget`` of a page saves the page)."""
-        handler = self.resolver.handler_for(self.resolver.kind_of(job.spec))
+        handler = self.resolver.handler_for(kind)
         try:
             return await handler.run(job)
         except NotAFile as exc:
