@@ -238,3 +238,14 @@ class LeaseLost(HaulerError):
     """This worker no longer holds the job's lease; another worker owns it now."""
 
     error_class = ErrorClass.LEASE_LOST
+
+
+class Interrupted(HaulerError):
+    """The job was asked to stop before its end (a worker's SIGTERM, ``hauler stop``, Ctrl-C)
+    and stopped cleanly, what it had finished in place: give it back to the queue, uncounted."""
+
+    error_class = ErrorClass.CANCELLED
+
+
+class NotLive(Transient):
+    """The room is not live now (offline, upcoming, the stream ended): poll it again later."""

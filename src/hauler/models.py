@@ -9,7 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -184,13 +184,24 @@ class MediaOptions(BaseModel):
 
 class LiveOptions(BaseModel):
     """How a ``live`` job records: parts of ``split_s`` of media, for at most
-    ``max_duration_s``, ending ``offline_grace_s`` after the stream went silent."""
+    ``max_duration_s``, ending ``offline_grace_s`` after the stream went silent.
+
+    A room page (not a playlist or FLV URL) is polled every ``poll_s`` (with jitter) until it is
+    live; ``watch`` makes the job a monitor that goes back to polling after each session and
+    never completes by itself. ``remux`` rewrites each closed part into that container;
+    ``notify_url`` hears a JSON event when the room goes live and when a session ends.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     split_s: float = Field(default=1800.0, gt=0)
     max_duration_s: float | None = Field(default=None, gt=0)
     offline_grace_s: float = Field(default=60.0, ge=0)
+    poll_s: float = Field(default=30.0, gt=0)
+    watch: bool = False
+    format: str | None = Field(default=None, description="yt-dlp format or best/worst/720")
+    remux: Literal["mp4", "mkv"] | None = None
+    notify_url: str | None = None
 
 
 class JobSpec(BaseModel):

@@ -39,8 +39,18 @@ class TransferEvents(Protocol):
         ...
 
 
+@runtime_checkable
+class LiveEvents(Protocol):
+    """What a ``ProgressSink`` may also hear of a recording (the ``record`` display does)."""
+
+    def live_state(self, state: str, part_index: int | None, recorded_s: float) -> None:
+        """The recording is now ``state`` (waiting, recording, reconnecting, ended), writing
+        part ``part_index``, with ``recorded_s`` of media so far."""
+        ...
+
+
 class NullProgress:
-    """A ``ProgressSink`` (and ``TransferEvents``) that ignores everything."""
+    """A ``ProgressSink`` (and ``TransferEvents``, ``LiveEvents``) that ignores everything."""
 
     def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
         return None
@@ -53,6 +63,14 @@ class NullProgress:
 
     def retrying(self, message: str, attempt: int, attempts: int, delay_s: float) -> None:
         return None
+
+    def live_state(self, state: str, part_index: int | None, recorded_s: float) -> None:
+        return None
+
+
+def live_events_of(sink: ProgressSink) -> LiveEvents:
+    """``sink`` when it listens to ``LiveEvents``, else a listener that ignores them."""
+    return sink if isinstance(sink, LiveEvents) else NullProgress()
 
 
 def events_of(sink: ProgressSink) -> TransferEvents:

@@ -7,10 +7,11 @@ place (the verify and finalize stages do, for every kind alike).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hauler.models import JobSpec, OnExisting
 from hauler.pipeline.outcome import Outcome
@@ -35,6 +36,27 @@ class Resources:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+async def _discard(result: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """What a long job (a recording of hours) keeps across attempts and workers.
+
+    ``previous``: the result an earlier attempt recorded while it ran (the parts it closed, the
+    part it had open), or None. ``save`` records the result so far on the running job (the
+    worker: in the store, under the job's fencing token; ``LeaseLost`` when it is no longer
+    ours). ``stop``: set when the run should end early and cleanly (SIGTERM, ``hauler stop``,
+    Ctrl-C): a recording closes its part and raises ``Interrupted``, and the job goes back to
+    the queue for another worker to continue.
+    """
+
+    previous: Mapping[str, Any] | None = None
+    save: Callable[[dict[str, Any]], Awaitable[None]] = _discard
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 @dataclass(frozen=True, slots=True)
 class JobRun:
     """One job as a handler sees it: what to fetch, where to, with what, telling whom."""
@@ -45,6 +67,7 @@ class JobRun:
     options: RunOptions
     resources: Resources
     progress: ProgressSink
+    continuation: Continuation = field(default_factory=Continuation)
 
     @property
     def headers(self) -> dict[str, str]:

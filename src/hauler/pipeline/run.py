@@ -19,7 +19,7 @@ from hauler.models import JobKind, JobSpec
 from hauler.observe import NullObserver, Observer
 from hauler.pipeline.acquire import FixedResources, ResourceBroker
 from hauler.pipeline.finalize import finalize, write_sidecar
-from hauler.pipeline.handler import JobRun, RunOptions
+from hauler.pipeline.handler import Continuation, JobRun, RunOptions
 from hauler.pipeline.outcome import Artifact, Outcome
 from hauler.pipeline.resolve import Resolver
 from hauler.pipeline.verify import verify
@@ -73,9 +73,14 @@ class Pipeline:
         self._durable = durable
 
     async def run(
-        self, spec: JobSpec, progress: ProgressSink | None = None, job_id: str | None = None
+        self,
+        spec: JobSpec,
+        progress: ProgressSink | None = None,
+        job_id: str | None = None,
+        continuation: Continuation | None = None,
     ) -> Outcome:
-        """Run ``spec`` to its verified, finalised artifacts.
+        """Run ``spec`` to its verified, finalised artifacts (``continuation``: what a long
+        job carries across attempts, and its stop request).
 
         Raises the ``HaulerError`` taxonomy only; the caller decides retry or failure.
         """
@@ -84,7 +89,8 @@ class Pipeline:
         started = time.monotonic()
         kind = self.resolver.kind_of(spec)  # asked once: it may ask ~1,800 extractors
         try:
-            outcome = await self._run(spec, kind, self._sink(progress), job_id)
+            run = continuation or Continuation()
+            outcome = await self._run(spec, kind, self._sink(progress), job_id, run)
         except HaulerError as exc:
             self._observer.job_handled(job_id, kind.value, str(exc.error_class), _since(started))
             raise
@@ -95,10 +101,17 @@ class Pipeline:
         return outcome
 
     async def _run(
-        self, spec: JobSpec, kind: JobKind, progress: ProgressSink, job_id: str | None
+        self,
+        spec: JobSpec,
+        kind: JobKind,
+        progress: ProgressSink,
+        job_id: str | None,
+        continuation: Continuation,
     ) -> Outcome:
         async with self._broker.acquire(spec) as resources:
-            job = JobRun(spec, job_id, self.output_dir, self.options, resources, progress)
+            job = JobRun(
+                spec, job_id, self.output_dir, self.options, resources, progress, continuation
+            )
             outcome = await self._handle(job, kind)
             verified = await _verified(outcome)
         on_existing = self.options.on_existing
