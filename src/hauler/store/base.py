@@ -132,6 +132,12 @@ class JobStore(Protocol):
         when ``retry_at`` is None. Returns the new state; raises ``LeaseLost``."""
         ...
 
+    async def save_result(self, job_id: str, token: int, result: Mapping[str, Any]) -> None:
+        """Record ``result`` on a running job while it still runs (a recording lists its parts
+        as they close); a later attempt's claim returns it in ``Job.result``. Raises
+        ``LeaseLost`` when the token is not current or the job is not running."""
+        ...
+
     async def release(self, job_id: str, token: int) -> None:
         """Give a running job back (graceful shutdown): ``queued``, ``ready_at`` now, the
         attempt not counted, ``node`` kept for affinity. Raises ``LeaseLost``."""

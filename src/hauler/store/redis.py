@@ -17,7 +17,7 @@ import contextlib
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from importlib.resources import files
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,7 +45,7 @@ from hauler.store.codec import (
 
 _SCRIPTS = (
     "add", "claim", "heartbeat", "complete", "fail", "release", "requeue", "clear",
-    "worker_beat",
+    "worker_beat", "save_result",
 )  # fmt: skip
 # claim.lua bounds: how many due retries / expired leases one claim moves, and how many
 # affinity-held jobs it looks past before giving up for this call.
@@ -240,6 +240,12 @@ class RedisStore:
         if not state:
             raise LeaseLost(f"job {job_id}: token {token} is no longer current")
         return JobState(state)
+
+    async def save_result(self, job_id: str, token: int, result: Mapping[str, Any]) -> None:
+        """See ``Store.save_result``."""
+        args = [repr(self._clock.now()), job_id, str(token), result_to_json(result)]
+        if not await self._script("save_result", args):
+            raise LeaseLost(f"job {job_id}: token {token} is no longer current")
 
     async def release(self, job_id: str, token: int) -> None:
         """See ``Store.release``."""

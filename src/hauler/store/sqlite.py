@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,6 +174,15 @@ class SqliteStore:
         if not rows:
             raise LeaseLost(f"job {job_id}: token {token} is no longer current")
         return JobState(rows[0]["state"])
+
+    async def save_result(self, job_id: str, token: int, result: Mapping[str, Any]) -> None:
+        """See ``Store.save_result``."""
+        params = {"id": job_id, "token": token, "now": self._clock.now(),
+                  "result": result_to_json(result)}  # fmt: skip
+        sql = query("lease.save_result")
+        rows = await self._write(lambda conn: conn.execute(sql, params).fetchall())
+        if not rows:
+            raise LeaseLost(f"job {job_id}: token {token} is no longer current")
 
     async def release(self, job_id: str, token: int) -> None:
         """See ``Store.release``."""

@@ -286,3 +286,36 @@ async def test_close_keeps_the_data_and_ends_the_store(store: Store, open_more: 
     reopened = await open_more()
     job = await reopened.get(result.ids[0])
     assert job is not None and job.spec == specs("a")[0]
+
+
+# --- results saved while running --------------------------------------------------------------
+
+
+async def test_a_saved_result_comes_back_with_the_next_claim(
+    store: JobStore, clock: FakeClock
+) -> None:
+    await store.add(specs("a"))
+    job = await claim_one(store, "w1", "n1")
+    parts = {"live": {"parts": [{"path": "a.part001.ts", "bytes": 10}]}}
+    await store.save_result(job.id, job.token, parts)
+    saved = await store.get(job.id)
+    assert saved is not None and saved.result == parts and saved.state is JobState.RUNNING
+    clock.advance(61)  # the lease (30 s) and the affinity (30 s) run out: another node takes it
+    again = await claim_one(store, "w2", "n2")
+    assert again.id == job.id and again.result == parts
+    with pytest.raises(LeaseLost):
+        await store.save_result(job.id, job.token, {"stale": True})
+    await store.save_result(again.id, again.token, {"live": {"parts": []}})
+    assert (await store.get(job.id)).result == {"live": {"parts": []}}  # type: ignore[union-attr]
+
+
+async def test_a_result_is_not_saved_on_a_job_that_is_not_running(
+    store: JobStore, clock: FakeClock
+) -> None:
+    await store.add(specs("a"))
+    job = await claim_one(store, "w1", "n1")
+    await store.release(job.id, job.token)
+    with pytest.raises(LeaseLost):
+        await store.save_result(job.id, job.token, {"x": 1})
+    released = await store.get(job.id)
+    assert released is not None and released.result is None

@@ -9,6 +9,11 @@ WHERE id = :id AND token = :token AND state = 'running'
 UPDATE jobs SET state = 'done', result = :result, lease_until = NULL, updated_at = :now
 WHERE id = :id AND token = :token AND state = 'running'
 
+-- name: save_result
+UPDATE jobs SET result = :result, updated_at = :now
+WHERE id = :id AND token = :token AND state = 'running'
+RETURNING id
+
 -- name: fail
 UPDATE jobs SET state = :state, ready_at = COALESCE(:retry_at, ready_at), lease_until = NULL,
                 error_class = :error_class, error_message = :error_message,
