@@ -40,6 +40,10 @@ _AAC = 10
 _EX_HEADER = 0x80  # enhanced RTMP: FourCC video with a packet type in the low 4 bits
 _SEQUENCE_START = 0
 _ON_METADATA = b"\x02\x00\x0aonMetaData"  # AMF0 string "onMetaData"
+# onMetaData's numbers that describe the whole stream, not a part of it: an AMF0 property
+# name (2-byte length, the name), then the number marker 0x00 and an 8-byte double.
+_STREAM_TOTALS = (b"\x00\x08duration\x00", b"\x00\x08filesize\x00")
+_AMF_NUMBER_BYTES = 8
 
 
 class TagType(IntEnum):
@@ -175,6 +179,19 @@ class FlvReader:
                 f"the FLV stream is out of step after {self.tags_read} tags "
                 f"(PreviousTagSize {found}, expected {tag_bytes})"
             )
+
+
+def without_totals(metadata: FlvTag) -> FlvTag:
+    """``onMetaData`` with its ``duration`` and ``filesize`` set to 0 (unknown, as a live
+    stream says): a part is not the stream those describe, and a reader given 0 measures the
+    file (ffprobe reads its last tag) instead of believing the encoder's ``-t``."""
+    data = bytearray(metadata.data)
+    for name in _STREAM_TOTALS:
+        at = data.find(name)
+        if at >= 0 and at + len(name) + _AMF_NUMBER_BYTES <= len(data):
+            start = at + len(name)
+            data[start : start + _AMF_NUMBER_BYTES] = bytes(_AMF_NUMBER_BYTES)  # 0.0
+    return FlvTag(metadata.kind, metadata.timestamp_ms, bytes(data))
 
 
 def header_bytes(has_audio: bool, has_video: bool) -> bytes:

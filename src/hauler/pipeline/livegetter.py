@@ -1,12 +1,16 @@
-"""The live follower's ``Getter`` over hauler's own HTTP client (``AiohttpFetcher`` on the
-engine's sessions): statuses and connection failures arrive as the error taxonomy, every
-redirect hop passes the URL guard, and secret headers stay with the playlist's origin."""
+"""The live recorders' HTTP over hauler's own client (``AiohttpFetcher`` on the engine's
+sessions): the HLS follower's ``Getter`` (whole bodies) and the FLV recorder's ``Streamer`` (a
+body read as it arrives). Statuses and connection failures arrive as the error taxonomy, every
+redirect hop passes the URL guard, and secret headers stay with the stream's origin."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from hauler.errors import TooLarge
+from hauler.live.flvrecord import ChunkStream
 from hauler.redact import redact_url
 from hauler.transfer.fetch import AiohttpFetcher
 
@@ -35,3 +39,21 @@ class FetcherGetter:
         finally:
             body.close()
         return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class FetcherStreamer:
+    """Streaming GETs through an ``AiohttpFetcher`` (``live.flvrecord.Streamer``): a body's
+    chunks as they arrive, for as long as the stream lasts."""
+
+    fetcher: AiohttpFetcher
+
+    @asynccontextmanager
+    async def open(self, url: str) -> AsyncIterator[ChunkStream]:
+        """The body of a GET of ``url`` (``read()`` gives its chunks, b"" at its end), closed
+        on exit; the hauler.errors taxonomy for any failure, reading included."""
+        body, _ = await self.fetcher.open(url, None)
+        try:
+            yield body
+        finally:
+            body.close()
