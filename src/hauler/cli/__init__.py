@@ -18,6 +18,7 @@ COMMAND_MODULES = {
         "queue",
     ),
     "worker": "worker",
+    "record": "record",
 }
 # What a command imports once it runs (the engine, aiohttp, asyncio): loaded during start-up,
 # with the collector paused (see ``main``). Its ``--help`` loads none of them.

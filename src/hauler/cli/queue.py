@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from hauler.cli import mediaoptions
+from hauler.cli import liveoptions, mediaoptions
 from hauler.cli.app import app, globals_of, usage_error
 from hauler.cli.connection import stderr, with_store
 from hauler.cli.queue_views import counts_table, jobs_table, print_json, workers_table
@@ -118,9 +118,35 @@ def add_command(
     write_subs: mediaoptions.WriteSubs = False,
     sub_langs: mediaoptions.SubLangs = None,
     write_thumbnail: mediaoptions.WriteThumbnail = False,
+    split: liveoptions.Split = None,
+    max_duration: liveoptions.MaxDuration = None,
+    poll: liveoptions.Poll = None,
+    offline_grace: liveoptions.OfflineGrace = None,
+    watch: liveoptions.Watch = False,
+    container: liveoptions.ContainerOpt = None,
+    remux: liveoptions.RemuxOpt = None,
+    notify_url: liveoptions.NotifyUrl = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Queue downloads. Duplicates (the download archive) are skipped; bad lines are reported."""
+    """Queue downloads. Duplicates (the download archive) are skipped; bad lines are reported.
+
+    Live options (--split, --watch, ...) make recordings (--kind live); -f then picks the
+    room's stream."""
+    live = liveoptions.live_fields(
+        split=split,
+        max_duration=max_duration,
+        poll=poll,
+        offline_grace=offline_grace,
+        watch=watch,
+        container=container,
+        remux=remux,
+        notify_url=notify_url,
+    )
+    if live is not None and kind is JobKind.AUTO:
+        kind = JobKind.LIVE  # a --split or --watch is asked of recordings only
+    is_live = kind is JobKind.LIVE
+    if is_live and format_text is not None:
+        live = liveoptions.with_format(live, format_text)
     defaults: dict[str, Any] = {
         "priority": priority,
         "collection": collection,
@@ -129,7 +155,7 @@ def add_command(
         "output": output,
     }
     media = mediaoptions.media_fields(
-        format_text=format_text,
+        format_text=None if is_live else format_text,
         template=template,
         merge_format=merge_format,
         info_json=info_json,
@@ -142,6 +168,8 @@ def add_command(
     )
     if media is not None:
         defaults["media"] = media
+    if live is not None:
+        defaults["live"] = live.model_dump(exclude_unset=True)
     with _input_lines(urls or [], input_file) as lines:
         tally = with_store(
             _store_url(ctx), lambda store: _add_lines(store, lines, defaults, as_json)
