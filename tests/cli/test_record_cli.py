@@ -90,26 +90,31 @@ async def test_record_until_endlist_lists_playable_parts(
     assert abs(total - room["recorded_s"]) <= 0.1 * room["recorded_s"]
     assert abs(total - hls.produced_s) <= 0.1 * hls.produced_s  # every second on air
     assert names_on_disk(out) == listed_names(room)  # nothing else, no .part left
+    # stderr is no terminal: a line for each state the room went through, the end last.
+    states = [line for line in done.stderr.splitlines() if line.startswith(f"{hls.url}: ")]
+    assert any(line.startswith(f"{hls.url}: recording") for line in states)
+    assert states[-1].startswith(f"{hls.url}: ended")
 
 
 @pytest.mark.slow
-async def test_sigint_closes_the_open_part_and_lists_it(
-    hls: HlsStream, cli: HaulerRunner, tmp_path: Path
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_a_signal_closes_the_open_part_and_lists_it(
+    hls: HlsStream, cli: HaulerRunner, tmp_path: Path, signum: signal.Signals, status: int
 ) -> None:
     out = tmp_path / "out"
     process = await cli.start("record", hls.url, "-o", "out", "--split", "3s", "--json")
     await wait_for_part(out)
     await hls.wait_for_segments(2)  # a part open with a second or two in it
     before = {name for name in names_on_disk(out) if name.endswith(".ts")}  # closed parts
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_S):
             done = await finish(process)
     except TimeoutError:
         process.send_signal(signal.SIGINT)  # the second Ctrl-C cancels
         await finish(process)
-        pytest.fail("hauler record did not stop on SIGINT (continuation.stop not honoured)")
-    assert done.returncode == 130, done.stderr
+        pytest.fail(f"hauler record did not stop on {signum.name} (continuation.stop ignored)")
+    assert done.returncode == status, done.stderr
     (room,) = rooms_of(done)
     assert room["end"] == "stopped" and room["error"] is None
     check_parts(room, out)

@@ -362,8 +362,9 @@ async def _record_room(room: Room, index: int, pipeline: Pipeline, view: RecordV
     if room.error is not None:
         view.change(row, "failed", room.error.message)
         return
-    view.gaps(row, len(room.live.get("gaps", ())))
-    view.change(row, "ended")
+    live = room.live
+    view.gaps(row, len(live.get("gaps", ())))
+    view.change(row, "ended", recorded_s=float(live.get("recorded_s") or 0.0))
 
 
 def _detail(exc: Exception) -> str:
@@ -413,12 +414,13 @@ def room_lines(room: Room, redact: Redactor) -> list[str]:
     from hauler.cli.report import format_size
 
     record = room_record(room, redact)
-    heading = f"{printable(record['url'])}: "
+    heading = f"{printable(record['url'])}: {len(record['parts'])} parts"
+    heading += f", {clock_text(float(record['recorded_s'] or 0.0))} recorded"
+    heading += f", {len(record['gaps'])} gaps" if record["gaps"] else ""
     if room.error is not None:
-        heading += f"failed: {printable(redact.text(room.error.message))}; "
-    heading += f"{record['end'] or 'no end'}, {len(record['parts'])} parts"
-    if record["recorded_s"] is not None:
-        heading += f", {clock_text(float(record['recorded_s']))} recorded"
+        heading += f"; failed: {printable(redact.text(room.error.message))}"
+    elif record["end"]:
+        heading += f"; end: {printable(str(record['end']))}"
     lines = [heading]
     for part in record["parts"]:
         duration = float(part.get("duration_s") or 0.0)

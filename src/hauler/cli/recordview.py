@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 from rich.console import Console
@@ -26,6 +26,7 @@ from hauler.cli.report import format_size
 from hauler.redact import Redactor, printable
 
 _REFRESH_PER_S = 2
+FINAL_STATES = frozenset({"ended", "stopped", "failed"})
 _LABEL_WIDTH = 48
 STATE_STYLES = {
     "waiting": "dim",
@@ -50,7 +51,11 @@ class RoomRow:
     recorded_s: float = 0.0
     gaps: int = 0
     message: str = ""  # why it failed
-    has_events: bool = field(default=False)  # the handler reports its states itself
+    ended_at: float | None = None  # monotonic seconds; elapsed stops there
+
+    def elapsed_s(self, now: float) -> float:
+        """Seconds since the room started, until it ended."""
+        return (self.ended_at or now) - self.started_at
 
 
 class RoomSink:
@@ -61,10 +66,8 @@ class RoomSink:
         self.row = row
 
     def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
-        """A part (or the recording) started: a handler that reports no states is recording."""
+        """The recording started (its states come through ``live_state``)."""
         del name, total_bytes, done_bytes
-        if not self.row.has_events:
-            self._view.change(self.row, "recording")
 
     def advanced(self, nbytes: int) -> None:
         """``nbytes`` more of the stream were written."""
@@ -73,10 +76,7 @@ class RoomSink:
 
     def live_state(self, state: str, part_index: int | None, recorded_s: float) -> None:
         """The recording is now ``state``, writing part ``part_index``, ``recorded_s`` in."""
-        self.row.has_events = True
-        self.row.part_index = part_index
-        self.row.recorded_s = recorded_s
-        self._view.change(self.row, state)
+        self._view.change(self.row, state, part_index=part_index, recorded_s=recorded_s)
 
 
 class RecordView:
@@ -115,11 +115,24 @@ class RecordView:
         self.rows.append(row)
         return RoomSink(self, row)
 
-    def change(self, row: RoomRow, state: str, message: str = "") -> None:
-        """``row`` is now in ``state`` (``message``: why, for a failure); a line without a
-        table."""
-        is_new = state != row.state or message != row.message
+    def change(
+        self,
+        row: RoomRow,
+        state: str,
+        message: str = "",
+        *,
+        part_index: int | None = None,
+        recorded_s: float | None = None,
+    ) -> None:
+        """``row`` is now in ``state`` (``message``: why, for a failure), writing part
+        ``part_index`` (None: as before); without a table, a line for each new state or part."""
+        part_index = row.part_index if part_index is None else part_index
+        is_new = (state, message, part_index) != (row.state, row.message, row.part_index)
         row.state, row.message = state, printable(self.redact.text(message))
+        row.part_index = part_index
+        row.recorded_s = row.recorded_s if recorded_s is None else recorded_s
+        if state in FINAL_STATES and row.ended_at is None:
+            row.ended_at = time.monotonic()
         if is_new and self._live is None:
             print(state_line(row), file=self._lines, flush=True)
 
@@ -158,7 +171,7 @@ def _cells(row: RoomRow, now: float) -> list[str]:
     return [
         _escape(_shorten(row.label)),
         f"[{style}]{_escape(state)}[/]" if style else _escape(state),
-        clock_text(now - row.started_at),
+        clock_text(row.elapsed_s(now)),
         format_size(row.bytes),
         bitrate_text(row.meter.rate(now)),
         "-" if row.part_index is None else str(row.part_index),
@@ -168,12 +181,12 @@ def _cells(row: RoomRow, now: float) -> list[str]:
 
 
 def state_line(row: RoomRow) -> str:
-    """``http://h/live.m3u8: recording part 2, 00:00:12 recorded, 1 gap`` (a log line)."""
+    """``http://h/live.m3u8: recording, part 2, 0:00:12 recorded, 1 gap`` (a log line)."""
     text = f"{row.label}: {row.state}"
     if row.message:
         text += f": {row.message}"
     if row.part_index is not None:
-        text += f" part {row.part_index}"
+        text += f", part {row.part_index}"
     if row.recorded_s:
         text += f", {clock_text(row.recorded_s)} recorded"
     if row.gaps:
