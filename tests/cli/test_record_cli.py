@@ -5,6 +5,7 @@ it leaves checked with ffprobe."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
 import signal
@@ -190,3 +191,33 @@ async def test_add_with_a_bad_live_option_stores_nothing(cli: HaulerRunner) -> N
     assert done.returncode == 2 and "--poll" in done.stderr
     listed = await cli.run("jobs", "--json")
     assert json.loads(listed.stdout) == []
+
+
+def test_the_view_shows_each_room_redacted_and_printable() -> None:
+    from rich.console import Console
+
+    from hauler.cli.recordview import RecordView
+    from hauler.redact import Redactor
+
+    secret_room = "http://user:hunter2@127.0.0.1:9/a\x1b[2J.m3u8"
+    lines = io.StringIO()
+    view = RecordView(Redactor.for_specs([]), lines=lines, is_live=False)
+    sink = view.sink(secret_room)
+    sink.live_state("recording", 2, 65.0)
+    sink.advanced(4096)
+    view.gaps(sink.row, 1)
+    sink.live_state("recording", 2, 66.0)  # no new state or part: no new line
+    sink.live_state("reconnecting", 2, 66.0)
+    console = Console(record=True, width=200, file=io.StringIO())
+    console.print(view.table())
+    shown = console.export_text()
+    logged = lines.getvalue().splitlines()
+    for text in (shown, *logged):
+        assert "hunter2" not in text and "\x1b" not in text
+    assert "http://user:***@127.0.0.1:9/a\\x1b[2J.m3u8" in shown
+    row = next(line for line in shown.splitlines() if "127.0.0.1" in line).split()
+    assert row[1:] == ["reconnecting", row[2], "4.0", "KiB", row[5], row[6], "2", "0:01:06", "1"]
+    assert [line.split(": ", 1)[1] for line in logged] == [
+        "recording, part 2, 0:01:05 recorded",
+        "reconnecting, part 2, 0:01:06 recorded, 1 gap",
+    ]
