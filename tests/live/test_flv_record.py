@@ -217,9 +217,19 @@ async def test_stop_closes_the_part_being_written_playable(flv: FlvSource, start
     assert part.duration_s == pytest.approx(recording.recorded_s)
 
 
+@dataclass
+class Origin:
+    """An origin of a made 3 s FLV file that answers each GET as ``answers`` says in turn
+    (``serve``: the whole file; ``hang``: half of it, then nothing; a number: that status;
+    past the list: 404), noting what it answered."""
+
+    url: str = ""
+    answers: list[str | int] = field(default_factory=list)
+    answered: list[str | int] = field(default_factory=list)
+
+
 @pytest.fixture
-async def refusing_origin(tmp_path: Path) -> AsyncIterator[tuple[str, list[int]]]:
-    """An origin that serves 3 s of FLV once, then answers 403: its URL and the statuses."""
+async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
     made = tmp_path / "three.flv"
     ffmpeg = await asyncio.create_subprocess_exec(
         *("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin"),
@@ -229,36 +239,59 @@ async def refusing_origin(tmp_path: Path) -> AsyncIterator[tuple[str, list[int]]
         *("-c:a", "aac", "-f", "flv", str(made)),
     )
     assert await asyncio.wait_for(ffmpeg.wait(), 60) == 0
-    statuses: list[int] = []
+    state = Origin()
+    hung = asyncio.Event()  # never set: a hanging answer waits until the test ends
 
     async def serve(request: web.Request) -> web.StreamResponse:
-        if statuses:
-            statuses.append(403)
-            return web.Response(status=403)
-        statuses.append(200)
-        return web.Response(body=made.read_bytes(), content_type="video/x-flv")
+        count = len(state.answered)
+        answer = state.answers[count] if count < len(state.answers) else 404
+        state.answered.append(answer)
+        if isinstance(answer, int):
+            return web.Response(status=answer)
+        data = made.read_bytes()
+        response = web.StreamResponse(headers={"Content-Type": "video/x-flv"})
+        await response.prepare(request)
+        await response.write(data if answer == "serve" else data[: len(data) // 2])
+        if answer == "hang":
+            await hung.wait()
+        return response
 
     app = web.Application()
     app.router.add_get("/live.flv", serve)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
+    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}/live.flv"
     try:
-        yield f"http://127.0.0.1:{port}/live.flv", statuses
+        yield state
     finally:
         await runner.cleanup()
 
 
 async def test_a_403_on_reconnect_fails_at_once_with_the_part_closed(
-    refusing_origin: tuple[str, list[int]], start: Start
+    origin: Origin, start: Start
 ) -> None:
-    url, statuses = refusing_origin
-    run = await start(url, offline_grace_s=30.0)
+    origin.answers = ["serve", 403]
+    run = await start(origin.url, offline_grace_s=30.0)
     with pytest.raises(Forbidden):
         await run.result()
-    assert statuses == [200, 403]  # no retry of the 403
+    assert origin.answered == ["serve", 403]  # no retry of the 403
     (part,) = run.recorder.writer.closed
     assert run.reported == [part]
     assert_plays(part)
+
+
+async def test_a_stall_is_a_drop_a_404_a_stream_off_the_air(origin: Origin, start: Start) -> None:
+    origin.answers = ["hang", 503, "serve"]  # then 404 until the grace ends it
+    run = await start(origin.url, offline_grace_s=3.0)
+    recording = await run.result()
+    assert recording.end is EndReason.OFFLINE
+    assert origin.answered[:3] == ["hang", 503, "serve"] and set(origin.answered[3:]) == {404}
+    first, second = recording.parts
+    for part in recording.parts:
+        assert_plays(part)
+    assert first.duration_s < second.duration_s  # half the file, then all of it
+    (gap,) = recording.gaps
+    assert gap.after_s == pytest.approx(first.duration_s, abs=0.001)
+    assert gap.missing_s >= 2.0  # the read timeout: no bytes for 2 s is a stall

@@ -94,13 +94,14 @@ def test_a_reconnect_after_media_is_one_gap_from_the_drop_to_the_next_media() ->
     assert reconnect.on_media(4.0, clock.monotonic()) is None  # the first media: no gap
     clock.advance(4.0)
     assert reconnect.on_media(2.0, clock.monotonic()) is None
-    reconnect.on_drop(ConnectionFailed(), clock.monotonic())
+    clock.advance(2.0)  # a stall: noticed a read timeout after the last media
+    reconnect.on_drop(Stalled(), clock.monotonic())
     clock.advance(1.0)
     reconnect.on_drop(ConnectionRefused(), clock.monotonic())  # still away: the same gap
     clock.advance(2.5)
     gap = reconnect.on_media(0.04, clock.monotonic())
     assert gap is not None and reconnect.gaps == [gap]
-    assert gap.record() == {"after_s": 6.0, "missing_s": 3.5}
+    assert gap.record() == {"after_s": 6.0, "missing_s": 5.5}  # from the last media
     assert reconnect.recorded_s == pytest.approx(6.04)
     assert reconnect.on_media(1.0, clock.monotonic()) is None  # the gap is closed
     assert reconnect.connections == 2

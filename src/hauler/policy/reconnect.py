@@ -6,7 +6,8 @@ A drop (reset, end of the body, a stall, 5xx, 404, refused) is answered by a rec
 once, then by a backoff with equal jitter, capped, while the stream stays away; whatever the
 stream sent while we were away is lost, so every reconnect after media was recorded is a gap
 ``{after_s, missing_s}``: ``after_s`` the media recorded before the drop, ``missing_s`` the
-wall time from the drop to the first media after it. Times are the caller's clock's
+wall time from the drop (the last media before it: a stall is noticed only a read timeout
+after the bytes stopped) to the first media after it. Times are the caller's clock's
 (``Clock.monotonic``), passed in.
 """
 
@@ -40,7 +41,7 @@ class ReconnectPolicy:
     connections: int = 0  # connections that brought media
     _failures: int = 0  # drops since media last came
     _progress_at: float = 0.0  # when media last came (or the recording began)
-    _dropped_at: float | None = None  # when the connection that brought media dropped
+    _dropped_at: float | None = None  # the last media of the connection that dropped
     _is_receiving: bool = False
 
     def __post_init__(self) -> None:
@@ -77,7 +78,7 @@ class ReconnectPolicy:
         maximum duration, else reconnect (at once after media, then backing off)."""
         if self._is_receiving:
             self._is_receiving = False
-            self._dropped_at = now
+            self._dropped_at = self._progress_at
         if is_final(error):
             return Decision(Action.FAIL)
         reason = self.end_reason(now)
