@@ -83,6 +83,9 @@ class WorkerSettings(BaseModel):
     node: str | None = None
     output_dir: Path = Path("downloads")
     concurrency: int = Field(default=16, ge=1, le=100_000)
+    # Recordings (hours long) run beside the download lanes, up to this many at once; a
+    # recording claimed beyond them takes a download lane.
+    live_concurrency: int = Field(default=32, ge=0, le=10_000)
     mode: Literal["forever", "drain", "once"] = "forever"
     lease_s: float = Field(default=60.0, gt=0)
     heartbeat_s: float = Field(default=15.0, gt=0)

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ class PartWriter:
         split_s: float,
         extension: str = "ts",
         first_index: int = 1,
+        on_open: Callable[[OpenPart], Awaitable[None]] | None = None,
+        on_append: Callable[[OpenPart], Awaitable[None]] | None = None,
     ) -> None:
         if split_s <= 0:
             raise ValueError("split_s must be positive")
@@ -115,6 +118,11 @@ class PartWriter:
         self.extension = extension
         self.closed: list[ClosedPart] = []
         self._next_index = first_index
+        # Told of each part before its first byte: a worker killed mid-part leaves a staged
+        # file that whoever continues the recording must find (and probe, and list).
+        self.on_open = on_open
+        # Told after each segment is written (before a cut): what the open part holds now.
+        self.on_append = on_append
         self._part: OpenPart | None = None
         self._dir_fd: int | None = None
         self._is_closed = False
@@ -137,7 +145,11 @@ class PartWriter:
         the part this closed, when it reached ``split_s``."""
         if self._is_closed:
             raise RuntimeError("the part writer is closed")
-        part = self._part or self._open(started_at)
+        part = self._part
+        if part is None:
+            part = self._open(started_at)
+            if self.on_open is not None:
+                await self.on_open(part)
         self._write(part, data)
         if part.segments == 0:
             part.first_sequence = sequence
@@ -145,6 +157,8 @@ class PartWriter:
         part.duration_s += duration_s
         part.bytes += len(data)
         part.segments += 1
+        if self.on_append is not None:
+            await self.on_append(part)
         if part.duration_s >= self.split_s:
             return await self.cut()
         return None

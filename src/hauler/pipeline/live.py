@@ -1,101 +1,286 @@
-"""The handler of live jobs: a live HLS playlist recorded into parts until the stream ends.
+"""The handler of live jobs: find the stream, record it into parts until it ends, and for a
+monitor job (``watch``) go back to waiting for the next session.
 
-``live/follow.HlsFollower`` follows the playlist (each segment once, gaps recorded, reconnects)
-and ``live/parts.PartWriter`` cuts MPEG-TS parts of ``split_s`` of media. Each part, as it
-closes, is checked with ffprobe (playable, its segments' duration) and renamed into place by the
-pipeline's own verify and finalize, so a recording of hours leaves its finished parts under
-their final names as it goes; the job's result lists them with the gaps.
+A job's URL is a live HLS playlist, an HTTP-FLV stream, or a room page that yt-dlp reads
+(polled until it is live, ``livewatch.RoomWatcher``). ``live/follow.HlsFollower`` and
+``live/flvrecord.FlvRecorder`` record; ``live/parts.PartWriter`` cuts the parts. Each part, as
+it closes, is checked with ffprobe and renamed into place by the pipeline's own verify and
+finalize (remuxed first when asked), listed in the ``LiveLedger`` and saved on the running job,
+so a recording of hours leaves its finished parts in place and in the store as it goes, and a
+worker that takes the job over continues it (``liveledger``). A stop request (SIGTERM, Ctrl-C)
+closes the open part, lands it, and raises ``Interrupted``: the job goes back to the queue.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from hauler.clock import Clock, SystemClock
-from hauler.live.follow import HlsFollower, Recording
-from hauler.live.parts import ClosedPart, PartWriter
+from hauler.errors import Interrupted
+from hauler.live.follow import FollowStatus, HlsFollower, Recording
+from hauler.live.parts import PartWriter
 from hauler.models import JobKind, LiveOptions
 from hauler.naming import name_from_response, safe_name
-from hauler.pipeline.finalize import finalize
 from hauler.pipeline.handler import JobRun
 from hauler.pipeline.livegetter import FetcherGetter
-from hauler.pipeline.outcome import Artifact, Expectation, Outcome
-from hauler.pipeline.verify import verify
+from hauler.pipeline.liveland import PartLander
+from hauler.pipeline.liveledger import LiveLedger
+from hauler.pipeline.outcome import Outcome
 from hauler.policy.live import LiveRules
+from hauler.progress import live_events_of
+from hauler.redact import redact_url
 from hauler.transfer.engine import Engine
 from hauler.transfer.request import TransferRequest
 
+_log = logging.getLogger(__name__)
+# How often a recording's progress (bytes, state, part) reaches the display and the meter.
+STATUS_EVERY_S = 1.0
+# Playlist names that say nothing of the stream: the parts take the directory's name too.
+_GENERIC_STEMS = frozenset({"live", "index", "playlist", "master", "stream", "chunklist", "prog"})
+
+
+class Recorder(Protocol):
+    """What records one session: HLS followers and FLV recorders alike."""
+
+    def stop(self) -> None:
+        """End the session: its open part is closed and reported."""
+        ...
+
+    def status(self) -> FollowStatus:
+        """Where the session is now."""
+        ...
+
+    async def run(self) -> Recording:
+        """Record until the stream ends or ``stop()``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSource:
+    """A stream to record: its URL, how it is carried (``hls`` or ``flv``), headers to send."""
+
+    url: str
+    protocol: str
+    headers: dict[str, str]
+    title: str | None = None
+
 
 class LiveHandler:
-    """Runs ``live`` jobs; the engine's sessions fetch the playlist and its segments."""
+    """Runs ``live`` jobs; the engine's sessions fetch playlists, segments and streams."""
 
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self._engine = engine
         self._clock = clock or SystemClock()
 
     async def run(self, job: JobRun) -> Outcome:
-        """Record until the stream ends (ENDLIST, offline past the grace, the max duration)."""
+        """Record until the stream ends (ENDLIST, offline past the grace, the max duration);
+        a monitor job only when stopped. ``Interrupted`` when stopped before the end."""
         started = time.monotonic()
         options = job.spec.live or LiveOptions()
-        request = TransferRequest(
-            url=job.spec.url,
-            output_dir=job.output_dir,
-            headers=job.headers,
-            proxy=job.resources.proxy,
-        )
-        getter = FetcherGetter(self._engine.fetcher(request))
-        writer = PartWriter(job.output_dir, _base_name(job), split_s=options.split_s)
-        landed: list[tuple[Artifact, ClosedPart]] = []
-
-        async def land(part: ClosedPart) -> None:
-            landed.append((await _land(job, part), part))
-
-        follower = HlsFollower(
-            job.spec.url, getter, self._clock, writer, _rules(options), on_part=land
-        )
-        recording = await follower.run()
+        ledger = LiveLedger.from_previous(job.continuation.previous)
+        lander = PartLander(job, options, ledger)
+        await lander.adopt_orphan()
+        stop = job.continuation.stop
+        end = "stopped"
+        # This attempt's first session picks the stream up after the last segment an earlier
+        # attempt wrote (when the window still has the next); later sessions start afresh.
+        resume_after = ledger.last_sequence
+        while not stop.is_set():
+            source = await self._find(job, options)
+            if source is None:
+                break
+            ledger.sessions += 1
+            recording = await self._session(job, source, options, lander, resume_after)
+            resume_after = None
+            end = recording.end.value
+            if not options.watch:
+                break
+            ledger.state = "waiting"
+            await job.continuation.save(ledger.record())
+            await self._clock.wait_for(stop, options.poll_s)
+        ledger.state = "ended"
+        if stop.is_set() and (options.watch or end == "stopped"):
+            await job.continuation.save(ledger.record())
+            raise Interrupted(f"recording stopped with {len(ledger.parts)} parts in place")
         return Outcome(
             kind=JobKind.LIVE,
             url=job.spec.url,
             final_url=job.spec.url,
-            artifacts=tuple(artifact for artifact, _ in landed),
-            bytes_fetched=recording.bytes,
+            artifacts=tuple(lander.artifacts),
+            bytes_fetched=lander.bytes_fetched,
             elapsed_s=time.monotonic() - started,
-            details={"live": _summary(recording, landed)},
+            details=ledger.record(end),
+        )
+
+    async def _find(self, job: JobRun, options: LiveOptions) -> StreamSource | None:
+        """The stream to record now: the job's URL itself when it names a playlist or an FLV
+        stream; otherwise the room page polled until it is live (None: stopped meanwhile)."""
+        protocol = protocol_of(job.spec.url)
+        if protocol is not None:
+            return StreamSource(job.spec.url, protocol, job.headers)
+        from hauler.pipeline.livewatch import RoomWatcher  # yt-dlp only for room pages
+
+        watcher = RoomWatcher.for_job(job, options, self._clock)
+        live_events_of(job.progress).live_state("waiting", None, 0.0)
+        found = await watcher.wait_live(job.continuation.stop)
+        if found is None:
+            return None
+        return StreamSource(
+            found.url, found.protocol, {**job.headers, **found.headers}, found.title
+        )
+
+    async def _session(
+        self,
+        job: JobRun,
+        source: StreamSource,
+        options: LiveOptions,
+        lander: PartLander,
+        resume_after: int | None,
+    ) -> Recording:
+        """One live session recorded; its gaps added to the ledger."""
+        ledger = lander.ledger
+        await lander.notify("live", source)
+        writer = PartWriter(
+            job.output_dir,
+            _base_name(job, source),
+            split_s=options.split_s if source.protocol == "hls" else float("inf"),
+            extension="ts" if source.protocol == "hls" else "flv",
+            first_index=ledger.next_index,
+            on_open=lambda part: lander.opened(part, writer),
+            on_append=lander.appended if source.protocol == "hls" else None,
+        )
+        recorder = self._recorder(
+            job, source, writer, options=options, lander=lander, resume_after=resume_after
+        )
+        stopper = asyncio.ensure_future(_stop_on(job.continuation.stop, recorder))
+        ticker = asyncio.ensure_future(_report_status(job, recorder, ledger))
+        try:
+            recording = await recorder.run()
+        finally:
+            for task in (stopper, ticker):
+                task.cancel()
+            await asyncio.wait({stopper, ticker})
+        ledger.session_gaps([gap.record() for gap in recording.gaps])
+        ledger.state = "ended"
+        await job.continuation.save(ledger.record())
+        await lander.notify("ended", source, end=recording.end.value)
+        _log.info(
+            "session %d of %s: %d parts, %.1f s recorded, %d gaps (%s)",
+            ledger.sessions,
+            redact_url(job.spec.url),
+            len(recording.parts),
+            recording.recorded_s,
+            len(recording.gaps),
+            recording.end.value,
+        )
+        return recording
+
+    def _recorder(
+        self,
+        job: JobRun,
+        source: StreamSource,
+        writer: PartWriter,
+        *,
+        options: LiveOptions,
+        lander: PartLander,
+        resume_after: int | None,
+    ) -> Recorder:
+        request = TransferRequest(
+            url=source.url,
+            output_dir=job.output_dir,
+            headers=source.headers,
+            proxy=job.resources.proxy,
+        )
+        fetcher = self._engine.fetcher(request)
+        rules = LiveRules(
+            offline_grace_s=options.offline_grace_s,
+            max_duration_s=_left_s(options, lander.ledger),
+        )
+        if source.protocol == "flv":
+            from hauler.live.flvrecord import FlvRecorder
+            from hauler.pipeline.livegetter import FetcherStreamer
+
+            return FlvRecorder(
+                source.url,
+                FetcherStreamer(fetcher),
+                self._clock,
+                writer,
+                rules,
+                split_s=options.split_s,
+                on_part=lander.land,
+            )
+        return HlsFollower(
+            source.url,
+            FetcherGetter(fetcher),
+            self._clock,
+            writer,
+            rules,
+            on_part=lander.land,
+            resume_after=resume_after,
+            max_height=_max_height(options.format),
         )
 
 
-async def _land(job: JobRun, part: ClosedPart) -> Artifact:
-    """One closed part checked (ffprobe: playable, its segments' duration) and renamed."""
-    staged = Artifact(
-        part.path,
-        part.bytes,
-        "part",
-        staged=part.staged,
-        expect=Expectation(is_media=True, duration_s=part.duration_s),
-    )
-    checked = await verify(staged)
-    return await finalize(checked, job.spec.url, job.options.on_existing, durable=True)
+def protocol_of(url: str) -> str | None:
+    """``hls`` or ``flv`` when the URL names such a stream by its path, else None (a page)."""
+    path = urlsplit(url).path.lower()
+    if path.endswith((".m3u8", ".m3u")):
+        return "hls"
+    if path.endswith(".flv"):
+        return "flv"
+    return None
 
 
-def _rules(options: LiveOptions) -> LiveRules:
-    return LiveRules(offline_grace_s=options.offline_grace_s, max_duration_s=options.max_duration_s)
+async def _stop_on(stop: asyncio.Event, recorder: Recorder) -> None:
+    await stop.wait()
+    recorder.stop()
 
 
-def _base_name(job: JobRun) -> str:
-    """The parts' base name: the job's output name, else the playlist's (``live.m3u8`` →
-    ``live``)."""
-    name = job.spec.output or name_from_response(job.spec.url, None)
-    return safe_name(Path(name).stem or "live")
+async def _report_status(job: JobRun, recorder: Recorder, ledger: LiveLedger) -> None:
+    """Every ``STATUS_EVERY_S``: the bytes written since the last look to the progress sink
+    (the worker's meter, the display), and the state to those that listen."""
+    events = live_events_of(job.progress)
+    reported = 0
+    job.progress.started(job.spec.url, None, 0)
+    while True:
+        status = recorder.status()
+        if status.bytes > reported:
+            job.progress.advanced(status.bytes - reported)
+            reported = status.bytes
+        ledger.state = status.state.value
+        events.live_state(status.state.value, status.part_index, ledger.recorded_s)
+        await asyncio.sleep(STATUS_EVERY_S)
 
 
-def _summary(recording: Recording, landed: list[tuple[Artifact, ClosedPart]]) -> dict[str, Any]:
-    return {
-        "parts": [part.record(artifact.path) for artifact, part in landed],
-        "gaps": [gap.record() for gap in recording.gaps],
-        "end": str(recording.end.value),
-        "recorded_s": round(recording.recorded_s, 3),
-        "missing_s": round(recording.missing_s, 3),
-    }
+def _left_s(options: LiveOptions, ledger: LiveLedger) -> float | None:
+    """What is left of ``max_duration_s`` after what earlier attempts recorded."""
+    if options.max_duration_s is None:
+        return None
+    return max(0.001, options.max_duration_s - ledger.recorded_s)
+
+
+def _max_height(format_text: str | None) -> int | None:
+    """A height (``720``, ``720p``) from ``-f``; other selectors leave the best variant."""
+    text = (format_text or "").strip().lower().removesuffix("p")
+    return int(text) if text.isdigit() else None
+
+
+def _base_name(job: JobRun, source: StreamSource) -> str:
+    """The parts' base name: the job's output name, else the room's title, else the
+    playlist's name (``room7/live.m3u8`` → ``room7-live``)."""
+    if job.spec.output:
+        return safe_name(Path(job.spec.output).stem or "live")
+    if source.title:
+        return safe_name(source.title)
+    url = source.url if protocol_of(job.spec.url) is None else job.spec.url
+    stem = Path(name_from_response(url, None)).stem or "live"
+    parent = Path(urlsplit(url).path).parent.name
+    if stem.lower() in _GENERIC_STEMS and parent:
+        stem = f"{parent}-{stem}"
+    return safe_name(stem)

@@ -13,10 +13,11 @@ from typing import TypeVar
 
 from hauler.clock import Clock, SystemClock
 from hauler.config import WorkerSettings
-from hauler.errors import DiskFull, LeaseLost, StoreUnavailable
+from hauler.errors import DiskFull, Interrupted, LeaseLost, StoreUnavailable
 from hauler.logcontext import host_var, job_id_var
-from hauler.models import Job, JobState, WorkerInfo
+from hauler.models import Job, JobKind, JobState, WorkerInfo
 from hauler.observe import Finish, NullObserver, Observer
+from hauler.pipeline.handler import Continuation
 from hauler.pipeline.outcome import result_record
 from hauler.pipeline.run import Pipeline
 from hauler.policy.retry import RetryPolicy
@@ -83,6 +84,9 @@ class _Held:
     finish: Finish | None = None
     error_class: str | None = None
     progress: LaneProgress | None = None
+    # A recording holds a live slot (beside the download lanes) unless they were all taken.
+    is_live_slot: bool = False
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(slots=True)
@@ -152,6 +156,8 @@ class Worker:
             )
             self.summary.stopped_by = reason
         self._stopping.set()
+        for held in self._held.values():
+            held.stop.set()  # a recording closes its part now and is given back
         self._wake.set()
 
     async def run(self) -> Summary:
@@ -238,7 +244,15 @@ class Worker:
         return self._poll.flags
 
     def _free_lanes(self) -> int:
-        return self._settings.concurrency - len(self._held)
+        """Download lanes free (recordings in live slots take none)."""
+        in_lanes = sum(1 for held in self._held.values() if not held.is_live_slot)
+        return self._settings.concurrency - in_lanes
+
+    def _takes_live_slot(self, job: Job) -> bool:
+        if job.spec.kind is not JobKind.LIVE:
+            return False
+        in_slots = sum(1 for held in self._held.values() if held.is_live_slot)
+        return in_slots < self._settings.live_concurrency
 
     def _delay_s(self) -> float:
         if self._free_lanes() <= 0:
@@ -261,7 +275,9 @@ class Worker:
             # Our own older lease expired and we claimed the job again: the old lane must go.
             previous.is_lost = True
             previous.task.cancel()
-        held = _Held(job)
+        held = _Held(job, is_live_slot=self._takes_live_slot(job))
+        if self._stopping.is_set():
+            held.stop.set()
         self._held[job.id] = held
         self._keeper.hold(job.id, job.token)
         held.task = asyncio.create_task(self._lane(held, previous), name=f"job-{job.id}")
@@ -279,9 +295,17 @@ class Worker:
         held.progress = self._meter.sink()
         self._observer.job_started(job.id, Redactor.for_specs([job.spec]).url(job.spec.url))
         try:
-            outcome = await self._pipeline.run(job.spec, held.progress, job.id)
+            outcome = await self._pipeline.run(
+                job.spec, held.progress, job.id, self._continuation(held)
+            )
         except asyncio.CancelledError:
             raise
+        except Interrupted as exc:
+            held.is_settling = True
+            logger.info("job %s stopped: %s", job.id, exc.message)
+            await self._release(job)
+            held.finish = Finish.RELEASED
+            return
         except Exception as exc:
             held.is_settling = True
             await self._record_failure(held, exc)
@@ -302,6 +326,16 @@ class Worker:
             held.finish = Finish.LOST
             self.summary.lost += 1
             logger.warning("job %s: lease lost before completion; another worker owns it", job.id)
+
+    def _continuation(self, held: _Held) -> Continuation:
+        """What the job carries across workers: the result it saved last time, a way to save
+        more (under this claim's token), and this worker's stop request."""
+        job = held.job
+
+        async def save(result: dict[str, object]) -> None:
+            await self._with_store_retry(lambda: self._store.save_result(job.id, job.token, result))
+
+        return Continuation(previous=job.result, save=save, stop=held.stop)
 
     async def _record_failure(self, held: _Held, exc: Exception) -> None:
         job = held.job
