@@ -20,7 +20,7 @@ def resolver_for(engine: Engine, cache: InfoCache | None = None) -> Resolver:
     resolver = Resolver()
     from hauler.pipeline.live import LiveHandler
 
-    resolver.register(JobKind.LIVE, LiveHandler(engine))
+    resolver.register(JobKind.LIVE, LiveHandler(engine, cache=cache))
     try:
         from hauler.media.claims import claims
         from hauler.pipeline.media import MediaHandler

@@ -32,9 +32,10 @@ from hauler.pipeline.livegetter import FetcherGetter
 from hauler.pipeline.liveland import PartLander
 from hauler.pipeline.liveledger import LiveLedger
 from hauler.pipeline.outcome import Outcome
-from hauler.policy.live import LiveRules
+from hauler.policy.live import EndReason, LiveRules
 from hauler.progress import live_events_of
 from hauler.redact import redact_url
+from hauler.store.base import InfoCache
 from hauler.transfer.engine import Engine
 from hauler.transfer.request import TransferRequest
 
@@ -74,9 +75,14 @@ class StreamSource:
 class LiveHandler:
     """Runs ``live`` jobs; the engine's sessions fetch playlists, segments and streams."""
 
-    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock | None = None, *, cache: InfoCache | None = None
+    ) -> None:
         self._engine = engine
         self._clock = clock or SystemClock()
+        # Where room pages' answers are shared: fifty workers watching one room poll it
+        # about once per interval between them, not fifty times.
+        self._cache = cache
 
     async def run(self, job: JobRun) -> Outcome:
         """Record until the stream ends (ENDLIST, offline past the grace, the max duration);
@@ -85,28 +91,11 @@ class LiveHandler:
         options = job.spec.live or LiveOptions()
         ledger = LiveLedger.from_previous(job.continuation.previous)
         lander = PartLander(job, options, ledger)
-        await lander.adopt_orphan()
-        stop = job.continuation.stop
-        end = "stopped"
-        # This attempt's first session picks the stream up after the last segment an earlier
-        # attempt wrote (when the window still has the next); later sessions start afresh.
-        resume_after = ledger.last_sequence
-        while not stop.is_set():
-            source = await self._find(job, options)
-            if source is None:
-                break
-            ledger.sessions += 1
-            recording = await self._session(job, source, options, lander, resume_after)
-            resume_after = None
-            end = recording.end.value
-            if not options.watch:
-                break
-            ledger.state = "waiting"
-            await job.continuation.save(ledger.record())
-            await self._clock.wait_for(stop, options.poll_s)
-        ledger.state = "ended"
-        if stop.is_set() and (options.watch or end == "stopped"):
-            await job.continuation.save(ledger.record())
+        try:
+            end = await self._record(job, options, lander)
+        finally:
+            await lander.drain_notices()
+        if end is None:
             raise Interrupted(f"recording stopped with {len(ledger.parts)} parts in place")
         return Outcome(
             kind=JobKind.LIVE,
@@ -118,6 +107,36 @@ class LiveHandler:
             details=ledger.record(end),
         )
 
+    async def _record(self, job: JobRun, options: LiveOptions, lander: PartLander) -> str | None:
+        """Sessions until the stream ends (one, unless ``watch``); how it ended, or None when
+        stopped first (the ledger saved with every part in place)."""
+        ledger, stop = lander.ledger, job.continuation.stop
+        await lander.adopt_orphan()
+        # The first session picks the stream up after the last segment an earlier attempt
+        # wrote, when the window still has the next: missing ones before it are a gap. A later
+        # session (``watch``) also skips what was recorded, but nothing before it is missing:
+        # the room was off the air.
+        is_first = True
+        end = "stopped"
+        while not stop.is_set():
+            source = await self._find(job, options)
+            if source is None:
+                break
+            recording = await self._session(job, source, options, lander, is_first=is_first)
+            is_first = False
+            end = recording.end.value
+            if not options.watch or stop.is_set():
+                break
+            ledger.state = "waiting"
+            await job.continuation.save(ledger.record())
+            live_events_of(job.progress).live_state("waiting", None, ledger.recorded_s)
+            await self._clock.wait_for(stop, options.poll_s)
+        ledger.state = "ended"
+        if stop.is_set() and (options.watch or end == EndReason.STOPPED.value):
+            await job.continuation.save(ledger.record())
+            return None
+        return end
+
     async def _find(self, job: JobRun, options: LiveOptions) -> StreamSource | None:
         """The stream to record now: the job's URL itself when it names a playlist or an FLV
         stream; otherwise the room page polled until it is live (None: stopped meanwhile)."""
@@ -126,14 +145,14 @@ class LiveHandler:
             return StreamSource(job.spec.url, protocol, job.headers)
         from hauler.pipeline.livewatch import RoomWatcher  # yt-dlp only for room pages
 
-        watcher = RoomWatcher.for_job(job, options, self._clock)
+        watcher = RoomWatcher.for_job(job, options, self._clock, cache=self._cache)
         live_events_of(job.progress).live_state("waiting", None, 0.0)
         found = await watcher.wait_live(job.continuation.stop)
         if found is None:
             return None
-        return StreamSource(
-            found.url, found.protocol, {**job.headers, **found.headers}, found.title
-        )
+        # yt-dlp's headers (a Referer, its User-Agent) first: the job's own win.
+        headers = {**found.headers, **job.headers}
+        return StreamSource(found.url, found.protocol, headers, found.title)
 
     async def _session(
         self,
@@ -141,11 +160,12 @@ class LiveHandler:
         source: StreamSource,
         options: LiveOptions,
         lander: PartLander,
-        resume_after: int | None,
+        *,
+        is_first: bool,
     ) -> Recording:
-        """One live session recorded; its gaps added to the ledger."""
+        """One live session recorded; its parts landed and its gaps in the ledger."""
         ledger = lander.ledger
-        await lander.notify("live", source)
+        lander.begin_session(source)
         writer = PartWriter(
             job.output_dir,
             _base_name(job, source),
@@ -156,7 +176,7 @@ class LiveHandler:
             on_append=lander.appended if source.protocol == "hls" else None,
         )
         recorder = self._recorder(
-            job, source, writer, options=options, lander=lander, resume_after=resume_after
+            job, source, writer, options=options, lander=lander, resume_after=ledger.last_sequence
         )
         stopper = asyncio.ensure_future(_stop_on(job.continuation.stop, recorder))
         ticker = asyncio.ensure_future(_report_status(job, recorder, ledger))
@@ -166,19 +186,23 @@ class LiveHandler:
             for task in (stopper, ticker):
                 task.cancel()
             await asyncio.wait({stopper, ticker})
-        ledger.session_gaps([gap.record() for gap in recording.gaps])
+        gaps = [gap.record() for gap in recording.gaps]
+        if not is_first and gaps and gaps[0]["after_s"] == 0.0:
+            gaps = gaps[1:]  # the numbers that went by while the room was off the air
+        ledger.session_gaps(gaps)
         ledger.state = "ended"
         await job.continuation.save(ledger.record())
-        await lander.notify("ended", source, end=recording.end.value)
-        _log.info(
-            "session %d of %s: %d parts, %.1f s recorded, %d gaps (%s)",
-            ledger.sessions,
-            redact_url(job.spec.url),
-            len(recording.parts),
-            recording.recorded_s,
-            len(recording.gaps),
-            recording.end.value,
-        )
+        lander.end_session(source, recording.end.value)
+        if recording.parts:
+            _log.info(
+                "session %d of %s: %d parts, %.1f s recorded, %d gaps (%s)",
+                ledger.sessions,
+                redact_url(job.spec.url),
+                len(recording.parts),
+                recording.recorded_s,
+                len(gaps),
+                recording.end.value,
+            )
         return recording
 
     def _recorder(

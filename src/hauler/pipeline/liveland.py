@@ -5,6 +5,7 @@ when a session ends."""
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import logging
 import os
@@ -41,9 +42,31 @@ class PartLander:
         self.ledger = ledger
         self.artifacts: list[Artifact] = []
         self.bytes_fetched = 0
+        self._source: Any = None
+        self._is_on_air = False  # the session has written media (the room is live)
+        self._notices: set[asyncio.Task[bool]] = set()
+
+    def begin_session(self, source: Any) -> None:
+        """A session begins on ``source``; it counts (and is announced) once it writes."""
+        self._source, self._is_on_air = source, False
+
+    def end_session(self, source: Any, end: str) -> None:
+        """The session ended: announced when it had gone on the air."""
+        if self._is_on_air:
+            self._notify("ended", source, end=end)
+        self._is_on_air = False
+
+    async def drain_notices(self) -> None:
+        """Wait for the notices still being posted (each bounded by its own timeout)."""
+        if self._notices:
+            await asyncio.wait(set(self._notices))
 
     async def opened(self, part: OpenPart, writer: PartWriter) -> None:
         """A part is about to get its first bytes: saved as the open one."""
+        if not self._is_on_air:
+            self._is_on_air = True
+            self.ledger.sessions += 1
+            self._notify("live", self._source)
         self.ledger.opened(part, writer.directory)
         await self.job.continuation.save(self.ledger.record())
 
@@ -97,8 +120,9 @@ class PartLander:
         _log.info("adopted the part left open: %s (%.1f s)", artifact.path.name, part.duration_s)
         await self.job.continuation.save(self.ledger.record())
 
-    async def notify(self, event: str, source: Any, *, end: str | None = None) -> None:
-        """Tell ``notify_url`` (when set) that the room went live or a session ended."""
+    def _notify(self, event: str, source: Any, *, end: str | None = None) -> None:
+        """Post ``event`` to ``notify_url`` (when set) in the background: a slow hook must not
+        hold the recording up."""
         if self.options.notify_url is None:
             return
         from hauler.pipeline.notify import notify
@@ -107,13 +131,15 @@ class PartLander:
             "event": event,
             "url": self.job.spec.url,
             "job_id": self.job.job_id,
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "title": getattr(source, "title", None),
+            "session": self.ledger.sessions,
         }
         if event == "ended":
             record = self.ledger.record(end)["live"]
             body.update(parts=record["parts"], gaps=record["gaps"], end=end)
-        await notify(self.options.notify_url, body)
+        task = asyncio.ensure_future(notify(self.options.notify_url, body))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     async def _place(self, part: ClosedPart, *, probed: bool = False) -> Artifact:
         """``part`` verified (remuxed first when asked) and renamed to its final name."""
