@@ -306,3 +306,6 @@ class WorkerInfo:
     bytes_per_s: float = 0.0
     bytes_total: int = 0
     current_jobs: tuple[str, ...] = field(default_factory=tuple)
+    # Live jobs among them: recording a stream now, or watching a room until it goes live.
+    recording: int = 0
+    watching: int = 0

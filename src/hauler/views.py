@@ -89,6 +89,8 @@ def worker_record(info: WorkerInfo) -> dict[str, Any]:
         "bytes_per_s": info.bytes_per_s,
         "bytes_total": info.bytes_total,
         "current_jobs": list(info.current_jobs),
+        "recording": info.recording,
+        "watching": info.watching,
     }
 
 
@@ -97,6 +99,10 @@ def status_record(status: FleetStatus) -> dict[str, Any]:
     return {
         "jobs": {str(state): status.counts.get(state, 0) for state in JobState},
         "workers": [worker_record(w) for w in status.workers],
+        "live": {
+            "recording": sum(w.recording for w in status.workers),
+            "watching": sum(w.watching for w in status.workers),
+        },
         "paused": {"fleet": status.is_fleet_paused, "workers": list(status.paused_workers)},
         "stop_requested_at": status.stop_requested_at,
     }

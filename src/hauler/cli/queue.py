@@ -191,6 +191,10 @@ def status_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
         print_json(status_record(fleet))
         return
     stdout.print(counts_table(fleet.counts))
+    recording = sum(w.recording for w in fleet.workers)
+    watching = sum(w.watching for w in fleet.workers)
+    if recording or watching:
+        stdout.print(f"live: {recording} recording, {watching} watching")
     stdout.print()
     if fleet.workers:
         stdout.print(workers_table(fleet.workers))

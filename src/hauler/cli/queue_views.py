@@ -59,12 +59,18 @@ def counts_table(counts: dict[JobState, int]) -> Table:
 
 def workers_table(workers: list[WorkerInfo]) -> Table:
     """name, node, lanes in use, speed, bytes, paused, current jobs."""
-    table = Table("worker", "node", "busy", "speed", "bytes", "paused", "jobs", box=None)
+    table = Table("worker", "node", "busy", "live", "speed", "bytes", "paused", "jobs", box=None)
     for info in workers:
+        live = (
+            f"{info.recording} rec, {info.watching} watch"
+            if info.recording or info.watching
+            else ""
+        )
         table.add_row(
             info.name,
             info.node,
             f"{len(info.current_jobs)}/{info.concurrency}",
+            live,
             f"{human_bytes(info.bytes_per_s)}/s",
             human_bytes(info.bytes_total),
             "yes" if info.is_paused else "",

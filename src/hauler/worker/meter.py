@@ -32,6 +32,8 @@ class LaneProgress:
     def __init__(self, meter: ByteMeter) -> None:
         self._meter = meter
         self.bytes_done = 0
+        # A live job's state (``progress.LiveEvents``): waiting, recording, reconnecting…
+        self.live_state_now: str | None = None
 
     def started(self, name: str, total_bytes: int | None, done_bytes: int) -> None:
         """Bytes already on disk are not counted: only what this worker transferred."""
@@ -41,3 +43,17 @@ class LaneProgress:
         """``nbytes`` more bytes were written."""
         self.bytes_done += nbytes
         self._meter.bytes_total += nbytes
+
+    def live_state(self, state: str, part_index: int | None, recorded_s: float) -> None:
+        """A recording's state, for the heartbeat's counts of recording and watching jobs."""
+        self.live_state_now = state
+
+    @property
+    def is_watching(self) -> bool:
+        """A live job waiting for its room to go live."""
+        return self.live_state_now == "waiting"
+
+    @property
+    def is_recording(self) -> bool:
+        """A live job recording (or reconnecting to) its stream."""
+        return self.live_state_now in {"starting", "recording", "reconnecting"}

@@ -458,7 +458,12 @@ class Worker:
             bytes_per_s=self._meter.sample(self._clock.monotonic()),
             bytes_total=self._meter.bytes_total,
             current_jobs=tuple(self._held),
+            recording=sum(1 for p in self._progress() if p.is_recording),
+            watching=sum(1 for p in self._progress() if p.is_watching),
         )
+
+    def _progress(self) -> list[LaneProgress]:
+        return [held.progress for held in self._held.values() if held.progress is not None]
 
     # -- shutdown ----------------------------------------------------------------------------
 
