@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hauler.errors import Interrupted
+from hauler.errors import Interrupted, NotLive
 from hauler.models import JobKind, JobSpec, LiveOptions
 from hauler.pipeline.handler import Continuation
 from hauler.pipeline.kinds import resolver_for
@@ -128,3 +128,32 @@ async def test_a_monitor_job_records_every_session_until_stopped(tmp_path: Path)
 
 def _state(saved: list[dict[str, Any]]) -> str | None:
     return saved[-1]["live"]["state"] if saved else None
+
+
+@pytest.mark.slow
+async def test_parts_are_remuxed_into_mp4_as_they_close(hls: HlsStream, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    options = LiveOptions(split_s=3.0, remux="mp4")
+    spec = JobSpec(url=hls.url, kind=JobKind.LIVE, live=options)
+    async with Engine(transfer_settings()) as engine:
+        job = asyncio.create_task(Pipeline(resolver_for(engine), out).run(spec))
+        await hls.wait_for_segments(7)
+        await hls.end()
+        async with asyncio.timeout(WAIT_S):
+            record = result_record(await job)
+    parts = record["live"]["parts"]
+    assert len(parts) >= 2
+    assert check_parts(parts, ".mp4") == pytest.approx(hls.produced_s, abs=1.0)
+    # Only the MP4 parts are left: no MPEG-TS original, no remux directory.
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(p["path"]).name for p in parts)
+
+
+async def test_a_stream_never_on_the_air_is_not_live(hls: HlsStream, tmp_path: Path) -> None:
+    hls.go_missing()  # the playlist answers 404 all along
+    options = LiveOptions(offline_grace_s=1.0)
+    spec = JobSpec(url=hls.url, kind=JobKind.LIVE, live=options)
+    async with Engine(transfer_settings()) as engine:
+        with pytest.raises(NotLive, match="did not answer within the offline grace"):
+            async with asyncio.timeout(WAIT_S):
+                await Pipeline(resolver_for(engine), tmp_path / "out").run(spec)
+    assert not list((tmp_path / "out").glob("*"))

@@ -29,6 +29,7 @@ COMMAND_PRELOADS = {
         "hauler.cli.report",
         "hauler.pipeline.kinds",
     ),
+    "record": ("hauler.pipeline.kinds", "hauler.local.infocache"),
 }
 # Global options that take a value (see hauler.cli.app.main_options).
 _VALUED_OPTIONS = ("--store", "--log-level", "--log-format")

@@ -22,7 +22,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from hauler.clock import Clock, SystemClock
-from hauler.errors import Interrupted
+from hauler.errors import Interrupted, NotLive
 from hauler.live.follow import FollowStatus, HlsFollower, Recording
 from hauler.live.parts import PartWriter
 from hauler.models import JobKind, LiveOptions
@@ -135,6 +135,12 @@ class LiveHandler:
         if stop.is_set() and (options.watch or end == EndReason.STOPPED.value):
             await job.continuation.save(ledger.record())
             return None
+        if end == EndReason.OFFLINE.value and not ledger.parts:
+            # Never on the air within the grace: tried again later, failed after max_attempts.
+            raise NotLive(
+                f"{redact_url(job.spec.url)}: nothing to record, the stream did not answer "
+                f"within the offline grace ({options.offline_grace_s:g} s)"
+            )
         return end
 
     async def _find(self, job: JobRun, options: LiveOptions) -> StreamSource | None:

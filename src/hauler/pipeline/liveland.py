@@ -88,7 +88,7 @@ class PartLander:
             self.ledger.open_part = None
         else:
             self.artifacts.append(artifact)
-            self.ledger.landed(part, artifact.path)
+            self.ledger.landed(part, artifact.path, artifact.size)
         await self.job.continuation.save(self.ledger.record())
 
     async def adopt_orphan(self) -> None:
@@ -116,7 +116,8 @@ class PartLander:
         part = _orphan_part(orphan, size, info.duration_s)
         artifact = await self._place(part, probed=True)
         self.artifacts.append(artifact)
-        self.ledger.adopted(orphan, part.record(artifact.path), part.duration_s)
+        record = {**part.record(artifact.path), "bytes": artifact.size}
+        self.ledger.adopted(orphan, record, part.duration_s)
         _log.info("adopted the part left open: %s (%.1f s)", artifact.path.name, part.duration_s)
         await self.job.continuation.save(self.ledger.record())
 

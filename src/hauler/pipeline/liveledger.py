@@ -80,9 +80,10 @@ class LiveLedger:
         if self.open_part is not None and self.open_part.index == part.index:
             self.open_part = replace(self.open_part, last_sequence=part.last_sequence)
 
-    def landed(self, part: ClosedPart, path: Path) -> dict[str, Any]:
-        """``part`` is in place at ``path``: listed, and no longer open."""
-        record = part.record(path)
+    def landed(self, part: ClosedPart, path: Path, size: int) -> dict[str, Any]:
+        """``part`` is in place at ``path`` (``size`` bytes: remuxed, it is another file):
+        listed, and no longer open."""
+        record = {**part.record(path), "bytes": size}
         self.parts.append(record)
         self.recorded_s += part.duration_s
         self.next_index = max(self.next_index, part.index + 1)
