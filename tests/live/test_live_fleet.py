@@ -19,11 +19,19 @@ from hauler.models import Job, JobKind, JobSpec, JobState, LiveOptions
 from hauler.pipeline.kinds import resolver_for
 from hauler.pipeline.outcome import result_record
 from hauler.pipeline.run import Pipeline
-from hauler.store import Store, open_store
+from hauler.store import JobFilter, Store, open_store
 from hauler.transfer.engine import Engine
+from hauler.worker.modes import Mode
+from hauler.worker.runner import Worker
 from tests.live.probe import probe
 from tests.live.stream import HlsStream, hls_stream
-from tests.worker.fleet import spawn_worker, transfer_settings, wait_exit, wait_for
+from tests.worker.fleet import (
+    spawn_worker,
+    transfer_settings,
+    wait_exit,
+    wait_for,
+    worker_in_process,
+)
 
 LEASE_S = 3.0
 
@@ -188,3 +196,30 @@ async def test_sigterm_closes_the_open_part_and_gives_the_recording_back(
 async def _has_open(store_url: str, job_id: str) -> bool:
     live = ((await _job(store_url, job_id)).result or {}).get("live") or {}
     return "open_part" in live
+
+
+@pytest.mark.slow
+async def test_a_recording_cleared_from_the_queue_lands_its_open_part(
+    store: Store, hls: HlsStream, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    [spec] = [JobSpec(url=hls.url, kind=JobKind.LIVE, live=LiveOptions(split_s=60.0, watch=True))]
+    [job_id] = (await store.add([spec])).ids
+    async with worker_in_process(store, out, Mode.FOREVER) as (worker, _):
+
+        async def has_open_segment() -> bool:
+            job = await store.get(job_id)
+            live = ((job.result if job else None) or {}).get("live") or {}
+            return (live.get("open_part") or {}).get("last_sequence") is not None
+
+        await wait_for(has_open_segment, 20.0)
+        assert await store.clear(JobFilter(state=JobState.RUNNING)) == 1  # `hauler clear`
+        await wait_for(lambda: _idle(worker), 20.0)
+        assert worker.summary.lost == 1 and worker.summary.done == 0
+    (part,) = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert part.name.endswith(".part001.ts")  # under its final name, not left as .part
+    assert probe(part).streams == {"video", "audio"}
+
+
+async def _idle(worker: Worker) -> bool:
+    return not worker._held

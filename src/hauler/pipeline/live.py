@@ -22,7 +22,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from hauler.clock import Clock, SystemClock
-from hauler.errors import Interrupted, NotLive
+from hauler.errors import Interrupted, LeaseLost, NotLive
 from hauler.live.follow import FollowStatus, HlsFollower, Recording
 from hauler.live.parts import PartWriter
 from hauler.models import JobKind, LiveOptions
@@ -95,6 +95,8 @@ class LiveHandler:
             end = await self._record(job, options, lander)
         finally:
             await lander.drain_notices()
+        if lander.is_lost:
+            raise LeaseLost(f"the job was taken away with {len(ledger.parts)} parts in place")
         if end is None:
             raise Interrupted(f"recording stopped with {len(ledger.parts)} parts in place")
         return Outcome(
@@ -128,12 +130,12 @@ class LiveHandler:
             if not options.watch or stop.is_set():
                 break
             ledger.state = "waiting"
-            await job.continuation.save(ledger.record())
+            await lander.save()
             live_events_of(job.progress).live_state("waiting", None, ledger.recorded_s)
             await self._clock.wait_for(stop, options.poll_s)
         ledger.state = "ended"
         if stop.is_set() and (options.watch or end == EndReason.STOPPED.value):
-            await job.continuation.save(ledger.record())
+            await lander.save()
             return None
         if end == EndReason.OFFLINE.value and not ledger.parts:
             # Never on the air within the grace: tried again later, failed after max_attempts.
@@ -197,7 +199,7 @@ class LiveHandler:
             gaps = gaps[1:]  # the numbers that went by while the room was off the air
         ledger.session_gaps(gaps)
         ledger.state = "ended"
-        await job.continuation.save(ledger.record())
+        await lander.save()
         lander.end_session(source, recording.end.value)
         if recording.parts:
             _log.info(

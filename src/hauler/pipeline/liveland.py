@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hauler import nofollow
-from hauler.errors import BadMedia
+from hauler.errors import BadMedia, LeaseLost
 from hauler.live.parts import TEMP_SUFFIX, ClosedPart, OpenPart, PartWriter
 from hauler.media.merge import merge
 from hauler.models import LiveOptions
@@ -45,6 +45,7 @@ class PartLander:
         self._source: Any = None
         self._is_on_air = False  # the session has written media (the room is live)
         self._notices: set[asyncio.Task[bool]] = set()
+        self._is_lost = False
 
     def begin_session(self, source: Any) -> None:
         """A session begins on ``source``; it counts (and is announced) once it writes."""
@@ -68,13 +69,30 @@ class PartLander:
             self.ledger.sessions += 1
             self._notify("live", self._source)
         self.ledger.opened(part, writer.directory)
-        await self.job.continuation.save(self.ledger.record())
+        await self.save()
 
     async def appended(self, part: OpenPart) -> None:
         """A segment went into the open part: saved, so that a successor that adopts the part
         resumes after it (one store write a segment: seconds apart)."""
         self.ledger.appended(part)
-        await self.job.continuation.save(self.ledger.record())
+        await self.save()
+
+    @property
+    def is_lost(self) -> bool:
+        """The job is no longer ours (cleared, or taken over): nothing more is saved."""
+        return self._is_lost
+
+    async def save(self) -> None:
+        """The ledger saved on the running job. When the job is no longer ours (``LeaseLost``)
+        the recording is asked to stop: its open part still lands, then the run ends lost."""
+        if self._is_lost:
+            return
+        try:
+            await self.job.continuation.save(self.ledger.record())
+        except LeaseLost:
+            self._is_lost = True
+            self.job.continuation.stop.set()
+            _log.warning("the recording's job is no longer ours: closing its part")
 
     async def land(self, part: ClosedPart) -> None:
         """A closed part checked and in place, listed and saved. A part ffprobe rejects is a
@@ -89,7 +107,7 @@ class PartLander:
         else:
             self.artifacts.append(artifact)
             self.ledger.landed(part, artifact.path, artifact.size)
-        await self.job.continuation.save(self.ledger.record())
+        await self.save()
 
     async def adopt_orphan(self) -> None:
         """The part an earlier attempt had open (a worker killed mid-part): probed, placed and
@@ -119,7 +137,7 @@ class PartLander:
         record = {**part.record(artifact.path), "bytes": artifact.size}
         self.ledger.adopted(orphan, record, part.duration_s)
         _log.info("adopted the part left open: %s (%.1f s)", artifact.path.name, part.duration_s)
-        await self.job.continuation.save(self.ledger.record())
+        await self.save()
 
     def _notify(self, event: str, source: Any, *, end: str | None = None) -> None:
         """Post ``event`` to ``notify_url`` (when set) in the background: a slow hook must not

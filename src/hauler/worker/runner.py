@@ -38,6 +38,8 @@ _STORE_TRIES = 6
 # then at most this often: a burst of small jobs is one write a second, not one a job.
 PUBLISH_MIN_S = 1.0
 _PENDING_STATES = (JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
+# How long a recording whose lease was lost may take to land its open part before it is cut.
+LOST_RECORDING_GRACE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class Worker:
         # Renew well inside the lease: two missed beats still leave the lease alive.
         self._beat_s = min(settings.heartbeat_s, settings.lease_s / 4)
         self._held: dict[str, _Held] = {}
+        self._timers: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # something `hauler status` shows changed
         self._stopping = asyncio.Event()
@@ -353,7 +356,8 @@ class Worker:
             )
         except LeaseLost:
             held.finish = Finish.LOST
-            self.summary.lost += 1
+            if not held.is_lost:  # else counted when the heartbeat found it lost
+                self.summary.lost += 1
             logger.warning("job %s: lease lost before recording: %s", job.id, record.error.message)
             return
         if state is JobState.FAILED:
@@ -397,10 +401,29 @@ class Worker:
         if held is None or held.is_lost:
             return
         held.is_lost = True
-        if not held.is_settling and held.task is not None:
+        if held.is_settling or held.task is None:
+            return
+        self.summary.lost += 1
+        if held.job.spec.kind is JobKind.LIVE:
+            # A recording (cleared, or taken over) lands its open part first: it is the
+            # stream's, whoever goes on with the job. Cancelled if that does not end it.
+            logger.warning("lease on job %s lost: closing its recording", job_id)
+            held.stop.set()
+            self._later(LOST_RECORDING_GRACE_S, held.task.cancel)
+        else:
             logger.warning("lease on job %s lost: cancelling its transfer", job_id)
-            self.summary.lost += 1
             held.task.cancel()
+
+    def _later(self, delay_s: float, action: Callable[[], object]) -> None:
+        """Run ``action`` after ``delay_s`` on the worker's clock (a task of its own)."""
+
+        async def wait_then_act() -> None:
+            await self._clock.sleep(delay_s)
+            action()
+
+        task = asyncio.create_task(wait_then_act())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     # -- heartbeat ---------------------------------------------------------------------------
 
@@ -508,7 +531,7 @@ class Worker:
     async def _cancel_lanes(self) -> None:
         """Cancel lanes still running (only when ``run`` itself was cancelled or crashed)."""
         lanes = [h.task for h in self._held.values() if h.task is not None]
-        for task in lanes:
+        for task in [*lanes, *self._timers]:
             task.cancel()
         if lanes:
             await asyncio.wait(lanes)
