@@ -88,3 +88,14 @@ def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- end no proxy --------------------------------------------------------------------------------
+
+# --- slow tests first ------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort: the rest keep their order). With four processes, a
+    90 s recording collected last would run alone at the end and hold the whole suite."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# --- end slow tests first --------------------------------------------------------------------

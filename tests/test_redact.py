@@ -26,6 +26,20 @@ from hauler.redact import (
         ("foo://user:pw@h/", "foo://user:***@h/"),
         ("redis://h/0?password=s3cret&db=1", "redis://h/0?password=***&db=1"),
         ("http://user@h/a", "http://user@h/a"),
+        # Signed stream and CDN URLs: their tokens and signatures, not their other parameters.
+        (
+            "https://cdn.example/live.flv?token=abc123&expires=5&sign=zz&x=1",
+            "https://cdn.example/live.flv?token=***&expires=5&sign=***&x=1",
+        ),
+        (
+            "https://s3.example/o?X-Amz-Signature=ab&X-Amz-Credential=c&X-Amz-Date=1",
+            "https://s3.example/o?X-Amz-Signature=***&X-Amz-Credential=***&X-Amz-Date=1",
+        ),
+        (
+            "https://h/p?design=1&key=AIza&auth_key=1-0-ab&author=bob&wsSecret=q&sid=9",
+            "https://h/p?design=1&key=***&auth_key=***&author=bob&wsSecret=***&sid=***",
+        ),
+        ("https://h/watch?v=abc&list=x", "https://h/watch?v=abc&list=x"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:

@@ -20,8 +20,15 @@ SECRET_HEADERS = frozenset(
 )
 _SECRET_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth", "session", "cookie")
 # C0 and C1 controls and DEL, except tab; ESC starts terminal escape sequences.
-# Passwords carried in a query (``redis://h/0?password=x``, as redis-py accepts them).
-_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd)=)[^&#]*")
+# Credentials carried in a query: passwords (``redis://h/0?password=x``, as redis-py accepts
+# them), and the tokens and signatures of signed CDN and live-stream URLs (``?token=``,
+# ``auth_key=``, ``sign=``, ``X-Amz-Signature=``, ``key=``): a parameter whose name holds one
+# of these words, or is one of the short names.
+_QUERY_PARAM = re.compile(r"([?&;])([^=&#;]*)=([^&#;]*)")
+_SECRET_PARAM = re.compile(
+    r"(?i)password|passwd|token|secret|credential|api_?key|access_?key|session|auth(?!or)"
+    r"|(?:^|[_.-])sig(?:n|nature)?s?(?:$|[_.-])|^(?:key|pwd|pass|sid)$"
+)
 _C1 = re.compile(r"[\x7f-\x9f]")
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
@@ -43,10 +50,10 @@ def is_secret_header(name: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password (userinfo or ``?password=``) replaced by ``***`` (user names
-    are kept)."""
-    if "password=" in url.lower() or "passwd=" in url.lower():
-        url = _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", url)
+    """``url`` with any password (userinfo or ``?password=``) and query credentials
+    (``?token=``, ``?sign=``…) replaced by ``***`` (user names are kept)."""
+    if "=" in url:
+        url = _QUERY_PARAM.sub(_mask_param, url)
     if "@" not in url:
         return url
     try:
@@ -58,6 +65,13 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{netloc}"))
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    lead, name, value = match.groups()
+    if value and _SECRET_PARAM.search(name):
+        return f"{lead}{name}={MASK}"
+    return match.group(0)
 
 
 def printable(text: str) -> str:
