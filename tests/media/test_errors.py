@@ -220,7 +220,7 @@ def test_reasons_are_one_clean_line_without_secrets() -> None:
     reason = clean_reason(message, Redactor(["abc123token"]))
     assert (
         reason
-        == "Unable to download webpage: HTTP Error 410: Gone from http://user:***@example.com/v?token=abc"
+        == "Unable to download webpage: HTTP Error 410: Gone from http://user:***@example.com/v?token=***"
     )
     assert type(classify_message(message)) is Gone
     assert clean_reason(

@@ -60,7 +60,7 @@ def test_secrets_are_stripped_at_every_depth() -> None:
     assert sidecar["http_headers"] == {"User-Agent": "ua"}
     assert sidecar["formats"][0] == {
         "format_id": "hd",
-        "url": "https://cdn.example.com/v.mp4?sig=abc",
+        "url": "https://cdn.example.com/v.mp4?sig=***",  # a signed URL's signature too
         "http_headers": {"Referer": "r"},
     }
     assert "filepath" not in sidecar and "__x_forwarded_for_ip" not in sidecar
