@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from hauler.errors import BadMedia, LocalError
 # A probe reads the container's header (and, at worst, scans it): seconds even for hours of
 # video. Past this something is wrong with the file or the machine.
 PROBE_TIMEOUT_S = 120.0
+# ffprobe processes at once per event loop: twenty recordings stopped together would start
+# twenty (~15 MiB each) at the same instant; a few at a time keep the peak flat.
+MAX_PROBES = 4
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,20 @@ async def probe(path: Path) -> MediaInfo:
     binary = shutil.which("ffprobe")
     if binary is None:
         raise LocalError("ffprobe is not installed: install ffmpeg (apt-get install ffmpeg)")
+    async with _slot():
+        return await _run(binary, path)
+
+
+def _slot() -> asyncio.Semaphore:
+    """This event loop's probe slots (a semaphore belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(MAX_PROBES)
+    return slots
+
+
+async def _run(binary: str, path: Path) -> MediaInfo:
     process = await asyncio.create_subprocess_exec(
         binary,
         *("-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of", "json"),
