@@ -1,27 +1,34 @@
-"""The store by role (``JobStore``, ``FleetControl``, ``WorkerRegistry``, ``InfoCache``;
-``Store`` holds them all); ``open_store(url)`` picks the backend by URL scheme."""
+"""The store by role (``JobStore``, ``FleetControl``, ``WorkerRegistry``, ``InfoCache``,
+``ResourcePools``; ``Store`` holds them all); ``open_store(url)`` picks the backend by URL
+scheme."""
 
 from __future__ import annotations
 
 from hauler.clock import Clock, SystemClock
 from hauler.store.base import (
     AddResult,
+    Chooser,
     Completion,
+    Decider,
     FleetControl,
     InfoCache,
     JobFilter,
     JobStore,
+    ResourcePools,
     Store,
     WorkerRegistry,
 )
 
 __all__ = [
     "AddResult",
+    "Chooser",
     "Completion",
+    "Decider",
     "FleetControl",
     "InfoCache",
     "JobFilter",
     "JobStore",
+    "ResourcePools",
     "Store",
     "WorkerRegistry",
     "open_store",

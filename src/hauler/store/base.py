@@ -6,13 +6,13 @@ A component depends on the role it uses, never on more:
   get, list_jobs, counts, requeue, clear);
 - ``FleetControl``: the pause and stop flags every worker polls;
 - ``WorkerRegistry``: the workers' heartbeat records;
-- ``InfoCache``: extracted media metadata (yt-dlp info dicts) by URL and by video id, with a TTL.
+- ``InfoCache``: extracted media metadata (yt-dlp info dicts) by URL and by video id, with a TTL;
+- ``ResourcePools``: the proxies and accounts, lent and given back atomically fleet-wide.
 
 ``Store`` is the union of the roles plus ``close``: what ``open_store(url)`` returns, one
 backend object (``sqlite.SqliteStore``, ``redis.RedisStore``) implementing every role. Both
-backends pass one contract suite per role (``tests/store/contract/``). The roles to come are
-``ResourcePools`` (proxies and accounts, leased and banned fleet-wide) and ``HostBudgets``
-(per-host concurrency, rate and cooldown); each will be a protocol of its own here,
+backends pass one contract suite per role (``tests/store/contract/``). The role to come is
+``HostBudgets`` (per-host concurrency, rate and cooldown), a protocol of its own here,
 implemented by the same backend objects.
 
 Every method is atomic on its own: a crash between two calls may leave a job running with an
@@ -40,11 +40,12 @@ that tells the user what to check; bad arguments raise ``ValueError``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
+from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Use
 
 # After this many lost leases a job is failed (class "lost") instead of queued again.
 MAX_LOST_LEASES = 10
@@ -248,7 +249,95 @@ class InfoCache(Protocol):
         ...
 
 
-class Store(JobStore, FleetControl, WorkerRegistry, InfoCache, Protocol):
+# The caller's pure choice for ``lend``: (the kind's resources, now) -> the one to lend, as it
+# should be stored (e.g. restored to active), or None. From ``hauler.policy.selection``.
+Chooser = Callable[[Sequence[Resource], float], Resource | None]
+# The caller's pure decision for ``give_back``: (the resource, its history with the new use
+# last) -> (the resource as it should be stored, the history to keep). From ``hauler.policy.ban``.
+Decider = Callable[[Resource, Sequence[Use]], tuple[Resource, Sequence[Use]]]
+
+# How many uses of one resource the store keeps (the newest): enough for the ban policy's
+# window (distinct accounts in 10 minutes, faults in a row).
+MAX_USE_HISTORY = 64
+
+
+class ResourcePools(Protocol):
+    """The proxies and accounts of the fleet: their specs, states, counters and use history.
+
+    Ids are short strings, the kind's letter and a counter never reused (``p1``, ``a3``).
+    Specs are stored as given, secrets included (the store is trusted): a caller never logs
+    what these methods return without masking it (``hauler.redact``).
+
+    ``lend`` and ``give_back`` are atomic read-modify-writes with a pure callable in the
+    middle: the store reads, the callable decides, the store writes only if nothing changed
+    in between (SQLite: all inside one ``BEGIN IMMEDIATE``; Redis: ``WATCH``/``MULTI``, tried
+    again on a conflict a bounded number of times, then ``StoreUnavailable``). The callable may
+    therefore run more than once per call, and must not do anything but decide. Whatever it
+    returns, the store keeps the resource's id, spec and ``created_at``, sets ``updated_at``
+    to now, and applies the in-use arithmetic itself on top of what it returned.
+
+    ``pools_version`` changes whenever a resource is added, updated, removed, or changes its
+    state or ``until`` (by ``lend``'s chooser, ``give_back``'s decider, ``set_resource_state`` or
+    ``reset_resource``): a job waiting for a usable resource polls it to be woken when a ban
+    ends or an operator unbans (not when only counters move).
+    """
+
+    async def add_resources(self, specs: Sequence[ResourceSpec]) -> list[str]:
+        """Add each spec, in one atomic batch; return their ids in order. A spec whose ``key``
+        (kind and name) is already stored (or earlier in the batch) replaces that resource's
+        spec (weight, region, sites, secrets) and keeps its id, state, counters and history."""
+        ...
+
+    async def list_resources(self, kind: ResourceKind | None = None) -> list[Resource]:
+        """The resources of ``kind`` (every kind when None), in the order they were added."""
+        ...
+
+    async def get_resource(self, resource_id: str) -> Resource | None:
+        """The resource with this id, or None."""
+        ...
+
+    async def remove_resource(self, resource_id: str) -> bool:
+        """Forget a resource and its history; False when there was none. One lent right now
+        stays lent to its job; its ``give_back`` then finds nothing and returns None."""
+        ...
+
+    async def lend(self, kind: ResourceKind, choose: Chooser) -> Resource | None:
+        """Atomically: read the resources of ``kind``, call ``choose(resources, now)``, and
+        store the chosen one as returned with ``in_use + 1`` and ``uses + 1``. Returns the
+        resource as stored, or None (nothing written) when ``choose`` returns None. Two callers
+        never both take the last slot: each chooses on what the other wrote. Raises
+        ``ValueError`` when ``choose`` returns a resource that was not offered."""
+        ...
+
+    async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
+        """Atomically: read the resource and its history (oldest first), call ``decide(resource,
+        [*history, use])``, store the resource returned with ``in_use - 1`` (never below 0) and
+        the newest ``MAX_USE_HISTORY`` uses of the history returned. Returns the resource as
+        stored, or None (``decide`` not called) when there is no such resource."""
+        ...
+
+    async def resource_uses(self, resource_id: str) -> list[Use]:
+        """The stored use history of a resource, oldest first (none for an unknown id)."""
+        ...
+
+    async def set_resource_state(
+        self, resource_id: str, state: ResourceState, until: float | None
+    ) -> bool:
+        """Set the state and ``until`` by hand (ban, unban, disable), counters kept; False when
+        there is no such resource. Raises ``ValueError`` for resting/banned without ``until``."""
+        ...
+
+    async def reset_resource(self, resource_id: str) -> bool:
+        """Zero the counters (``in_use`` included), make it active, clear its history; False
+        when there is no such resource."""
+        ...
+
+    async def pools_version(self) -> int:
+        """A number that changes whenever a resource's state may have (see the class)."""
+        ...
+
+
+class Store(JobStore, FleetControl, WorkerRegistry, InfoCache, ResourcePools, Protocol):
     """Every role over one backend, as ``open_store`` returns it."""
 
     async def close(self) -> None:

@@ -15,6 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
+from hauler.resources import (
+    Counters,
+    Resource,
+    ResourceSpec,
+    ResourceState,
+    Use,
+    spec_from_record,
+    spec_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,3 +146,97 @@ def info_keys(keys: Sequence[str], ttl_s: float) -> list[str]:
     if not (math.isfinite(ttl_s) and ttl_s > 0):
         raise ValueError(f"put_info needs a positive, finite ttl_s, not {ttl_s!r}")
     return list(dict.fromkeys(keys))
+
+
+# --- resources (ResourcePools) ---------------------------------------------------------------
+
+
+def resource_spec_to_json(spec: ResourceSpec) -> str:
+    """A resource's spec as stored, secrets included (the store is trusted; never log it)."""
+    return json.dumps(spec_record(spec), separators=(",", ":"))
+
+
+def resource_spec_from_json(text: str) -> ResourceSpec:
+    """The inverse of ``resource_spec_to_json``."""
+    return spec_from_record(json.loads(text))
+
+
+def counters_to_json(counters: Counters) -> str:
+    """A resource's counters as stored."""
+    record = dataclasses.asdict(counters)
+    record["failures"] = dict(counters.failures)
+    return json.dumps(record, separators=(",", ":"))
+
+
+def counters_from_json(text: str) -> Counters:
+    """The inverse of ``counters_to_json``."""
+    data = json.loads(text)
+    data["failures"] = {str(k): int(v) for k, v in (data.get("failures") or {}).items()}
+    return Counters(**data)
+
+
+def live_to_json(resource: Resource) -> str:
+    """What changes as a resource is used (state, until, counters, times), as one record: the
+    Redis value of ``res:ID``, read by every ``lend``. The spec is stored apart."""
+    return json.dumps(
+        {
+            "state": resource.state.value,
+            "until": resource.until,
+            "counters": json.loads(counters_to_json(resource.counters)),
+            "created_at": resource.created_at,
+            "updated_at": resource.updated_at,
+        },
+        separators=(",", ":"),
+    )
+
+
+def resource_from_live(resource_id: str, spec: ResourceSpec, text: str) -> Resource:
+    """A ``Resource`` from its spec and its ``live_to_json`` record."""
+    data = json.loads(text)
+    return resource_from_fields(
+        resource_id,
+        spec,
+        {
+            "state": data["state"],
+            "until": data.get("until"),
+            "counters": json.dumps(data.get("counters") or {}),
+            "created_at": data.get("created_at", 0.0),
+            "updated_at": data.get("updated_at", 0.0),
+        },
+    )
+
+
+def resource_from_fields(
+    resource_id: str, spec: ResourceSpec, fields: Mapping[str, Any]
+) -> Resource:
+    """A ``Resource`` from its spec and its live columns (SQLite: ``state``, ``until``,
+    ``counters`` as JSON, ``created_at``, ``updated_at``)."""
+    return Resource(
+        id=resource_id,
+        spec=spec,
+        state=ResourceState(fields["state"]),
+        until=_opt_float(fields.get("until")),
+        counters=counters_from_json(str(fields.get("counters") or "{}")),
+        created_at=float(fields.get("created_at") or 0.0),
+        updated_at=float(fields.get("updated_at") or 0.0),
+    )
+
+
+def use_to_json(use: Use) -> str:
+    """One entry of a resource's use history as stored."""
+    return json.dumps(dataclasses.asdict(use), separators=(",", ":"))
+
+
+def use_from_json(text: str) -> Use:
+    """The inverse of ``use_to_json``."""
+    return Use(**json.loads(text))
+
+
+def uses_to_json(uses: Sequence[Use]) -> str:
+    """A use history (oldest first) as one JSON array (SQLite's ``resource_uses.uses``)."""
+    return "[" + ",".join(use_to_json(u) for u in uses) + "]"
+
+
+def uses_from_json(text: str | None) -> list[Use]:
+    """The inverse of ``uses_to_json``; no row reads as no history."""
+    return [Use(**item) for item in json.loads(text)] if text else []

@@ -114,3 +114,35 @@ WHEN OLD.blob <> NEW.blob AND NOT EXISTS (SELECT 1 FROM info_keys WHERE blob = O
 BEGIN
     DELETE FROM info_blobs WHERE id = OLD.blob;
 END;
+
+-- migration: 4
+
+-- The proxy and account pools (ResourcePools, store/base.py). A resource's spec (its secrets
+-- included: the file is created private) is a JSON column apart from what changes at every
+-- lend and give_back (state, until, counters). The use history sits in a table of its own, so
+-- that a lend, which reads the whole kind, never reads it.
+CREATE TABLE resources (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,     -- the order they were added in
+    id         TEXT    NOT NULL UNIQUE,               -- p1, a3: the kind's letter, its counter
+    kind       TEXT    NOT NULL,
+    key        TEXT    NOT NULL UNIQUE,               -- kind:name (ResourceSpec.key)
+    spec       TEXT    NOT NULL,                      -- ResourceSpec as JSON
+    state      TEXT    NOT NULL,
+    until      REAL,                                  -- resting/banned: when it comes back
+    counters   TEXT    NOT NULL,                      -- Counters as JSON
+    created_at REAL    NOT NULL,
+    updated_at REAL    NOT NULL
+);
+CREATE INDEX resources_kind ON resources (kind, seq);
+
+CREATE TABLE resource_uses (
+    id   TEXT PRIMARY KEY,                            -- resources.id
+    uses TEXT NOT NULL                                -- the newest uses, oldest first, JSON
+) WITHOUT ROWID;
+
+-- 'version' (pools_version) and 'next:KIND' (the last id counter given to that kind).
+CREATE TABLE pool_meta (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO pool_meta (name, value) VALUES ('version', 0), ('next:proxy', 0), ('next:account', 0);

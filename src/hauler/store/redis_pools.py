@@ -1,0 +1,291 @@
+"""``ResourcePools`` over the Redis store. Keys, under the namespace's ``{hauler:NAME}`` tag:
+
+- ``pool:KIND:specs``: hash id -> the spec (JSON, secrets included);
+- ``pool:keys``: hash ``kind:name`` -> id (an added spec that is known updates it);
+- ``pool:next:KIND``: the kind's id counter (``p1``, ``a3``: never reused);
+- ``res:ID``: the live record (state, until, counters, times: JSON), read by every lend;
+- ``res:ID:uses``: list of the newest uses (JSON), oldest first;
+- ``pool:KIND:rev``: moved by every write to a resource of the kind (``lend`` WATCHes it);
+- ``pool:KIND:specrev``: moved when the kind's specs change (a client's spec cache is stale);
+- ``pool:version``: ``pools_version``.
+
+``add_resources`` and ``remove_resource`` are Lua scripts (``lua/pool_*.lua``). The
+read-choose-write steps are optimistic: WATCH (the kind's ``rev`` for a lend, the resource's
+keys for the others), read, decide in Python, then MULTI/EXEC, which Redis refuses when a
+watched key changed meanwhile: the step is tried again after a short jittered pause, at most
+``_MAX_TRIES`` times (then ``StoreUnavailable``: the pool is too contended to make progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis import exceptions as rex
+from redis.commands.core import AsyncScript
+
+from hauler.clock import Clock
+from hauler.errors import StoreUnavailable
+from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Use
+from hauler.store import pools_updates as updates
+from hauler.store.base import Chooser, Decider
+from hauler.store.codec import (
+    live_to_json,
+    resource_from_live,
+    resource_spec_from_json,
+    resource_spec_to_json,
+    use_from_json,
+    use_to_json,
+)
+
+# Tries of one optimistic step before giving up, and the first pause between them (doubled
+# each try up to 64 times this, with full jitter, so that contenders spread out).
+_MAX_TRIES = 100
+_PAUSE_S = 0.0005
+
+# (resource, its history, or None when the step does not need it) -> (what to store, the
+# history to store, or None to leave it as it is).
+Change = Callable[[Resource, list[Use] | None], tuple[Resource, list[Use] | None]]
+
+
+@dataclass
+class _KindCache:
+    """A client's copy of one kind's specs, valid while ``pool:KIND:specrev`` is ``specrev``,
+    and the resources it parsed from live records (reused while a record's text is the same:
+    a lend reads the whole kind, and most of it has not changed since the last one)."""
+
+    specrev: str | None = None
+    specs: dict[str, ResourceSpec] = field(default_factory=dict)
+    parsed: dict[str, tuple[str, Resource]] = field(default_factory=dict)
+
+    def resource(self, resource_id: str, text: str) -> Resource:
+        seen = self.parsed.get(resource_id)
+        if seen is not None and seen[0] == text:
+            return seen[1]
+        resource = resource_from_live(resource_id, self.specs[resource_id], text)
+        self.parsed[resource_id] = (text, resource)
+        return resource
+
+
+def _id_order(resource_id: str) -> tuple[str, int]:
+    return resource_id[0], int(resource_id[1:])
+
+
+async def _pause(attempt: int) -> None:
+    await asyncio.sleep(random.uniform(0, _PAUSE_S * 2 ** min(attempt, 6)))
+
+
+class RedisPools:
+    """The ``ResourcePools`` methods of ``RedisStore`` (a mixin: it provides ``_client``,
+    ``_prefix``, ``_clock``, ``_key`` and ``_mapped``)."""
+
+    _client: aioredis.Redis
+    _prefix: str
+    _clock: Clock
+    _pool_caches: dict[ResourceKind, _KindCache] | None = None
+    _pool_scripts: dict[str, AsyncScript] | None = None
+
+    def _key(self, name: str) -> str:
+        raise NotImplementedError  # RedisStore's
+
+    def _mapped(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError  # RedisStore's
+
+    def _cache(self, kind: ResourceKind) -> _KindCache:
+        if self._pool_caches is None:
+            self._pool_caches = {k: _KindCache() for k in ResourceKind}
+        return self._pool_caches[kind]
+
+    async def _pool_script(self, name: str, args: Sequence[Any]) -> Any:
+        if self._pool_scripts is None:
+            lua = files("hauler.store").joinpath("lua")
+            self._pool_scripts = {
+                n: self._client.register_script(lua.joinpath(f"{n}.lua").read_text("utf-8"))
+                for n in ("pool_add", "pool_remove")
+            }
+        with self._mapped():
+            return await self._pool_scripts[name](keys=[self._prefix], args=list(args))
+
+    async def add_resources(self, specs: Sequence[ResourceSpec]) -> list[str]:
+        """See ``ResourcePools.add_resources``: one script call for the batch."""
+        if not specs:
+            return []
+        now = self._clock.now()
+        fresh = Resource(id="", spec=specs[0], created_at=now, updated_at=now)
+        args: list[Any] = [live_to_json(fresh)]
+        for spec in specs:
+            args += [spec.kind.value, updates.ID_LETTER[spec.kind], spec.key,
+                     resource_spec_to_json(spec)]  # fmt: skip
+        return [str(i) for i in await self._pool_script("pool_add", args)]
+
+    async def _specs(self, kind: ResourceKind) -> _KindCache:
+        """The kind's specs, read again only when ``specrev`` moved."""
+        cache = self._cache(kind)
+        with self._mapped():
+            specrev = cast(
+                str | None, await self._client.get(self._key(f"pool:{kind.value}:specrev"))
+            )
+            if specrev != cache.specrev or specrev is None:
+                specs_key = self._key(f"pool:{kind.value}:specs")
+                found = cast(dict[str, str], await self._client.hgetall(specs_key))
+                cache.specs = {i: resource_spec_from_json(t) for i, t in found.items()}
+                cache.parsed.clear()
+                cache.specrev = specrev
+        return cache
+
+    async def _read_kind(self, kind: ResourceKind) -> list[Resource]:
+        cache = await self._specs(kind)
+        ids = sorted(cache.specs, key=_id_order)
+        if not ids:
+            return []
+        with self._mapped():
+            texts = cast(
+                list[str | None], await self._client.mget([self._key(f"res:{i}") for i in ids])
+            )
+        return [cache.resource(i, t) for i, t in zip(ids, texts, strict=True) if t is not None]
+
+    async def list_resources(self, kind: ResourceKind | None = None) -> list[Resource]:
+        """See ``ResourcePools.list_resources``: proxies first, then accounts."""
+        kinds = [kind] if kind is not None else list(ResourceKind)
+        return [r for k in kinds for r in await self._read_kind(k)]
+
+    async def get_resource(self, resource_id: str) -> Resource | None:
+        """See ``ResourcePools.get_resource``."""
+        kind = updates.kind_of_id(resource_id)
+        if kind is None:
+            return None
+        read = await self._read_one(kind, resource_id, with_uses=False)
+        return None if read is None else read[0]
+
+    async def _read_one(
+        self, kind: ResourceKind, resource_id: str, with_uses: bool
+    ) -> tuple[Resource, list[Use] | None] | None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hget(self._key(f"pool:{kind.value}:specs"), resource_id)
+            pipe.get(self._key(f"res:{resource_id}"))
+            if with_uses:
+                pipe.lrange(self._key(f"res:{resource_id}:uses"), 0, -1)
+            with self._mapped():
+                replies = await pipe.execute()
+        spec, live = replies[0], replies[1]
+        if spec is None or live is None:
+            return None
+        uses = [use_from_json(t) for t in replies[2]] if with_uses else None
+        return resource_from_live(resource_id, resource_spec_from_json(spec), live), uses
+
+    async def remove_resource(self, resource_id: str) -> bool:
+        """See ``ResourcePools.remove_resource``: one script."""
+        kind = updates.kind_of_id(resource_id)
+        if kind is None:
+            return False
+        return bool(await self._pool_script("pool_remove", [resource_id, kind.value]))
+
+    async def lend(self, kind: ResourceKind, choose: Chooser) -> Resource | None:
+        """See ``ResourcePools.lend``: WATCH ``pool:KIND:rev``, read the kind, choose, write."""
+        rev = self._key(f"pool:{kind.value}:rev")
+        for attempt in range(_MAX_TRIES):
+            async with self._client.pipeline(transaction=True) as pipe:
+                with self._mapped(), contextlib.suppress(rex.WatchError):
+                    await pipe.watch(rev)
+                    offered = await self._read_kind(kind)
+                    chosen = updates.lent(offered, choose, self._clock.now()) if offered else None
+                    if chosen is None:
+                        return None
+                    before = next(r for r in offered if r.id == chosen.id)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    self._queue_live(pipe, kind, before, chosen)
+                    await pipe.execute()
+                    return chosen
+            await _pause(attempt)
+        raise _contended(kind.value)
+
+    def _queue_live(
+        self, pipe: aioredis.client.Pipeline, kind: ResourceKind, before: Resource,
+        after: Resource,
+    ) -> None:  # fmt: skip
+        """Queue the write of a resource's live record and the revisions it moves."""
+        pipe.set(self._key(f"res:{after.id}"), live_to_json(after))
+        pipe.incr(self._key(f"pool:{kind.value}:rev"))
+        if updates.is_state_changed(before, after):
+            pipe.incr(self._key("pool:version"))
+
+    async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
+        """See ``ResourcePools.give_back``: WATCH the resource's keys, read, decide, write."""
+        now = self._clock.now()
+
+        def change(stored: Resource, history: list[Use] | None) -> tuple[Resource, list[Use]]:
+            return updates.given_back(stored, history or [], use, decide, now)
+
+        return await self._update(resource_id, change, with_uses=True)
+
+    async def resource_uses(self, resource_id: str) -> list[Use]:
+        """See ``ResourcePools.resource_uses``."""
+        with self._mapped():
+            texts = cast(
+                list[str], await self._client.lrange(self._key(f"res:{resource_id}:uses"), 0, -1)
+            )
+        return [use_from_json(t) for t in texts]
+
+    async def set_resource_state(
+        self, resource_id: str, state: ResourceState, until: float | None
+    ) -> bool:
+        """See ``ResourcePools.set_resource_state``."""
+        now = self._clock.now()
+
+        def change(stored: Resource, _: list[Use] | None) -> tuple[Resource, None]:
+            return updates.with_state(stored, state, until, now), None
+
+        return await self._update(resource_id, change, with_uses=False) is not None
+
+    async def reset_resource(self, resource_id: str) -> bool:
+        """See ``ResourcePools.reset_resource``: the history goes too."""
+        now = self._clock.now()
+
+        def change(stored: Resource, _: list[Use] | None) -> tuple[Resource, list[Use]]:
+            return updates.reset(stored, now), []
+
+        return await self._update(resource_id, change, with_uses=False) is not None
+
+    async def _update(self, resource_id: str, change: Change, with_uses: bool) -> Resource | None:
+        """One optimistic read-modify-write of a resource (and its history)."""
+        kind = updates.kind_of_id(resource_id)
+        if kind is None:
+            return None
+        watched = [self._key(f"res:{resource_id}"), self._key(f"res:{resource_id}:uses")]
+        for attempt in range(_MAX_TRIES):
+            async with self._client.pipeline(transaction=True) as pipe:
+                with self._mapped(), contextlib.suppress(rex.WatchError):
+                    await pipe.watch(*watched)
+                    read = await self._read_one(kind, resource_id, with_uses)
+                    if read is None:
+                        return None
+                    after, uses = change(*read)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    self._queue_live(pipe, kind, read[0], after)
+                    if uses is not None:
+                        pipe.delete(watched[1])
+                        if uses:
+                            pipe.rpush(watched[1], *[use_to_json(u) for u in uses])
+                    await pipe.execute()
+                    return after
+            await _pause(attempt)
+        raise _contended(resource_id)
+
+    async def pools_version(self) -> int:
+        """See ``ResourcePools.pools_version``."""
+        with self._mapped():
+            value = await self._client.get(self._key("pool:version"))
+        return int(value or 0)
+
+
+def _contended(what: str) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the pool {what} changed under every one of {_MAX_TRIES} tries; too many workers "
+        "write it at once"
+    )

@@ -1,0 +1,187 @@
+"""``ResourcePools`` over the SQLite store (tables ``resources``, ``resource_uses``,
+``pool_meta``: schema.sql, migration 4; statements: sql/pools.sql).
+
+Every method is one transaction on the store's thread. ``lend`` and ``give_back`` read, call
+the caller's pure callable and write inside one ``BEGIN IMMEDIATE``: no other process can write
+in between, so nothing is ever tried twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from hauler.clock import Clock
+from hauler.resources import Counters, Resource, ResourceKind, ResourceSpec, ResourceState, Use
+from hauler.store import pools_updates as updates
+from hauler.store.base import Chooser, Decider
+from hauler.store.codec import (
+    counters_to_json,
+    resource_from_fields,
+    resource_spec_from_json,
+    resource_spec_to_json,
+    uses_from_json,
+    uses_to_json,
+)
+from hauler.store.sqlite_queries import query
+
+T = TypeVar("T")
+
+
+def _resource(row: dict[str, Any]) -> Resource:
+    return resource_from_fields(str(row["id"]), resource_spec_from_json(row["spec"]), row)
+
+
+def _read(conn: sqlite3.Connection, resource_id: str) -> Resource | None:
+    rows = conn.execute(query("pools.get"), {"id": resource_id}).fetchall()
+    return _resource(rows[0]) if rows else None
+
+
+def _write_live(conn: sqlite3.Connection, before: Resource | None, after: Resource) -> None:
+    """Store what changes in use; a change of state or until moves ``pools_version``."""
+    conn.execute(
+        query("pools.write_live"),
+        {"id": after.id, "state": after.state.value, "until": after.until,
+         "counters": counters_to_json(after.counters), "updated_at": after.updated_at},
+    )  # fmt: skip
+    if updates.is_state_changed(before, after):
+        conn.execute(query("pools.bump_version"))
+
+
+def _add_one(conn: sqlite3.Connection, spec: ResourceSpec, now: float) -> str:
+    params = {"key": spec.key, "spec": resource_spec_to_json(spec), "now": now}
+    found = conn.execute(query("pools.by_key"), params).fetchall()
+    if found:
+        resource_id = str(found[0]["id"])
+        conn.execute(query("pools.update_spec"), {**params, "id": resource_id})
+        return resource_id
+    (row,) = conn.execute(query("pools.next_id"), {"kind": spec.kind.value}).fetchall()
+    resource_id = updates.resource_id(spec.kind, int(row["value"]))
+    conn.execute(
+        query("pools.insert"),
+        {**params, "id": resource_id, "kind": spec.kind.value,
+         "counters": counters_to_json(Counters())},
+    )  # fmt: skip
+    return resource_id
+
+
+class SqlitePools:
+    """The ``ResourcePools`` methods of ``SqliteStore`` (a mixin: it provides ``_run``,
+    ``_write`` and ``_clock``)."""
+
+    _clock: Clock
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
+        raise NotImplementedError  # SqliteStore's
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
+        raise NotImplementedError  # SqliteStore's
+
+    async def add_resources(self, specs: Sequence[ResourceSpec]) -> list[str]:
+        """See ``ResourcePools.add_resources``: one transaction for the batch."""
+        now = self._clock.now()
+
+        def add(conn: sqlite3.Connection) -> list[str]:
+            ids = [_add_one(conn, spec, now) for spec in specs]
+            if ids:
+                conn.execute(query("pools.bump_version"))
+            return ids
+
+        return await self._write(add)
+
+    async def list_resources(self, kind: ResourceKind | None = None) -> list[Resource]:
+        """See ``ResourcePools.list_resources``."""
+        if kind is None:
+            sql, params = query("pools.all"), {}
+        else:
+            sql, params = query("pools.of_kind"), {"kind": kind.value}
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [_resource(row) for row in rows]
+
+    async def get_resource(self, resource_id: str) -> Resource | None:
+        """See ``ResourcePools.get_resource``."""
+        return await self._run(lambda conn: _read(conn, resource_id))
+
+    async def remove_resource(self, resource_id: str) -> bool:
+        """See ``ResourcePools.remove_resource``."""
+
+        def remove(conn: sqlite3.Connection) -> bool:
+            params = {"id": resource_id}
+            if conn.execute(query("pools.remove"), params).rowcount == 0:
+                return False
+            conn.execute(query("pools.forget_uses"), params)
+            conn.execute(query("pools.bump_version"))
+            return True
+
+        return await self._write(remove)
+
+    async def lend(self, kind: ResourceKind, choose: Chooser) -> Resource | None:
+        """See ``ResourcePools.lend``: read, choose and write in one ``BEGIN IMMEDIATE``."""
+        sql, params = query("pools.of_kind"), {"kind": kind.value}
+
+        def take(conn: sqlite3.Connection) -> Resource | None:
+            offered = [_resource(row) for row in conn.execute(sql, params).fetchall()]
+            if not offered:
+                return None
+            chosen = updates.lent(offered, choose, self._clock.now())
+            if chosen is not None:
+                before = next(r for r in offered if r.id == chosen.id)
+                _write_live(conn, before, chosen)
+            return chosen
+
+        return await self._write(take)
+
+    async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
+        """See ``ResourcePools.give_back``: one transaction."""
+
+        def give(conn: sqlite3.Connection) -> Resource | None:
+            stored = _read(conn, resource_id)
+            if stored is None:
+                return None
+            rows = conn.execute(query("pools.uses"), {"id": resource_id}).fetchall()
+            history = uses_from_json(rows[0]["uses"] if rows else None)
+            after, kept = updates.given_back(stored, history, use, decide, self._clock.now())
+            _write_live(conn, stored, after)
+            conn.execute(query("pools.write_uses"), {"id": resource_id, "uses": uses_to_json(kept)})
+            return after
+
+        return await self._write(give)
+
+    async def resource_uses(self, resource_id: str) -> list[Use]:
+        """See ``ResourcePools.resource_uses``."""
+        sql = query("pools.uses")
+        rows = await self._run(lambda conn: conn.execute(sql, {"id": resource_id}).fetchall())
+        return uses_from_json(rows[0]["uses"] if rows else None)
+
+    async def set_resource_state(
+        self, resource_id: str, state: ResourceState, until: float | None
+    ) -> bool:
+        """See ``ResourcePools.set_resource_state``."""
+        now = self._clock.now()
+        return await self._update(resource_id, lambda r: updates.with_state(r, state, until, now))
+
+    async def reset_resource(self, resource_id: str) -> bool:
+        """See ``ResourcePools.reset_resource``: the history goes too."""
+        now = self._clock.now()
+        return await self._update(resource_id, lambda r: updates.reset(r, now), forget_uses=True)
+
+    async def _update(
+        self, resource_id: str, change: Callable[[Resource], Resource], forget_uses: bool = False
+    ) -> bool:
+        def update(conn: sqlite3.Connection) -> bool:
+            stored = _read(conn, resource_id)
+            if stored is None:
+                return False
+            _write_live(conn, stored, change(stored))
+            if forget_uses:
+                conn.execute(query("pools.forget_uses"), {"id": resource_id})
+            return True
+
+        return await self._write(update)
+
+    async def pools_version(self) -> int:
+        """See ``ResourcePools.pools_version``."""
+        sql = query("pools.version")
+        rows = await self._run(lambda conn: conn.execute(sql).fetchall())
+        return int(rows[0]["value"])
