@@ -332,7 +332,8 @@ def _use_strategy() -> st.SearchStrategy[Step]:
 
 def _replay(start: Resource, steps: Sequence[Step], *, keep: bool) -> list[Action]:
     """Feed a resource the steps, storing either the kept history or all of it."""
-    resource, history, now, actions = start, (), 1000.0, []
+    resource, now, actions = start, 1000.0, []
+    history: tuple[Use, ...] = ()
     everything: tuple[Use, ...] = ()
     for delay, error, partner, fault in steps:
         now += delay
