@@ -96,8 +96,14 @@ class Verdict:
 
     def applied_to(self, resource: Resource, now: float) -> Resource:
         """``resource`` with this verdict's state, until and counters."""
-        return replace(
-            resource, state=self.state, until=self.until, counters=self.counters, updated_at=now
+        return Resource(
+            resource.id,
+            resource.spec,
+            self.state,
+            self.until,
+            self.counters,
+            resource.created_at,
+            now,
         )
 
 
@@ -140,20 +146,22 @@ def count_use(counters: Counters, use: Use) -> Counters:
     """The counters after one more use: outcome, last error, latency EWMA (alpha 0.3, over the
     uses that report a latency) and the uses toward a rest (a use the proxy failed by itself
     never reached the site, so it does not tire the account)."""
-    failures = dict(counters.failures)
+    failures = counters.failures
     if use.error_class is not None:
-        failures[use.error_class] = failures.get(use.error_class, 0) + 1
+        failures = {**failures, use.error_class: failures.get(use.error_class, 0) + 1}
     reached_site = not use.is_proxy_fault
     active_since = counters.active_since
     if active_since is None and reached_site:
         active_since = use.at
-    return replace(
-        counters,
+    # Built field by field, not with dataclasses.replace: this runs on every use of the fleet.
+    return Counters(
         uses=counters.uses + 1,
         successes=counters.successes + (1 if use.is_success else 0),
         failures=failures,
         last_error=use.error_class if use.error_class is not None else counters.last_error,
         latency_s=_ewma(counters.latency_s, use.latency_s),
+        in_use=counters.in_use,
+        bans=counters.bans,
         uses_since_rest=counters.uses_since_rest + (1 if reached_site else 0),
         active_since=active_since,
     )
@@ -230,11 +238,11 @@ def history_to_keep(history: Sequence[Use], rules: BanRules, now: float) -> tupl
     counted over them and no further), and the latest bannable failure of each of the most
     recent partners within the window, as many as the larger distinct threshold (older
     partners expire first, so the ones dropped never change a count the rules look at)."""
-    tail = rules.proxy_fault_streak - 1
-    keep = set(range(max(0, len(history) - tail), len(history)))
+    start = max(0, len(history) - (rules.proxy_fault_streak - 1))
     partners = max(rules.proxy_distinct_accounts, rules.account_distinct_proxies)
-    keep.update(_latest_by_partner(history, rules.proxy_window_s, now, limit=partners).values())
-    return tuple(history[index] for index in sorted(keep))
+    latest = _latest_by_partner(history, rules.proxy_window_s, now, limit=partners)
+    older = sorted(index for index in latest.values() if index < start)
+    return (*(history[index] for index in older), *history[start:])
 
 
 def is_tired(counters: Counters, rules: BanRules, now: float) -> bool:
