@@ -42,6 +42,7 @@ class ErrorClass(StrEnum):
     TRANSIENT = "transient"
     THROTTLED = "throttled"
     CONNECTION = "connection"
+    PROXY = "proxy"  # the proxy itself failed (refused, reset, 407): rotate the proxy
     STALLED = "stalled"
     STORE = "store"
     BANNABLE = "bannable"
@@ -93,6 +94,14 @@ class ConnectionFailed(Transient):
     """The connection to the origin failed."""
 
     error_class = ErrorClass.CONNECTION
+
+
+class ProxyFailed(ConnectionFailed):
+    """The proxy, not the origin, failed: it could not be reached, it refused the connection
+    or the credentials (407), or its tunnel set-up failed. Retried through another proxy; the
+    pools count it against the proxy alone."""
+
+    error_class = ErrorClass.PROXY
 
 
 class ConnectionRefused(ConnectionFailed):

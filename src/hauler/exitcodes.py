@@ -54,6 +54,7 @@ BY_CLASS: dict[ErrorClass, ExitCode] = {
     ErrorClass.CERTIFICATE: ExitCode.FORBIDDEN,
     ErrorClass.TRANSIENT: ExitCode.NETWORK,
     ErrorClass.CONNECTION: ExitCode.NETWORK,
+    ErrorClass.PROXY: ExitCode.NETWORK,
     ErrorClass.STALLED: ExitCode.NETWORK,
     ErrorClass.THROTTLED: ExitCode.NETWORK,
     ErrorClass.BANNABLE: ExitCode.NETWORK,

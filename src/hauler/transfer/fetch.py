@@ -17,10 +17,12 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import yarl
 
+from hauler.botwall import MAX_PAGE_BYTES, is_bot_wall
 from hauler.clock import Clock
 from hauler.config import TransferSettings
 from hauler.errors import (
     BadRequest,
+    BotCheck,
     ConnectionFailed,
     ConnectionRefused,
     Forbidden,
@@ -29,6 +31,7 @@ from hauler.errors import (
     InvalidResponse,
     NotFound,
     OriginChanged,
+    ProxyFailed,
     RangeIgnored,
     Stalled,
     Throttled,
@@ -91,8 +94,8 @@ def client_error(exc: BaseException, url: str, proxy: str | None = None) -> Haul
     if isinstance(exc, aiohttp.TooManyRedirects):
         return BadRequest(f"too many redirects from {where}")
     if proxy is not None and _is_proxy_failure(exc, proxy):
-        # Retried as any connection failure; the message says it was the proxy.
-        return ConnectionFailed(f"{where}: {_proxy_failure(exc, proxy)}")
+        # Retried as any connection failure, and counted against the proxy alone.
+        return ProxyFailed(f"{where}: {_proxy_failure(exc, proxy)}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         # Retrying cannot make a certificate trusted: fail at once, naming the reason.
         return UntrustedCertificate(f"{where}: {exc.certificate_error}")
@@ -301,6 +304,7 @@ class AiohttpFetcher:
             resp = await self._get(url, ask)
             target = redirect_target(resp, url)
             if target is None:
+                await self._refused(resp, url)
                 return self._answer(resp, url, ask)
             resp.release()
             if hop == MAX_REDIRECTS:
@@ -338,6 +342,27 @@ class AiohttpFetcher:
             # The target is the server's text: escaped here, in the stored message too.
             where = f"redirect {hop} from {redact_url(source)} to {redact_url(target)}"
             raise BadRequest(printable(f"{where} refused: {exc.message}")) from exc
+
+    async def _refused(self, resp: aiohttp.ClientResponse, url: str) -> None:
+        """Raise what a refusal really is: ``ProxyFailed`` for a 407 (only a proxy sends it),
+        ``BotCheck`` for a 403/429 web page that reads as a bot wall (the start of its body is
+        read for the signs); other answers go on to ``_answer``."""
+        proxy = self.sessions.proxy_for(url, self.proxy)
+        if resp.status == 407 and proxy is not None:
+            resp.release()
+            raise ProxyFailed(
+                f"{redact_url(url)}: the proxy {redact_url(proxy)} refused the credentials (407)"
+            )
+        if resp.status not in (403, 429) or "html" not in resp.headers.get("Content-Type", ""):
+            return
+        try:
+            page = await resp.content.read(MAX_PAGE_BYTES)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            resp.close()
+            raise client_error(exc, url, proxy) from exc
+        if is_bot_wall(page.decode("utf-8", "replace")):
+            resp.close()
+            raise BotCheck(f"{redact_url(url)} answered {resp.status} with a bot wall")
 
     def _answer(
         self, resp: aiohttp.ClientResponse, url: str, ask: RangeAsk | None
