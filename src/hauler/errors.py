@@ -42,6 +42,7 @@ class ErrorClass(StrEnum):
     TRANSIENT = "transient"
     THROTTLED = "throttled"
     CONNECTION = "connection"
+    NO_RESOURCE = "no_resource"  # every proxy or account resting, banned or busy: wait
     PROXY = "proxy"  # the proxy itself failed (refused, reset, 407): rotate the proxy
     STALLED = "stalled"
     STORE = "store"
@@ -258,3 +259,10 @@ class Interrupted(HaulerError):
 
 class NotLive(Transient):
     """The room is not live now (offline, upcoming, the stream ended): poll it again later."""
+
+
+class NoResource(Transient):
+    """A pool has proxies or accounts, but none usable now (resting, banned, disabled or all
+    busy): the job waits until the first comes back (``retry_after_s``)."""
+
+    error_class = ErrorClass.NO_RESOURCE

@@ -55,6 +55,7 @@ BY_CLASS: dict[ErrorClass, ExitCode] = {
     ErrorClass.TRANSIENT: ExitCode.NETWORK,
     ErrorClass.CONNECTION: ExitCode.NETWORK,
     ErrorClass.PROXY: ExitCode.NETWORK,
+    ErrorClass.NO_RESOURCE: ExitCode.NETWORK,
     ErrorClass.STALLED: ExitCode.NETWORK,
     ErrorClass.THROTTLED: ExitCode.NETWORK,
     ErrorClass.BANNABLE: ExitCode.NETWORK,

@@ -8,12 +8,15 @@ configured proxy.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
+from hauler.errors import HaulerError
 from hauler.models import JobSpec
 from hauler.pipeline.handler import Resources
+from hauler.pools.lender import PoolLender
 
 
 class ResourceBroker(Protocol):
@@ -39,3 +42,35 @@ class FixedResources:
         """The fixed resources; nothing to give back."""
         del spec
         return self._lend()
+
+
+class PooledResources:
+    """Every run is lent a proxy and an account from the store's pools (``PoolLender``) and
+    gives them back with how it ended: a bannable error counts against them, fleet-wide."""
+
+    def __init__(self, lender: PoolLender) -> None:
+        self._lender = lender
+
+    def acquire(self, spec: JobSpec) -> AbstractAsyncContextManager[Resources]:
+        """The pools' proxy and account for one run of ``spec``."""
+        return self._lend(spec)
+
+    @asynccontextmanager
+    async def _lend(self, spec: JobSpec) -> AsyncIterator[Resources]:
+        lent = await self._lender.lend(spec.url, spec.host)
+        resources = Resources(
+            proxy=lent.proxy.spec.name if lent.proxy else None,
+            headers=lent.headers,
+            proxy_id=lent.proxy.id if lent.proxy else None,
+            account_id=lent.account.id if lent.account else None,
+        )
+        started = time.monotonic()
+        try:
+            yield resources
+        except HaulerError as exc:
+            await self._lender.give_back(lent, spec.host, exc, time.monotonic() - started)
+            raise
+        except BaseException:
+            await self._lender.give_back(lent, spec.host, None, None, is_counted=False)
+            raise
+        await self._lender.give_back(lent, spec.host, None, time.monotonic() - started)

@@ -34,6 +34,9 @@ class Resources:
 
     proxy: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Which pool resources they are (their ids, never their secrets), for the job's result.
+    proxy_id: str | None = None
+    account_id: str | None = None
 
 
 async def _discard(result: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from hauler.models import JobKind, JobSpec
 from hauler.observe import NullObserver, Observer
 from hauler.pipeline.acquire import FixedResources, ResourceBroker
 from hauler.pipeline.finalize import finalize, write_sidecar
-from hauler.pipeline.handler import Continuation, JobRun, RunOptions
+from hauler.pipeline.handler import Continuation, JobRun, Resources, RunOptions
 from hauler.pipeline.outcome import Artifact, Outcome
 from hauler.pipeline.resolve import Resolver
 from hauler.pipeline.verify import verify
@@ -112,7 +112,7 @@ class Pipeline:
             job = JobRun(
                 spec, job_id, self.output_dir, self.options, resources, progress, continuation
             )
-            outcome = await self._handle(job, kind)
+            outcome = _with_resources(await self._handle(job, kind), resources)
             verified = await _verified(outcome)
         on_existing = self.options.on_existing
         final = [
@@ -161,6 +161,14 @@ async def _verified(outcome: Outcome) -> list[Artifact]:
         if outcome.scratch is not None:
             shutil.rmtree(outcome.scratch, ignore_errors=True)
         raise
+
+
+def _with_resources(outcome: Outcome, resources: Resources) -> Outcome:
+    """``outcome`` saying which pool proxy and account served it (ids, never secrets)."""
+    used = {"proxy": resources.proxy_id, "account": resources.account_id}
+    if not any(used.values()):
+        return outcome
+    return replace(outcome, details={**outcome.details, "resources": used})
 
 
 def _beside(path: Path, suffix: str) -> Path:

@@ -1,0 +1,196 @@
+"""``PoolLender``: proxies and accounts lent from the store's pools to one run of a job. Each
+is chosen in the store atomically by the configured strategy (``policy.selection``) and given
+back with how the run ended, which the ban policy (``policy.ban``) turns into the resource's
+new counters and state for the whole fleet. A proxy and an account that last succeeded for a
+site are asked for again (sticky) while they stay usable. The pipeline's acquire stage
+(``pipeline.acquire.PooledResources``) lends through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from hauler.clock import Clock, SystemClock
+from hauler.cookies import cookie_header, parse_cookies
+from hauler.errors import HaulerError, NoResource, ProxyFailed
+from hauler.policy import ban, selection
+from hauler.resources import Resource, ResourceKind, ResourceState, Strategy, Use
+from hauler.store.base import Decider, ResourcePools
+
+_log = logging.getLogger(__name__)
+# How many resources a worker remembers as good for one site (its concurrent lanes, at most).
+STICKY_PER_SITE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRules:
+    """How the pools are used: the strategy, the ban thresholds, and at most how many jobs
+    share one proxy or account at once (None: no limit)."""
+
+    strategy: Strategy = Strategy.LEAST_CONNECTIONS
+    bans: ban.BanRules = field(default_factory=ban.BanRules)
+    max_in_use: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lent:
+    """What one run holds: its proxy and account (either None when that pool is empty), and
+    the headers the account sends to the run's URL."""
+
+    proxy: Resource | None
+    account: Resource | None
+    headers: Mapping[str, str]
+
+
+class PoolLender:
+    """Lends from ``pools`` (a store with the ``ResourcePools`` role)."""
+
+    def __init__(
+        self,
+        pools: ResourcePools,
+        rules: PoolRules | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._pools = pools
+        self._rules = rules or PoolRules()
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._cursors: Counter[ResourceKind] = Counter()
+        # (kind, site) → the resources that last served it well, the latest first. A run asks
+        # for the first one no other run of this worker holds: each concurrent lane keeps its
+        # own proxy and account while they keep succeeding.
+        self._good: dict[tuple[ResourceKind, str], deque[str]] = {}
+        self._held: Counter[str] = Counter()
+
+    async def lend(self, url: str, site: str) -> Lent:
+        """A proxy and an account for one run fetching ``url`` from ``site``. ``NoResource``
+        (the job waits) when a pool has resources but none usable now."""
+        proxy = await self._lend(ResourceKind.PROXY, site)
+        try:
+            account = await self._lend(ResourceKind.ACCOUNT, site)
+        except BaseException:
+            await self.give_back(Lent(proxy, None, {}), site, None, None, is_counted=False)
+            raise
+        headers = account_headers(account, url, self._clock.now()) if account else {}
+        return Lent(proxy, account, headers)
+
+    async def _lend(self, kind: ResourceKind, site: str) -> Resource | None:
+        """One resource of ``kind`` for ``site``; None when the pool is empty; ``NoResource``
+        (the job waits) when it has resources but none usable now."""
+        sticky = next((i for i in self._good.get((kind, site), ()) if not self._held[i]), None)
+        self._cursors[kind] += 1
+        cursor = self._cursors[kind]
+        seen: list[Sequence[Resource]] = []
+
+        def pick(candidates: Sequence[Resource], now: float) -> Resource | None:
+            seen.append(candidates)
+            chosen = selection.choose(
+                candidates,
+                self._rules.strategy,
+                now=now,
+                cursor=cursor,
+                rng=self._rng,
+                sticky_id=sticky,
+                site=site,
+                region=None,
+                max_in_use=self._rules.max_in_use,
+            )
+            return ban.restore(chosen, now) if chosen is not None else None
+
+        lent = await self._pools.lend(kind, pick)
+        if lent is not None:
+            self._held[lent.id] += 1
+            return lent
+        if not seen or not seen[-1]:
+            return None
+        back_at = selection.first_back_at(seen[-1], self._clock.now())
+        wait_s = max(1.0, (back_at or self._clock.now() + 60.0) - self._clock.now())
+        raise NoResource(
+            f"no {kind.value} usable for {site} now (all resting, banned, disabled or busy);"
+            f" the first comes back in {wait_s:.0f} s",
+            retry_after_s=wait_s,
+        )
+
+    async def give_back(
+        self,
+        lent: Lent,
+        site: str,
+        error: HaulerError | None,
+        latency_s: float | None,
+        *,
+        is_counted: bool = True,
+    ) -> None:
+        """Return what ``lent`` holds after a run that ended with ``error`` (None: success)
+        in ``latency_s``; ``is_counted`` False (a cancelled run) frees it, judging nothing."""
+        now = self._clock.now()
+        error_class = None if error is None else str(error.error_class)
+        is_proxy_fault = isinstance(error, ProxyFailed)
+        pairs = ((lent.proxy, lent.account), (lent.account, lent.proxy))
+        for resource, partner in pairs:
+            if resource is None:
+                continue
+            use = Use(
+                resource.id,
+                now,
+                error_class,
+                latency_s if error is None else None,
+                is_proxy_fault,
+                partner.id if partner else None,
+            )
+            self._held[resource.id] -= 1
+            given = await self._pools.give_back(resource.id, use, self._decider(now, is_counted))
+            self._remember(resource.spec.kind, site, resource.id, given, error)
+
+    def _decider(self, now: float, is_counted: bool) -> Decider:
+        rules = self._rules.bans
+
+        def decide(resource: Resource, seen: Sequence[Use]) -> tuple[Resource, Sequence[Use]]:
+            if not is_counted:  # a cancelled run: the resource is free again, nothing judged
+                return resource, seen[:-1]
+            # The store counted the lend as a use already; the policy counts the use it judges.
+            lent = resource.counters
+            judged = replace(resource, counters=replace(lent, uses=max(0, lent.uses - 1)))
+            verdict = ban.decide(judged, seen[-1], seen[:-1], rules, now)
+            if verdict.is_ban:
+                _log.warning(
+                    "%s %s banned: %s", resource.spec.kind.value, resource.id, verdict.reason
+                )
+            return verdict.applied_to(resource, now), verdict.history
+
+        return decide
+
+    def _remember(
+        self,
+        kind: ResourceKind,
+        site: str,
+        resource_id: str,
+        given: Resource | None,
+        error: HaulerError | None,
+    ) -> None:
+        """A success puts the resource first for its site; a failure drops it."""
+        good = self._good.setdefault((kind, site), deque(maxlen=STICKY_PER_SITE))
+        with contextlib.suppress(ValueError):
+            good.remove(resource_id)
+        if given is not None and error is None and given.state is ResourceState.ACTIVE:
+            good.appendleft(resource_id)
+
+
+def account_headers(account: Resource, url: str, now: float) -> Mapping[str, str]:
+    """The headers an account sends to ``url``: its own, its cookies that match the URL as one
+    ``Cookie`` header, its token as ``Authorization: Bearer``."""
+    spec = account.spec
+    headers = dict(spec.headers)
+    if spec.cookies:
+        cookies = parse_cookies(spec.cookies.splitlines(), f"account {account.id}")
+        header = cookie_header(cookies, url, now)
+        if header:
+            headers["Cookie"] = header
+    if spec.token:
+        headers["Authorization"] = f"Bearer {spec.token}"
+    return headers
