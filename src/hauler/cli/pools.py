@@ -1,0 +1,372 @@
+"""The proxy and account pools: ``hauler proxy …``, ``hauler account …`` and ``hauler pools``.
+
+States are set in the store, so the whole fleet sees a ban, unban or reset at once. Nothing here
+prints a secret: proxy URLs with their password masked, accounts by name with only the presence
+(and count) of their cookies, token and secret headers (``hauler.poolviews``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hauler import poolops
+from hauler.cli.app import app, globals_of, usage_error
+from hauler.cli.connection import stderr, with_store
+from hauler.cli.queue_views import clock_time, print_json
+from hauler.clock import SystemClock
+from hauler.poolops import BadResource, SpecParser
+from hauler.poolviews import (
+    ImportReport,
+    PoolListing,
+    cookie_count,
+    failures_total,
+    import_record,
+    listing_record,
+    resource_record,
+    seconds_left,
+    success_ratio,
+)
+from hauler.redact import is_secret_header, printable, redact_url
+from hauler.resources import Resource, ResourceKind
+from hauler.units import parse_duration
+
+T = TypeVar("T")
+EXIT_NOT_FOUND = 1
+EXIT_BAD_LINES = 1
+CLOCK = SystemClock()
+# Piped (to grep, a file), a table is as wide as its rows: rich would cut it to 80 columns.
+PIPED_WIDTH = 1000
+stdout = Console(highlight=False, soft_wrap=True)
+if not stdout.is_terminal:
+    stdout.width = PIPED_WIDTH
+
+proxy_app = typer.Typer(
+    help="The proxy pool the whole fleet shares: add, import, list, ban, unban, reset, remove.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+account_app = typer.Typer(
+    help="The account pool (cookies, headers, tokens) the whole fleet shares.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(proxy_app, name="proxy")
+app.add_typer(account_app, name="account")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Sites = Annotated[
+    list[str] | None,
+    typer.Option("--site", help="Use it only for this host and its subdomains (repeatable)."),
+]
+ResourceId = Annotated[str, typer.Argument(help="Its id, as `list` shows it (p1, a3).")]
+BanFor = Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1d.")]
+ImportFile = Annotated[Path, typer.Argument(help="The file to import.")]
+NOUNS = {ResourceKind.PROXY: "proxy", ResourceKind.ACCOUNT: "account"}
+
+
+def _store_url(ctx: typer.Context) -> str:
+    return globals_of(ctx).settings.store
+
+
+def _checked(make: Callable[[], T]) -> T:
+    """``make()``; a ``BadResource`` is one line (secrets masked) and exit 2."""
+    try:
+        return make()
+    except BadResource as exc:
+        usage_error(exc.message)
+
+
+def human_left(seconds: float | None) -> str:
+    """``29m 59s``, ``2h 5m``, ``1d 3h``: how long until a resource comes back."""
+    if seconds is None:
+        return ""
+    left = int(seconds)
+    if left <= 0:
+        return "now"
+    for unit_s, unit, sub_s, sub in ((86400, "d", 3600, "h"), (3600, "h", 60, "m")):
+        if left >= unit_s:
+            return f"{left // unit_s}{unit} {left % unit_s // sub_s}{sub}"
+    return f"{left // 60}m {left % 60}s" if left >= 60 else f"{left}s"
+
+
+def _failures(resource: Resource) -> str:
+    failures = resource.counters.failures
+    if not failures:
+        return "0"
+    by_class = ", ".join(f"{name} {count}" for name, count in sorted(failures.items()))
+    return f"{failures_total(resource.counters)} ({by_class})"
+
+
+def _score(resource: Resource) -> str:
+    ratio = success_ratio(resource.counters)
+    return "-" if ratio is None else f"{ratio:.2f}"
+
+
+def _latency(resource: Resource) -> str:
+    latency_s = resource.counters.latency_s
+    return "-" if latency_s is None else f"{latency_s * 1000:.0f} ms"
+
+
+def _sends(resource: Resource) -> str:
+    """What an account sends, secrets as ``***``: ``cookies: 3 (***), token ***, X-A: ***``."""
+    spec = resource.spec
+    parts = [f"cookies: {cookie_count(spec.cookies)} (***)"] if spec.cookies else []
+    parts += ["token ***"] if spec.token else []
+    parts += [f"{k}: {'***' if is_secret_header(k) else v}" for k, v in spec.headers.items()]
+    return ", ".join(parts)
+
+
+def pool_table(resources: list[Resource], kind: ResourceKind, now: float) -> Table:
+    """id, state, time left, score, uses, failures by class, latency, in use, bans, and the
+    masked URL (a proxy) or the name and what it sends (an account)."""
+    last = ("url", "sites") if kind is ResourceKind.PROXY else ("name", "sends", "sites")
+    columns = ("id", "state", "back in", "score", "uses", "failures", "latency", "in use", "bans")
+    table = Table(*columns, *last, box=None)
+    for resource in resources:
+        spec, counters = resource.spec, resource.counters
+        if kind is ResourceKind.PROXY:
+            tail = [Text(printable(redact_url(spec.name)))]
+        else:
+            tail = [Text(printable(spec.name)), Text(printable(_sends(resource)))]
+        table.add_row(
+            resource.id,
+            resource.state.value,
+            human_left(seconds_left(resource, now)),
+            _score(resource),
+            str(counters.uses),
+            _failures(resource),
+            _latency(resource),
+            str(counters.in_use),
+            str(counters.bans),
+            *tail,
+            Text(printable(" ".join(spec.sites))),
+        )
+    return table
+
+
+def _print_listing(listing: PoolListing, kind: ResourceKind) -> None:
+    resources = listing.of_kind(kind)
+    if resources:
+        stdout.print(pool_table(resources, kind, listing.at))
+    else:
+        _say(f"no {NOUNS[kind]} in the pool")
+
+
+def _say(line: str) -> None:
+    stdout.print(line, markup=False)
+
+
+def _not_found(kind: ResourceKind, resource_id: str) -> typer.Exit:
+    stderr.print(f"hauler: no {NOUNS[kind]} {printable(resource_id)}", markup=False)
+    return typer.Exit(EXIT_NOT_FOUND)
+
+
+def _print_added(added: list[Resource], as_json: bool) -> None:
+    if as_json:
+        now = CLOCK.now()
+        print_json({"added": [resource_record(r, now) for r in added]})
+        return
+    for resource in added:
+        shown = resource.spec.name
+        if resource.spec.kind is ResourceKind.PROXY:
+            shown = redact_url(shown)
+        _say(f"added {resource.id} {printable(shown)}")
+
+
+def _import(ctx: typer.Context, path: Path, parse: SpecParser, as_json: bool) -> None:
+    try:
+        with path.open(encoding="utf-8", errors="surrogateescape") as handle:
+            specs, bad = poolops.parse_lines(handle, parse)
+    except OSError as exc:
+        usage_error(f"cannot read {printable(str(path))}: {exc.strerror or exc}")
+    report: ImportReport = with_store(
+        _store_url(ctx), lambda store: poolops.import_specs(store, specs, bad, CLOCK)
+    )
+    for line in report.bad:
+        stderr.print(f"line {line.line_no}: {line.reason}", markup=False)
+    if as_json:
+        print_json(import_record(report))
+    else:
+        refused = f", {len(report.bad)} bad lines" if report.bad else ""
+        _say(f"added {len(report.added)}{refused}")
+    if report.bad:
+        raise typer.Exit(EXIT_BAD_LINES)
+
+
+def _register_common(sub: typer.Typer, kind: ResourceKind) -> None:
+    """``list``, ``ban``, ``unban``, ``reset`` and ``remove``, the same for both pools."""
+    noun = NOUNS[kind]
+
+    def _one(resource: Resource | None, resource_id: str, verb: str, as_json: bool) -> None:
+        if resource is None:
+            raise _not_found(kind, resource_id)
+        if as_json:
+            print_json(resource_record(resource, CLOCK.now()))
+        else:
+            _say(f"{verb} {resource.id}: {resource.state.value}{_until(resource)}")
+
+    @sub.command(
+        "list",
+        help=f"Every {noun}: state, time left before it comes back, score, "
+        "uses, failures by class, latency, in use, bans.",
+    )
+    def list_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
+        listing = with_store(_store_url(ctx), lambda store: poolops.list_pools(store, kind, CLOCK))
+        if as_json:
+            print_json([resource_record(r, listing.at) for r in listing.resources])
+        else:
+            _print_listing(listing, kind)
+
+    @sub.command("ban", help=f"Ban a {noun} for the whole fleet (1h unless --for).")
+    def ban_command(
+        ctx: typer.Context,
+        resource_id: ResourceId,
+        *,
+        for_text: BanFor = "1h",
+        as_json: JsonFlag = False,
+    ) -> None:
+        for_s = _duration(for_text)
+        found = with_store(
+            _store_url(ctx), lambda store: poolops.ban(store, kind, resource_id, for_s, CLOCK)
+        )
+        _one(found, resource_id, "banned", as_json)
+
+    @sub.command("unban", help=f"Make a {noun} active again at once (counters kept).")
+    def unban_command(
+        ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
+    ) -> None:
+        found = with_store(_store_url(ctx), lambda s: poolops.unban(s, kind, resource_id))
+        _one(found, resource_id, "unbanned", as_json)
+
+    @sub.command("reset", help=f"Zero a {noun}'s counters and history; make it active.")
+    def reset_command(
+        ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
+    ) -> None:
+        found = with_store(_store_url(ctx), lambda s: poolops.reset(s, kind, resource_id))
+        _one(found, resource_id, "reset", as_json)
+
+    @sub.command("remove", help=f"Forget a {noun} and its history.")
+    def remove_command(
+        ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
+    ) -> None:
+        removed = with_store(_store_url(ctx), lambda s: poolops.remove(s, kind, resource_id))
+        if not removed:
+            raise _not_found(kind, resource_id)
+        if as_json:
+            print_json({"removed": resource_id})
+        else:
+            _say(f"removed {resource_id}")
+
+    del list_command, ban_command, unban_command, reset_command, remove_command
+
+
+def _until(resource: Resource) -> str:
+    if resource.until is None:
+        return ""
+    left = human_left(seconds_left(resource, CLOCK.now()))
+    return f" for {left} (until {clock_time(resource.until)} UTC)"
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--for'") from None
+    if seconds <= 0:
+        raise typer.BadParameter("a ban lasts more than 0 seconds", param_hint="'--for'")
+    return seconds
+
+
+@proxy_app.command("add")
+def proxy_add_command(
+    ctx: typer.Context,
+    urls: Annotated[
+        list[str],
+        typer.Argument(
+            help="scheme://[user:password@]host:port, scheme one of http, https, socks5, socks5h."
+        ),
+    ],
+    *,
+    weight: Annotated[float, typer.Option("--weight", help="Share under `weighted`.")] = 1.0,
+    region: Annotated[str | None, typer.Option("--region", help="A job may pin one.")] = None,
+    sites: Sites = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add proxies (or update one already in the pool: same URL)."""
+    specs = _checked(lambda: [poolops.proxy_spec(url, weight, region, sites or ()) for url in urls])
+    added = with_store(_store_url(ctx), lambda store: poolops.add(store, specs))
+    _print_added(added, as_json)
+
+
+@proxy_app.command("import")
+def proxy_import_command(
+    ctx: typer.Context, path: ImportFile, *, as_json: JsonFlag = False
+) -> None:
+    """Add the proxies of a file: one URL a line, or JSON lines with url, weight, region, sites.
+    Bad lines are reported by number (exit 1); the rest are added."""
+    _import(ctx, path, poolops.proxy_line, as_json)
+
+
+@account_app.command("add")
+def account_add_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The account's name (shown in listings).")],
+    *,
+    cookies: Annotated[
+        Path | None, typer.Option("--cookies", help="A Netscape cookies.txt file.")
+    ] = None,
+    headers: Annotated[
+        list[str] | None, typer.Option("--header", help="'Name: value' to send (repeatable).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Sent as Authorization: Bearer.")
+    ] = None,
+    sites: Sites = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an account (or update the one of that name): cookies, headers and/or a token."""
+    spec = _checked(
+        lambda: poolops.account_spec(
+            name,
+            poolops.read_cookies(cookies) if cookies is not None else None,
+            dict(poolops.parse_header(h) for h in headers or ()),
+            token,
+            sites or (),
+        )
+    )
+    added = with_store(_store_url(ctx), lambda store: poolops.add(store, [spec]))
+    _print_added(added, as_json)
+
+
+@account_app.command("import")
+def account_import_command(
+    ctx: typer.Context, path: ImportFile, *, as_json: JsonFlag = False
+) -> None:
+    """Add the accounts of a JSON lines file: name, cookies (a cookies file's path, relative
+    to the imported file, or its text), headers, token, sites. Bad lines are reported by
+    number (exit 1); the rest are added."""
+    _import(ctx, path, poolops.account_parser(path.parent), as_json)
+
+
+_register_common(proxy_app, ResourceKind.PROXY)
+_register_common(account_app, ResourceKind.ACCOUNT)
+
+
+@app.command("pools")
+def pools_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
+    """Both pools: the proxies, then the accounts."""
+    listing = with_store(_store_url(ctx), lambda store: poolops.list_pools(store, None, CLOCK))
+    if as_json:
+        print_json(listing_record(listing))
+        return
+    _say("proxies")
+    _print_listing(listing, ResourceKind.PROXY)
+    _say("accounts")
+    _print_listing(listing, ResourceKind.ACCOUNT)
