@@ -45,7 +45,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
-from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Use
+from hauler.resources import (
+    Resource,
+    ResourceKind,
+    ResourceSpec,
+    ResourceState,
+    Strategy,
+    Use,
+)
 
 # After this many lost leases a job is failed (class "lost") instead of queued again.
 MAX_LOST_LEASES = 10
@@ -307,6 +314,42 @@ class ResourcePools(Protocol):
         resource as stored, or None (nothing written) when ``choose`` returns None. Two callers
         never both take the last slot: each chooses on what the other wrote. Raises
         ``ValueError`` when ``choose`` returns a resource that was not offered."""
+        ...
+
+    async def lend_by(
+        self,
+        kind: ResourceKind,
+        strategy: Strategy,
+        *,
+        site: str | None = None,
+        region: str | None = None,
+        sticky_id: str | None = None,
+        max_in_use: int | None = None,
+        rng_value: float = 0.0,
+    ) -> Resource | None:
+        """Atomically pick a resource of ``kind`` by a built-in strategy, in the store itself
+        (one SQLite transaction, one Redis script: no resource list crosses the wire), and
+        store it with ``in_use + 1`` and ``uses + 1``, restored to active (its use since the
+        last rest forgotten) when its rest or ban was over. Returns it as stored, or None
+        (nothing written) when none is eligible.
+
+        Eligible: active, or resting/banned with ``until`` over; fewer than ``max_in_use`` lent
+        (no limit when None); serving ``site`` (a resource with no sites serves every site, one
+        tied to sites only those and their subdomains, and no request without a site) and in
+        ``region`` when one is asked (case ignored). The eligible ``sticky_id`` is kept;
+        otherwise, in the order resources were added, with the kind's cursor (the position of
+        the last resource ``lend_by`` picked, any strategy, any worker):
+
+        - ``round_robin``: the first eligible after the cursor, wrapping around;
+        - ``least_connections``: the fewest ``in_use``, ties the first after the cursor;
+        - ``fastest``: the best ``hauler.policy.selection.score`` (compared in steps of 1e-4),
+          ties the first after the cursor;
+        - ``weighted``: the first whose running sum of ``max(0, spec.weight)`` exceeds
+          ``rng_value`` x their total (all weights 0: the ``floor(rng_value x count)``-th).
+
+        ``rng_value`` (in [0, 1), else ``ValueError``) is drawn by the caller, so that a pick
+        is deterministic given it. Atomic with ``lend`` and every other write: two callers
+        never both take the last slot."""
         ...
 
     async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:

@@ -7,9 +7,13 @@
 - ``res:ID:uses``: list of the newest uses (JSON), oldest first;
 - ``pool:KIND:rev``: moved by every write to a resource of the kind (``lend`` WATCHes it);
 - ``pool:KIND:specrev``: moved when the kind's specs change (a client's spec cache is stale);
-- ``pool:version``: ``pools_version``.
+- ``pool:version``: ``pools_version``;
+- ``lend_by``'s indexes (``lua/pool_lend.lua`` describes them): ``pool:KIND:order``, ``:lc``,
+  ``:fast``, ``:waiting``, ``:wcum`` (sorted sets), ``:weights``, ``:attrs`` (hashes), and
+  ``pool:KIND:cursor``; every write of a live record below keeps them.
 
-``add_resources`` and ``remove_resource`` are Lua scripts (``lua/pool_*.lua``). The
+``add_resources``, ``remove_resource`` and ``lend_by`` are Lua scripts (``lua/pool_*.lua``,
+``lend_by`` one round trip that picks by the indexes, no WATCH). The
 read-choose-write steps are optimistic: WATCH (the kind's ``rev`` for a lend, the resource's
 keys for the others), read, decide in Python, then MULTI/EXEC, which Redis refuses when a
 watched key changed meanwhile: the step is tried again after a short jittered pause, at most
@@ -32,7 +36,14 @@ from redis.commands.core import AsyncScript
 
 from hauler.clock import Clock
 from hauler.errors import StoreUnavailable
-from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Use
+from hauler.resources import (
+    Resource,
+    ResourceKind,
+    ResourceSpec,
+    ResourceState,
+    Strategy,
+    Use,
+)
 from hauler.store import pools_updates as updates
 from hauler.store.base import Chooser, Decider
 from hauler.store.codec import (
@@ -48,6 +59,10 @@ from hauler.store.codec import (
 # each try up to 64 times this, with full jitter, so that contenders spread out).
 _MAX_TRIES = 100
 _PAUSE_S = 0.0005
+
+# An id's number in the low part of an index score (pool_common.lua's SPAN).
+_SPAN = 2**24
+_SCRIPTS = ("pool_add", "pool_remove", "pool_lend")
 
 # (resource, its history, or None when the step does not need it) -> (what to store, the
 # history to store, or None to leave it as it is).
@@ -75,6 +90,14 @@ class _KindCache:
 
 def _id_order(resource_id: str) -> tuple[str, int]:
     return resource_id[0], int(resource_id[1:])
+
+
+def _attrs(spec: ResourceSpec) -> str:
+    """What ``pool_lend.lua`` filters by: ``region\nsite…``, '' when the spec has neither."""
+    if not spec.region and not spec.sites:
+        return ""
+    sites = [updates.normal_host(site) for site in spec.sites]
+    return "\n".join([updates.normal_region(spec.region) or "", *sites])
 
 
 async def _pause(attempt: int) -> None:
@@ -105,9 +128,12 @@ class RedisPools:
     async def _pool_script(self, name: str, args: Sequence[Any]) -> Any:
         if self._pool_scripts is None:
             lua = files("hauler.store").joinpath("lua")
+            common = lua.joinpath("pool_common.lua").read_text("utf-8")
             self._pool_scripts = {
-                n: self._client.register_script(lua.joinpath(f"{n}.lua").read_text("utf-8"))
-                for n in ("pool_add", "pool_remove")
+                n: self._client.register_script(
+                    common + lua.joinpath(f"{n}.lua").read_text("utf-8")
+                )
+                for n in _SCRIPTS
             }
         with self._mapped():
             return await self._pool_scripts[name](keys=[self._prefix], args=list(args))
@@ -118,10 +144,11 @@ class RedisPools:
             return []
         now = self._clock.now()
         fresh = Resource(id="", spec=specs[0], created_at=now, updated_at=now)
-        args: list[Any] = [live_to_json(fresh)]
+        args: list[Any] = [live_to_json(fresh), updates.fast_rank(fresh.counters) * _SPAN]
         for spec in specs:
             args += [spec.kind.value, updates.ID_LETTER[spec.kind], spec.key,
-                     resource_spec_to_json(spec)]  # fmt: skip
+                     resource_spec_to_json(spec), repr(float(spec.weight)),
+                     _attrs(spec)]  # fmt: skip
         return [str(i) for i in await self._pool_script("pool_add", args)]
 
     async def _specs(self, kind: ResourceKind) -> _KindCache:
@@ -184,7 +211,8 @@ class RedisPools:
         kind = updates.kind_of_id(resource_id)
         if kind is None:
             return False
-        return bool(await self._pool_script("pool_remove", [resource_id, kind.value]))
+        args = [resource_id, kind.value, updates.ID_LETTER[kind]]
+        return bool(await self._pool_script("pool_remove", args))
 
     async def lend(self, kind: ResourceKind, choose: Chooser) -> Resource | None:
         """See ``ResourcePools.lend``: WATCH ``pool:KIND:rev``, read the kind, choose, write."""
@@ -214,6 +242,56 @@ class RedisPools:
         pipe.incr(self._key(f"pool:{kind.value}:rev"))
         if updates.is_state_changed(before, after):
             pipe.incr(self._key("pool:version"))
+        self._queue_index(pipe, kind, after)
+
+    def _queue_index(
+        self, pipe: aioredis.client.Pipeline, kind: ResourceKind, after: Resource
+    ) -> None:
+        """Queue ``after``'s places in ``lend_by``'s indexes (pool_lend.lua)."""
+        key = f"pool:{kind.value}:"
+        member = after.id
+        if after.state is ResourceState.DISABLED:
+            for index in ("order", "lc", "fast", "waiting"):
+                pipe.zrem(self._key(key + index), member)
+            return
+        number = int(member[1:])
+        fast = updates.fast_rank(after.counters) * _SPAN + number
+        pipe.zadd(self._key(key + "order"), {member: number})
+        pipe.zadd(self._key(key + "lc"), {member: after.counters.in_use * _SPAN + number})
+        pipe.zadd(self._key(key + "fast"), {member: fast})
+        if after.state is ResourceState.ACTIVE or after.until is None:
+            pipe.zrem(self._key(key + "waiting"), member)
+        else:
+            pipe.zadd(self._key(key + "waiting"), {member: after.until})
+
+    async def lend_by(
+        self,
+        kind: ResourceKind,
+        strategy: Strategy,
+        *,
+        site: str | None = None,
+        region: str | None = None,
+        sticky_id: str | None = None,
+        max_in_use: int | None = None,
+        rng_value: float = 0.0,
+    ) -> Resource | None:
+        """See ``ResourcePools.lend_by``: one script call (``lua/pool_lend.lua``)."""
+        updates.check_rng_value(rng_value)
+        args = [
+            kind.value, updates.ID_LETTER[kind], repr(self._clock.now()), strategy.value,
+            sticky_id or "", "" if max_in_use is None else max_in_use, repr(rng_value),
+            updates.normal_region(region) or "", *updates.site_suffixes(site),
+        ]  # fmt: skip
+        reply = await self._pool_script("pool_lend", args)
+        if reply is None:
+            return None
+        resource_id, live, specrev = (str(part) if part is not None else None for part in reply)
+        cache = self._cache(kind)
+        if specrev is None or specrev != cache.specrev or resource_id not in cache.specs:
+            cache = await self._specs(kind)
+        if resource_id is None or live is None or resource_id not in cache.specs:
+            return None  # removed between the two calls: it was lent, and is gone
+        return cache.resource(resource_id, live)
 
     async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
         """See ``ResourcePools.give_back``: WATCH the resource's keys, read, decide, write."""

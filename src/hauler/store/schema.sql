@@ -146,3 +146,46 @@ CREATE TABLE pool_meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO pool_meta (name, value) VALUES ('version', 0), ('next:proxy', 0), ('next:account', 0);
+
+-- migration: 5
+
+-- What lend_by picks by, as columns beside the JSON (written with it by sqlite_pools):
+-- in_use (least_connections), fast_rank (fastest: pools_updates.fast_rank, smaller is faster),
+-- weight, region (lower case) and has_sites with the sites in resource_sites (the filters), so
+-- that one indexed statement picks without reading every row.
+ALTER TABLE resources ADD COLUMN in_use INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE resources ADD COLUMN fast_rank INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE resources ADD COLUMN weight REAL NOT NULL DEFAULT 1.0;
+ALTER TABLE resources ADD COLUMN region TEXT;
+ALTER TABLE resources ADD COLUMN has_sites INTEGER NOT NULL DEFAULT 0;
+-- weighted: the running sum of max(0, weight) over the kind in seq order (every state), kept
+-- by add and remove, so that the resource a point falls on is found by an index.
+ALTER TABLE resources ADD COLUMN cum_weight REAL NOT NULL DEFAULT 0.0;
+UPDATE resources SET
+    in_use = coalesce(json_extract(counters, '$.in_use'), 0),
+    fast_rank = 1000000 - CAST(
+        ((coalesce(json_extract(counters, '$.successes'), 0) + 1.0)
+            / (coalesce(json_extract(counters, '$.uses'), 0) + 2.0))
+        / max(coalesce(json_extract(counters, '$.latency_s'), 1.0), 0.01) * 10000 AS INTEGER),
+    weight = coalesce(json_extract(spec, '$.weight'), 1.0),
+    region = nullif(lower(json_extract(spec, '$.region')), ''),
+    has_sites = coalesce(json_array_length(spec, '$.sites'), 0) > 0;
+
+CREATE TABLE resource_sites (
+    id   TEXT NOT NULL,                               -- resources.id
+    site TEXT NOT NULL,                               -- a site it is tied to, normalised
+    PRIMARY KEY (id, site)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO resource_sites (id, site)
+SELECT r.id, lower(rtrim(trim(s.value), '.')) FROM resources r, json_each(r.spec, '$.sites') s;
+
+CREATE INDEX resources_load ON resources (kind, in_use, seq);
+CREATE INDEX resources_fast ON resources (kind, fast_rank, seq);
+CREATE INDEX resources_weight ON resources (kind, cum_weight, seq);
+WITH c AS (
+    SELECT id, sum(max(weight, 0.0)) OVER (PARTITION BY kind ORDER BY seq
+        ROWS UNBOUNDED PRECEDING) AS cw
+    FROM resources
+)
+UPDATE resources SET cum_weight = c.cw FROM c WHERE resources.id = c.id;
+-- 'cursor:KIND' (the seq of the last resource lend_by picked) is upserted by lend_by.

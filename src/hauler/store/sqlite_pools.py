@@ -1,19 +1,31 @@
 """``ResourcePools`` over the SQLite store (tables ``resources``, ``resource_uses``,
-``pool_meta``: schema.sql, migration 4; statements: sql/pools.sql).
+``pool_meta``, and ``resource_sites`` with the pick columns of migration 5: schema.sql;
+statements: sql/pools.sql).
 
 Every method is one transaction on the store's thread. ``lend`` and ``give_back`` read, call
 the caller's pure callable and write inside one ``BEGIN IMMEDIATE``: no other process can write
-in between, so nothing is ever tried twice.
+in between, so nothing is ever tried twice. ``lend_by`` picks in SQL instead (one indexed
+``SELECT … ORDER BY … LIMIT 1`` on the pick columns, which every write keeps beside the JSON),
+then writes the one row, in the same transaction.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from hauler.clock import Clock
-from hauler.resources import Counters, Resource, ResourceKind, ResourceSpec, ResourceState, Use
+from hauler.resources import (
+    Counters,
+    Resource,
+    ResourceKind,
+    ResourceSpec,
+    ResourceState,
+    Strategy,
+    Use,
+)
 from hauler.store import pools_updates as updates
 from hauler.store.base import Chooser, Decider
 from hauler.store.codec import (
@@ -43,7 +55,8 @@ def _write_live(conn: sqlite3.Connection, before: Resource | None, after: Resour
     conn.execute(
         query("pools.write_live"),
         {"id": after.id, "state": after.state.value, "until": after.until,
-         "counters": counters_to_json(after.counters), "updated_at": after.updated_at},
+         "counters": counters_to_json(after.counters), "updated_at": after.updated_at,
+         "in_use": after.counters.in_use, "fast_rank": updates.fast_rank(after.counters)},
     )  # fmt: skip
     if updates.is_state_changed(before, after):
         conn.execute(query("pools.bump_version"))
@@ -55,15 +68,65 @@ def _add_one(conn: sqlite3.Connection, spec: ResourceSpec, now: float) -> str:
     if found:
         resource_id = str(found[0]["id"])
         conn.execute(query("pools.update_spec"), {**params, "id": resource_id})
-        return resource_id
-    (row,) = conn.execute(query("pools.next_id"), {"kind": spec.kind.value}).fetchall()
-    resource_id = updates.resource_id(spec.kind, int(row["value"]))
-    conn.execute(
-        query("pools.insert"),
-        {**params, "id": resource_id, "kind": spec.kind.value,
-         "counters": counters_to_json(Counters())},
-    )  # fmt: skip
+    else:
+        (row,) = conn.execute(query("pools.next_id"), {"kind": spec.kind.value}).fetchall()
+        resource_id = updates.resource_id(spec.kind, int(row["value"]))
+        conn.execute(
+            query("pools.insert"),
+            {**params, "id": resource_id, "kind": spec.kind.value,
+             "counters": counters_to_json(Counters()),
+             "fast_rank": updates.fast_rank(Counters())},
+        )  # fmt: skip
+    _write_pick_spec(conn, resource_id, spec)
     return resource_id
+
+
+def _write_pick_spec(conn: sqlite3.Connection, resource_id: str, spec: ResourceSpec) -> None:
+    """The spec's pick columns and sites (what ``lend_by`` filters and weighs by)."""
+    conn.execute(
+        query("pools.write_pick_spec"),
+        {"id": resource_id, "weight": spec.weight, "region": updates.normal_region(spec.region),
+         "has_sites": int(bool(spec.sites))},
+    )  # fmt: skip
+    conn.execute(query("pools.forget_sites"), {"id": resource_id})
+    for site in spec.sites:
+        conn.execute(
+            query("pools.add_site"), {"id": resource_id, "site": updates.normal_host(site)}
+        )
+
+
+# The statements of the band ``lend_by`` orders by before the turn (pools.sql: pick_*_BAND).
+_BAND = {
+    Strategy.ROUND_ROBIN: "turn",
+    Strategy.LEAST_CONNECTIONS: "load",
+    Strategy.FASTEST: "fast",
+}
+
+
+def _pick(conn: sqlite3.Connection, strategy: Strategy, params: dict[str, Any]) -> Any:
+    """The row ``lend_by`` picks (with its ``seq``), or None: the sticky one when eligible,
+    else the strategy's."""
+    if params["sticky"] is not None:
+        rows = conn.execute(query("pools.pick_sticky"), params).fetchall()
+        if rows:
+            return rows[0]
+    if strategy is Strategy.WEIGHTED:
+        (total,) = conn.execute(query("pools.weight_total"), params).fetchall()
+        if total["total"] > 0:
+            point = {**params, "point": params["rng"] * total["total"]}
+            rows = conn.execute(query("pools.pick_weighted"), point).fetchall()
+            rows = rows or conn.execute(query("pools.pick_weighted_wrap"), params).fetchall()
+            return rows[0] if rows else None
+        strategy = Strategy.ROUND_ROBIN  # every weight 0: all alike, in turn
+    band = _BAND[strategy]
+    rows = conn.execute(query(f"pools.pick_first_{band}"), params).fetchall()
+    if not rows:
+        return None
+    # The first of the best band has the lowest seq; the one after the cursor takes its turn.
+    after = conn.execute(
+        query(f"pools.pick_next_{band}"), {**params, "band": rows[0]["band"]}
+    ).fetchall()
+    return after[0] if after else rows[0]
 
 
 class _Parsed:
@@ -115,6 +178,8 @@ class SqlitePools:
 
         def add(conn: sqlite3.Connection) -> list[str]:
             ids = [_add_one(conn, spec, now) for spec in specs]
+            for kind in {spec.kind for spec in specs}:
+                conn.execute(query("pools.sum_weights"), {"kind": kind.value})
             if ids:
                 conn.execute(query("pools.bump_version"))
             return ids
@@ -141,7 +206,11 @@ class SqlitePools:
             params = {"id": resource_id}
             if conn.execute(query("pools.remove"), params).rowcount == 0:
                 return False
+            kind = updates.kind_of_id(resource_id)
+            if kind is not None:
+                conn.execute(query("pools.sum_weights"), {"kind": kind.value})
             conn.execute(query("pools.forget_uses"), params)
+            conn.execute(query("pools.forget_sites"), params)
             conn.execute(query("pools.bump_version"))
             return True
 
@@ -160,6 +229,39 @@ class SqlitePools:
             if chosen is not None:
                 before = next(r for r in offered if r.id == chosen.id)
                 _write_live(conn, before, chosen)
+            return chosen
+
+        return await self._write(take)
+
+    async def lend_by(
+        self,
+        kind: ResourceKind,
+        strategy: Strategy,
+        *,
+        site: str | None = None,
+        region: str | None = None,
+        sticky_id: str | None = None,
+        max_in_use: int | None = None,
+        rng_value: float = 0.0,
+    ) -> Resource | None:
+        """See ``ResourcePools.lend_by``: pick and write in one ``BEGIN IMMEDIATE``."""
+        updates.check_rng_value(rng_value)
+        now = self._clock.now()
+        params: dict[str, Any] = {
+            "kind": kind.value, "strategy": strategy.value, "now": now,
+            "max_in_use": max_in_use, "region": updates.normal_region(region),
+            "suffixes": json.dumps(updates.site_suffixes(site)), "sticky": sticky_id,
+            "rng": rng_value,
+        }  # fmt: skip
+
+        def take(conn: sqlite3.Connection) -> Resource | None:
+            row = _pick(conn, strategy, params)
+            if row is None:
+                return None
+            stored = _resource(dict(row))
+            chosen = updates.lent_by(stored, now)
+            _write_live(conn, stored, chosen)
+            conn.execute(query("pools.move_cursor"), {"kind": kind.value, "seq": row["seq"]})
             return chosen
 
         return await self._write(take)

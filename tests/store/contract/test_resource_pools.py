@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pytest
 
 from hauler.clock import FakeClock
-from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Use
+from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Strategy, Use
 from hauler.store import ResourcePools, Store
 from hauler.store.base import MAX_USE_HISTORY
 from tests.fixtures.stores import Opener
@@ -359,3 +359,193 @@ async def test_the_version_moves_with_every_change_of_state(
     assert await moved()
     await store.remove_resource(pid)
     assert await moved()
+
+
+# --- lend_by: the built-in strategies, in the store ---------------------------------------------
+
+RR = Strategy.ROUND_ROBIN
+LC = Strategy.LEAST_CONNECTIONS
+FAST = Strategy.FASTEST
+WEIGHTED = Strategy.WEIGHTED
+
+
+def proxies(n: int, **more: object) -> list[ResourceSpec]:
+    return [proxy(f"http://127.0.0.1:{1000 + i}", **more) for i in range(n)]
+
+
+async def lend_ids(
+    store: ResourcePools, strategy: Strategy, n: int, **options: object
+) -> list[str]:
+    """The ids of ``n`` lend_by calls in a row (None as '-')."""
+    ids = []
+    for _ in range(n):
+        lent = await store.lend_by(PROXY, strategy, **options)  # type: ignore[arg-type]
+        ids.append(lent.id if lent is not None else "-")
+    return ids
+
+
+async def test_lend_by_stores_one_more_use_and_in_use(
+    store: ResourcePools, clock: FakeClock
+) -> None:
+    await store.add_resources(proxies(2))
+    clock.advance(3)
+    lent = await store.lend_by(PROXY, RR)
+    assert lent is not None and lent.id == "p1"
+    assert (lent.counters.in_use, lent.counters.uses, lent.updated_at) == (1, 1, clock.now())
+    assert await store.get_resource("p1") == lent
+    assert lent.spec == proxies(2)[0] and lent.created_at == clock.now() - 3
+    assert await store.lend_by(ACCOUNT, RR) is None  # no accounts at all
+    with pytest.raises(ValueError, match="rng_value"):
+        await store.lend_by(PROXY, WEIGHTED, rng_value=1.0)
+
+
+async def test_lend_by_round_robin_takes_each_in_turn_and_skips_the_unusable(
+    store: ResourcePools, clock: FakeClock
+) -> None:
+    await store.add_resources(proxies(4))
+    assert await lend_ids(store, RR, 6) == ["p1", "p2", "p3", "p4", "p1", "p2"]
+    await store.set_resource_state("p3", ResourceState.BANNED, clock.now() + HOUR_S)
+    await store.set_resource_state("p4", ResourceState.DISABLED, None)
+    assert await lend_ids(store, RR, 3) == ["p1", "p2", "p1"]
+    await store.remove_resource("p2")
+    await store.add_resources([proxy("http://127.0.0.1:9")])
+    assert await lend_ids(store, RR, 3) == ["p5", "p1", "p5"]
+
+
+async def test_lend_by_least_connections_takes_the_fewest_lent_ties_in_turn(
+    store: ResourcePools,
+) -> None:
+    await store.add_resources(proxies(3))
+    assert await lend_ids(store, LC, 4) == ["p1", "p2", "p3", "p1"]
+    await store.give_back("p2", success("p2", 1.0), tally)  # lent: p1 2, p2 0, p3 1
+    # p2 (0); then p2 and p3 tie at 1: p3, after the cursor (p2); then p2, the fewest again
+    assert await lend_ids(store, LC, 3) == ["p2", "p3", "p2"]
+    counts = [r.counters.in_use for r in await store.list_resources(PROXY)]
+    assert counts == [2, 2, 2]
+
+
+async def test_lend_by_fastest_takes_the_best_score_ties_in_turn(store: ResourcePools) -> None:
+    await store.add_resources(proxies(3))
+    assert await lend_ids(store, FAST, 3) == ["p1", "p2", "p3"]  # all unknown: in turn
+    for pid, latency_s in (("p1", 0.5), ("p2", 0.1), ("p3", 0.3)):
+        use = Use(resource_id=pid, at=1.0, latency_s=latency_s)
+        await store.give_back(pid, use, with_latency)
+    # scores (successes + 1) / (uses + 2) / latency: p1 1.33, p2 6.67, p3 2.22; each lend of
+    # p2 counts a use (5.0, then 4.0): still the best
+    assert await lend_ids(store, FAST, 2) == ["p2", "p2"]
+    await store.set_resource_state("p2", ResourceState.RESTING, 10.0**12)
+    assert await lend_ids(store, FAST, 1) == ["p3"]
+
+
+def with_latency(resource: Resource, history: Sequence[Use]) -> tuple[Resource, Sequence[Use]]:
+    """A decider: a success with the use's latency as the average."""
+    c = resource.counters
+    counters = dataclasses.replace(c, successes=c.successes + 1, latency_s=history[-1].latency_s)
+    return dataclasses.replace(resource, counters=counters), history
+
+
+async def test_lend_by_weighted_picks_by_the_running_sum_of_weights(
+    store: ResourcePools, clock: FakeClock
+) -> None:
+    await store.add_resources(
+        [proxy("http://127.0.0.1:1", weight=1.0), proxy("http://127.0.0.1:2", weight=0.0),
+         proxy("http://127.0.0.1:3", weight=3.0)]
+    )  # fmt: skip
+    # [0, 1) -> p1, [1, 4) -> p3 (of 4); p2 weighs nothing and is never picked
+    picks = {}
+    for rng_value in (0.0, 0.24, 0.25, 0.5, 0.99):
+        lent = await store.lend_by(PROXY, WEIGHTED, rng_value=rng_value)
+        assert lent is not None
+        picks[rng_value] = lent.id
+    assert picks == {0.0: "p1", 0.24: "p1", 0.25: "p3", 0.5: "p3", 0.99: "p3"}
+    await store.set_resource_state("p3", ResourceState.BANNED, clock.now() + HOUR_S)
+    lent = await store.lend_by(PROXY, WEIGHTED, rng_value=0.5)  # p3's share wraps to p1
+    assert lent is not None and lent.id == "p1"
+    await store.remove_resource("p1")
+    assert await store.lend_by(PROXY, WEIGHTED, rng_value=0.1) is None  # only p2 (0) usable
+
+
+async def test_lend_by_weighted_with_every_weight_zero_takes_them_in_turn(
+    store: ResourcePools,
+) -> None:
+    await store.add_resources(proxies(2, weight=0.0))
+    assert await lend_ids(store, WEIGHTED, 3, rng_value=0.7) == ["p1", "p2", "p1"]
+
+
+async def test_lend_by_filters_by_site_and_region(store: ResourcePools) -> None:
+    await store.add_resources(
+        [proxy("http://127.0.0.1:1", sites=("YouTube.com.",)),
+         proxy("http://127.0.0.1:2", region="EU"),
+         proxy("http://127.0.0.1:3", region="us", sites=("example.com",)),
+         proxy("http://127.0.0.1:4")]
+    )  # fmt: skip
+    assert await lend_ids(store, RR, 3, site="www.youtube.com") == ["p1", "p2", "p4"]
+    assert await lend_ids(store, RR, 2, site="notyoutube.com") == ["p2", "p4"]
+    assert await lend_ids(store, RR, 2, region="eu") == ["p2", "p2"]
+    assert await lend_ids(store, RR, 2, region="US", site="a.example.com") == ["p3", "p3"]
+    assert await lend_ids(store, RR, 1, region="us") == ["-"]  # p3 serves example.com only
+    assert await lend_ids(store, LC, 1, site="youtube.com", region="asia") == ["-"]
+
+
+async def test_lend_by_max_in_use_and_sticky(store: ResourcePools) -> None:
+    await store.add_resources(proxies(3))
+    assert await lend_ids(store, RR, 2, sticky_id="p3") == ["p3", "p3"]
+    assert await lend_ids(store, RR, 3, sticky_id="p3", max_in_use=2) == ["p1", "p2", "p1"]
+    assert await lend_ids(store, RR, 2, max_in_use=2) == ["p2", "-"]
+    await store.give_back("p3", success("p3", 1.0), tally)
+    assert await lend_ids(store, LC, 1, sticky_id="p3", max_in_use=2) == ["p3"]
+    assert await lend_ids(store, RR, 1, sticky_id="p9") == ["p1"]
+
+
+async def test_lend_by_restores_a_resource_whose_ban_or_rest_ended(
+    store: ResourcePools, clock: FakeClock
+) -> None:
+    pid, aid = await store.add_resources([proxy(), account()])
+    await store.lend_by(ACCOUNT, RR)
+    await store.give_back(aid, success(aid, clock.now()), tally)
+    await store.set_resource_state(pid, ResourceState.BANNED, clock.now() + HOUR_S)
+    await store.set_resource_state(aid, ResourceState.RESTING, clock.now() + 60)
+    assert await store.lend_by(PROXY, LC) is None
+    assert await store.lend_by(ACCOUNT, FAST) is None
+    version = await store.pools_version()
+    clock.advance(HOUR_S)
+    lent = await store.lend_by(PROXY, LC)
+    assert lent is not None and (lent.state, lent.until) == (ResourceState.ACTIVE, None)
+    assert (lent.counters.uses_since_rest, lent.counters.active_since) == (0, None)
+    assert await store.get_resource(pid) == lent
+    assert await store.pools_version() != version
+    back = await store.lend_by(ACCOUNT, WEIGHTED, rng_value=0.3)
+    assert back is not None and back.state is ResourceState.ACTIVE
+    assert (back.counters.uses, back.counters.successes, back.counters.in_use) == (2, 1, 1)
+
+
+async def test_lend_by_concurrent_lends_never_both_take_the_last_slot(
+    store: ResourcePools, open_more: Opener
+) -> None:
+    (pid,) = await store.add_resources([proxy()])
+    others = [store, *[await open_more() for _ in range(3)]]
+    strategies = list(Strategy)
+    lends = [
+        others[i % 4].lend_by(PROXY, strategies[i % 4], max_in_use=1, rng_value=0.5)
+        for i in range(24)
+    ]
+    results = await asyncio.gather(*lends, others[0].lend(PROXY, one_at_a_time))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1 and winners[0].id == pid
+    stored = await store.get_resource(pid)
+    assert stored is not None and (stored.counters.in_use, stored.counters.uses) == (1, 1)
+
+
+async def test_lend_by_and_lend_see_each_other_and_give_back(
+    store: ResourcePools, open_more: Opener
+) -> None:
+    await store.add_resources(proxies(2))
+    other = await open_more()
+    assert await lend_ids(store, LC, 1) == ["p1"]
+    lent = await other.lend(PROXY, one_at_a_time)  # the chooser sees p1 taken
+    assert lent is not None and lent.id == "p2"
+    assert await lend_ids(other, LC, 1, max_in_use=1) == ["-"]
+    await store.give_back("p1", success("p1", 1.0), tally)
+    assert await lend_ids(other, LC, 1, max_in_use=1) == ["p1"]
+    await store.reset_resource("p2")
+    assert await lend_ids(store, LC, 1, max_in_use=1) == ["p2"]

@@ -1,0 +1,152 @@
+-- pool_lend(kind, letter, now, strategy, sticky_id, max_in_use, rng_value, region, suffixes...)
+-- lend_by in one script: pick a resource of the kind by the
+-- indexes (no record is read but the one picked), then store it with in_use + 1 and uses + 1,
+-- restored to active when its rest or ban is over. '' stands for no sticky id, no limit, no
+-- region. Returns {id, live record, specrev} or nil. The indexes, per kind (pool_add,
+-- pool_remove and redis_pools keep them with every write), members are ids:
+--   order   score = the id's number: every resource not disabled (round_robin)
+--   lc      in_use * SPAN + number (least_connections; ties in turn by number)
+--   fast    fast_rank * SPAN + number (fastest: pools_updates.fast_rank, smaller is faster)
+--   wcum    the running sum of positive weights in id order (weighted), every state
+--   waiting until, for the resting and banned ones (eligible again once until <= now)
+--   attrs   hash id -> "region\nsite\nsite…" for the resources with a region or sites
+-- The live record is JSON that cjson cannot write back exactly (14 digits), so its numbers are
+-- replaced in the text.
+local kind, letter, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now_text, strategy, sticky = ARGV[3], ARGV[4], ARGV[5]
+local max_in_use = tonumber(ARGV[6])
+local rng = tonumber(ARGV[7])
+local region = ARGV[8]
+local K = P .. ':pool:' .. kind .. ':'
+local suffixes = {}
+for i = 9, #ARGV do
+    suffixes[ARGV[i]] = true
+end
+local check_attrs = region ~= '' or redis.call('HLEN', K .. 'attrs') > 0
+local cursor = tonumber(redis.call('GET', K .. 'cursor') or '0')
+
+local function fits(id)
+    local text = redis.call('HGET', K .. 'attrs', id)
+    if not text then
+        return region == ''
+    end
+    local lines = {}
+    for line in string.gmatch(text .. '\n', '([^\n]*)\n') do
+        lines[#lines + 1] = line
+    end
+    if region ~= '' and lines[1] ~= region then
+        return false
+    end
+    if #lines < 2 then
+        return true
+    end
+    for i = 2, #lines do
+        if suffixes[lines[i]] then
+            return true
+        end
+    end
+    return false
+end
+
+local function eligible(id)
+    local load = redis.call('ZSCORE', K .. 'lc', id)
+    if not load then
+        return false -- disabled or gone
+    end
+    local back = redis.call('ZSCORE', K .. 'waiting', id)
+    if back and tonumber(back) > now then
+        return false
+    end
+    if max_in_use and math.floor(tonumber(load) / SPAN) >= max_in_use then
+        return false
+    end
+    return not check_attrs or fits(id)
+end
+
+-- The first eligible member of zset z with a score in [lo, hi] (Redis range syntax).
+local function first_in(z, lo, hi)
+    local offset = 0
+    while true do
+        local batch = redis.call('ZRANGEBYSCORE', z, lo, hi, 'WITHSCORES', 'LIMIT', offset, 32)
+        if #batch == 0 then
+            return nil
+        end
+        for i = 1, #batch, 2 do
+            if eligible(batch[i]) then
+                return batch[i], tonumber(batch[i + 1])
+            end
+        end
+        offset = offset + 32
+    end
+end
+
+-- The best band's first eligible after the cursor, else its first (wrapping around).
+local function in_turn(z)
+    local first, score = first_in(z, '-inf', '+inf')
+    if not first then
+        return nil
+    end
+    local band = math.floor(score / SPAN) * SPAN
+    local after = first_in(z, '(' .. fmt(band + cursor), fmt(band + SPAN - 1))
+    return after or first
+end
+
+local function weighted()
+    local top = redis.call('ZRANGE', K .. 'wcum', -1, -1, 'WITHSCORES')
+    if #top == 0 then
+        return in_turn(K .. 'order') -- every weight 0: all alike, in turn
+    end
+    local point = rng * tonumber(top[2])
+    return first_in(K .. 'wcum', '(' .. string.format('%.17g', point), '+inf')
+        or first_in(K .. 'wcum', '-inf', '+inf')
+end
+
+local id
+if sticky ~= '' and eligible(sticky) then
+    id = sticky
+elseif strategy == 'least_connections' then
+    id = in_turn(K .. 'lc')
+elseif strategy == 'fastest' then
+    id = in_turn(K .. 'fast')
+elseif strategy == 'weighted' then
+    id = weighted()
+else
+    id = in_turn(K .. 'order')
+end
+if not id then
+    return nil
+end
+
+local key = P .. ':res:' .. id
+local live = redis.call('GET', key)
+local function int_field(name)
+    return tonumber(string.match(live, '"' .. name .. '":(%-?%d+)'))
+end
+local function set_field(name, value)
+    live = string.gsub(live, '"' .. name .. '":[^,}]+', '"' .. name .. '":' .. value, 1)
+end
+local in_use, uses = int_field('in_use') + 1, int_field('uses') + 1
+set_field('in_use', in_use)
+set_field('uses', uses)
+set_field('updated_at', now_text)
+if string.match(live, '^{"state":"active"') == nil then
+    -- eligible, so its rest or ban is over: back to active, its use since the rest forgotten
+    live = string.gsub(live, '^{"state":"%a+"', '{"state":"active"', 1)
+    set_field('until', 'null')
+    set_field('uses_since_rest', 0)
+    set_field('active_since', 'null')
+    redis.call('ZREM', K .. 'waiting', id)
+    redis.call('INCR', P .. ':pool:version')
+end
+redis.call('SET', key, live)
+
+local number = tonumber(string.sub(id, #letter + 1))
+local successes = int_field('successes')
+local latency = tonumber(string.match(live, '"latency_s":([^,}]+)')) or 1.0
+local score = ((successes + 1) / (uses + 2)) / math.max(latency, 0.01)
+local rank = 1000000 - math.floor(score * 10000)
+redis.call('ZADD', K .. 'lc', fmt(in_use * SPAN + number), id)
+redis.call('ZADD', K .. 'fast', fmt(rank * SPAN + number), id)
+redis.call('SET', K .. 'cursor', number)
+redis.call('INCR', K .. 'rev')
+return {id, live, redis.call('GET', K .. 'specrev') or false}
