@@ -1,15 +1,19 @@
-"""Pool selection cost: ``lend`` and ``give_back`` per call, on SQLite and on Redis.
+"""Pool selection cost: ``lend_by`` (and the older ``lend`` with a chooser, for comparison)
+and ``give_back`` per call, on SQLite and on Redis.
 
-    python bench/pool_bench.py [--sizes 10 100 1000] [--calls 2000] [--clients 1 4]
-                               [--fsync everysec]
+    python bench/pool_bench.py [--sizes 10 100 1000] [--calls 2000] [--old-calls 400]
+                               [--clients 1 4] [--paths lend_by lend] [--fsync everysec]
 
 Starts its own redis-server on a free 127.0.0.1 port (AOF, ``--fsync`` as given) and an SQLite
-file in a temp dir. For each backend, pool size and number of clients: adds N proxies, then
-each client (a store connection of its own, in this process) loops ``lend`` (a least-connections
-chooser over the usable proxies) → ``give_back`` (a success counted), timing every call. Prints
-a markdown table of mean, p50 and p99 per call in ms, the share of a lend spent in the chooser
-itself (pure Python over N resources, the caller's cost on either backend), and checks that
-every proxy ends with ``in_use`` 0 and the uses adding up to the lends.
+file in a temp dir. For each backend, pool size, number of clients and path: adds N proxies,
+then each client (a process of its own with its own store connection, as workers are; all
+start together) loops lend → ``give_back`` (a success counted), timing every call.
+``lend_by`` rotates the four strategies call by call
+(least_connections, round_robin, fastest, weighted with a drawn value); ``lend`` runs a
+least-connections chooser over the usable proxies (``--old-calls`` calls: it is slow). Prints a
+markdown table of mean, p50 and p99 per call in ms, and the time a ``lend`` spent in its chooser
+(pure Python over N resources), writes it to ``bench/out/pool-<UTC stamp>.md``, and checks that
+every proxy ends with ``in_use`` 0 and the uses and successes adding up to the lends.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import multiprocessing
+import os
+import random
 import statistics
 import sys
 import tempfile
@@ -24,13 +31,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures
 
 from tests.fixtures.redis_server import start_redis
 
 from hauler.clock import SystemClock
-from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Use
+from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Strategy, Use
 from hauler.store import Store, open_store
 
 
@@ -64,11 +72,24 @@ def _count_success(resource: Resource, history: Sequence[Use]) -> tuple[Resource
     return dataclasses.replace(resource, counters=counters), history
 
 
-async def _client_loop(store: Store, calls: int, timings: Timings) -> None:
-    choose = _chooser(timings)
-    for _ in range(calls):
+_WARM_UP = 50  # calls per client before the timed ones
+
+_ROTATION = (
+    Strategy.LEAST_CONNECTIONS, Strategy.ROUND_ROBIN, Strategy.FASTEST, Strategy.WEIGHTED,
+)  # fmt: skip
+
+
+async def _lend(store: Store, path: str, i: int, timings: Timings) -> Resource | None:
+    if path == "lend":
+        return await store.lend(ResourceKind.PROXY, _chooser(timings))
+    strategy = _ROTATION[i % len(_ROTATION)]
+    return await store.lend_by(ResourceKind.PROXY, strategy, rng_value=random.random())
+
+
+async def _client_loop(store: Store, path: str, calls: int, timings: Timings) -> None:
+    for i in range(calls):
         started = time.perf_counter()
-        lent = await store.lend(ResourceKind.PROXY, choose)
+        lent = await _lend(store, path, i, timings)
         timings.lend.append(time.perf_counter() - started)
         assert lent is not None
         use = Use(resource_id=lent.id, at=time.time(), latency_s=0.05, partner="a1")
@@ -77,23 +98,52 @@ async def _client_loop(store: Store, calls: int, timings: Timings) -> None:
         timings.give_back.append(time.perf_counter() - started)
 
 
-async def _run(url: str, size: int, calls: int, clients: int) -> Timings:
-    stores = [await open_store(url, SystemClock()) for _ in range(clients)]
+def _client_process(url: str, path: str, calls: int, barrier: Any, results: Any) -> None:
+    """One client: its own store connection, warmed up (scripts, caches), then ``calls``
+    timed lends and give_backs once every client is ready."""
+
+    async def run() -> Timings:
+        store = await open_store(url, SystemClock())
+        await _client_loop(store, path, _WARM_UP, Timings())
+        barrier.wait()
+        timings = Timings()
+        await _client_loop(store, path, calls, timings)
+        await store.close()
+        return timings
+
+    results.put(asyncio.run(run()))
+
+
+async def _run(url: str, path: str, size: int, calls: int, clients: int) -> Timings:
+    store = await open_store(url, SystemClock())
     specs = [
         ResourceSpec(kind=ResourceKind.PROXY, name=f"http://u:p@127.0.0.1:{10000 + i}")
         for i in range(size)
     ]
-    await stores[0].add_resources(specs)
+    await store.add_resources(specs)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(clients), context.Queue()
+    processes = [
+        context.Process(target=_client_process, args=(url, path, calls, barrier, results))
+        for _ in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    parts = [await asyncio.to_thread(results.get, True, 600) for _ in processes]
+    for process in processes:
+        process.join(60)
     timings = Timings()
-    await _client_loop(stores[0], min(50, calls), Timings())  # warm up: caches, scripts
-    await asyncio.gather(*[_client_loop(s, calls // clients, timings) for s in stores])
-    pool = await stores[0].list_resources(ResourceKind.PROXY)
+    for part in parts:
+        timings.lend += part.lend
+        timings.give_back += part.give_back
+        timings.choose_s += part.choose_s
+        timings.choose_calls += part.choose_calls
+    pool = await store.list_resources(ResourceKind.PROXY)
     assert all(r.counters.in_use == 0 for r in pool), "a lend was never given back"
-    expected = min(50, calls) + clients * (calls // clients)
+    expected = clients * (_WARM_UP + calls)
     assert sum(r.counters.uses for r in pool) == expected, "lost or doubled uses"
     assert sum(r.counters.successes for r in pool) == expected, "lost give_backs"
-    for store in stores:
-        await store.close()
+    await store.close()
     return timings
 
 
@@ -105,35 +155,57 @@ def _ms(values: list[float]) -> str:
     )
 
 
+_HEADER = (
+    "| backend | resources | clients | path | lend mean | lend p50 | lend p99 "
+    "| give_back mean | give_back p50 | give_back p99 | chooser per lend |\n"
+    "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+async def _rows(args: argparse.Namespace, tmp: Path, redis_url: str) -> list[str]:
+    rows: list[str] = []
+    run = 0
+    for backend in args.backends:
+        for size in args.sizes:
+            for clients in args.clients:
+                for path in args.paths:
+                    run += 1
+                    if backend == "sqlite":
+                        url = f"sqlite:///{tmp / f'pools{run}.db'}"
+                    else:
+                        url = f"{redis_url}?namespace=bench{run}"
+                    calls = (args.calls if path == "lend_by" else args.old_calls) // clients
+                    t = await _run(url, path, size, calls, clients)
+                    choose = f"{t.choose_s / t.choose_calls * 1000:.3f}" if t.choose_calls else "-"
+                    name = backend if backend == "sqlite" else f"redis ({args.fsync})"
+                    rows.append(
+                        f"| {name} | {size} | {clients} | `{path}` | {_ms(t.lend)} "
+                        f"| {_ms(t.give_back)} | {choose} |"
+                    )
+                    print(rows[-1], flush=True)
+    return rows
+
+
 async def _main(args: argparse.Namespace) -> None:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp:
         redis = start_redis(Path(tmp) / "redis", fsync=args.fsync)
         try:
-            print(
-                "| backend | resources | clients | lend mean | lend p50 | lend p99 "
-                "| give_back mean | give_back p50 | give_back p99 | chooser per lend |"
-            )
-            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-            run = 0
-            for backend in args.backends:
-                for size in args.sizes:
-                    for clients in args.clients:
-                        run += 1
-                        if backend == "sqlite":
-                            url = f"sqlite:///{Path(tmp) / f'pools{run}.db'}"
-                        else:
-                            url = f"{redis.url}?namespace=bench{run}"
-                        t = await _run(url, size, args.calls, clients)
-                        choose_ms = t.choose_s / max(1, t.choose_calls) * 1000
-                        name = backend if backend == "sqlite" else f"redis ({args.fsync})"
-                        print(
-                            f"| {name} | {size} | {clients} | {_ms(t.lend)} "
-                            f"| {_ms(t.give_back)} | {choose_ms:.3f} |",
-                            flush=True,
-                        )
+            print(_HEADER)
+            rows = await _rows(args, Path(tmp), redis.url)
         finally:
             redis.stop()
-    print("\nms per call, wall time, one asyncio process; 'clients' store connections at once")
+    note = (
+        f"ms per call, wall time; 'clients' processes at once, each with its own store "
+        f"connection; {args.calls} lend_by / {args.old_calls} lend calls a row (all clients); "
+        f"load average at start {load:.2f}"
+    )
+    print("\n" + note)
+    out = Path(__file__).resolve().parent / "out" / f"pool-{stamp}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join([_HEADER, *rows, "", note, ""]), encoding="utf-8")
+    print(f"written to {out}")
 
 
 def main() -> None:
@@ -141,6 +213,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--old-calls", type=int, default=400)
+    parser.add_argument("--paths", nargs="+", default=["lend_by", "lend"])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "redis"])
     parser.add_argument("--fsync", default="everysec", choices=["always", "everysec", "no"])

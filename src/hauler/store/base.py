@@ -344,8 +344,11 @@ class ResourcePools(Protocol):
         - ``least_connections``: the fewest ``in_use``, ties the first after the cursor;
         - ``fastest``: the best ``hauler.policy.selection.score`` (compared in steps of 1e-4),
           ties the first after the cursor;
-        - ``weighted``: the first whose running sum of ``max(0, spec.weight)`` exceeds
-          ``rng_value`` x their total (all weights 0: the ``floor(rng_value x count)``-th).
+        - ``weighted``: the kind's resources of positive ``spec.weight`` (in every state) cut
+          ``[0, total weight)`` into one interval each, in order; the one ``rng_value`` x the
+          total falls in, or, when that one is not eligible, the first eligible after it
+          (wrapping around: a resource not usable now gives its share to the next); every
+          weight 0: as ``round_robin``.
 
         ``rng_value`` (in [0, 1), else ``ValueError``) is drawn by the caller, so that a pick
         is deterministic given it. Atomic with ``lend`` and every other write: two callers

@@ -64,10 +64,11 @@ local function eligible(id)
 end
 
 -- The first eligible member of zset z with a score in [lo, hi] (Redis range syntax).
+-- Batches grow from 2: the first member is most often eligible.
 local function first_in(z, lo, hi)
-    local offset = 0
+    local offset, size = 0, 2
     while true do
-        local batch = redis.call('ZRANGEBYSCORE', z, lo, hi, 'WITHSCORES', 'LIMIT', offset, 32)
+        local batch = redis.call('ZRANGEBYSCORE', z, lo, hi, 'WITHSCORES', 'LIMIT', offset, size)
         if #batch == 0 then
             return nil
         end
@@ -76,7 +77,7 @@ local function first_in(z, lo, hi)
                 return batch[i], tonumber(batch[i + 1])
             end
         end
-        offset = offset + 32
+        offset, size = offset + size, math.min(size * 4, 128)
     end
 end
 
