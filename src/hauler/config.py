@@ -100,6 +100,27 @@ class WorkerSettings(BaseModel):
     disk_check_s: float = Field(default=30.0, gt=0)
 
 
+class PoolSettings(BaseModel):
+    """How the store's proxy and account pools are used (``[pools]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True  # false (--no-pools): the pools are ignored even when they hold any
+    strategy: Literal["round_robin", "weighted", "least_connections", "fastest"] = (
+        "least_connections"
+    )
+    max_in_use: int | None = Field(default=None, ge=1)  # jobs sharing one proxy/account at once
+    proxy_distinct_accounts: int = Field(default=3, ge=1)
+    proxy_window_s: float = Field(default=600.0, gt=0)
+    proxy_fault_streak: int = Field(default=3, ge=1)
+    account_distinct_proxies: int = Field(default=2, ge=1)
+    account_rest_uses: int = Field(default=50, ge=1)
+    account_rest_after_s: float = Field(default=1800.0, gt=0)
+    rest_s: float = Field(default=900.0, ge=0)
+    ban_base_s: float = Field(default=3600.0, gt=0)
+    ban_cap_s: float = Field(default=86400.0, gt=0)
+
+
 class Settings(BaseModel):
     """Everything hauler can be told; see the README's Configuration section."""
 
@@ -110,6 +131,7 @@ class Settings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     transfer: TransferSettings = TransferSettings()
     worker: WorkerSettings = WorkerSettings()
+    pools: PoolSettings = PoolSettings()
 
     @field_validator("log_level")
     @classmethod

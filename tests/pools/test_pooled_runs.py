@@ -26,7 +26,7 @@ from tests.worker.fleet import sha256_of, transfer_settings
 
 __all__ = ["hostile_origin", "proxy_farm"]  # fixtures, imported to be found
 
-JOBS = 40
+JOBS = 80
 LANES = 6
 TRIES = 12
 
@@ -88,7 +88,8 @@ async def test_jobs_through_the_pools_ban_exactly_the_broken(
 
         await asyncio.gather(*(lane() for _ in range(LANES)))
     final = {r.id: r for r in await store.list_resources()}
-    assert {i for i, r in final.items() if r.state is ResourceState.BANNED} == broken
+    # Each broken one was banned (a ban may have run out since: waits jump the clock by hours).
+    assert {i for i, r in final.items() if r.counters.bans > 0} == broken
     assert all(r.counters.in_use == 0 for r in final.values())
     # The flagged account was refused by the origin; the broken proxies never reached it.
     flagged_requests = [e for e in hostile_origin.log if e.account == "mallory"]

@@ -13,10 +13,15 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
+from hauler.clock import Clock
+from hauler.config import PoolSettings
 from hauler.errors import HaulerError
 from hauler.models import JobSpec
 from hauler.pipeline.handler import Resources
-from hauler.pools.lender import PoolLender
+from hauler.policy.ban import BanRules
+from hauler.pools.lender import PoolLender, PoolRules
+from hauler.resources import Strategy
+from hauler.store.base import ResourcePools
 
 
 class ResourceBroker(Protocol):
@@ -74,3 +79,30 @@ class PooledResources:
             await self._lender.give_back(lent, spec.host, None, None, is_counted=False)
             raise
         await self._lender.give_back(lent, spec.host, None, time.monotonic() - started)
+
+
+def broker_for(
+    pools: ResourcePools, settings: PoolSettings, proxy: str | None, clock: Clock | None = None
+) -> ResourceBroker:
+    """The acquire stage a worker uses: the store's pools unless they are off (``--no-pools``)
+    or a proxy was given explicitly (``--proxy`` wins); the proxy alone otherwise. Pools
+    that are empty lend nothing, and the store is asked about them again every few seconds."""
+    if not settings.enabled or proxy is not None:
+        return FixedResources(proxy)
+    return PooledResources(PoolLender(pools, pool_rules(settings), clock))
+
+
+def pool_rules(settings: PoolSettings) -> PoolRules:
+    """The lender's rules from ``[pools]``."""
+    bans = BanRules(
+        proxy_distinct_accounts=settings.proxy_distinct_accounts,
+        proxy_window_s=settings.proxy_window_s,
+        proxy_fault_streak=settings.proxy_fault_streak,
+        account_distinct_proxies=settings.account_distinct_proxies,
+        account_rest_uses=settings.account_rest_uses,
+        account_rest_after_s=settings.account_rest_after_s,
+        rest_s=settings.rest_s,
+        ban_base_s=settings.ban_base_s,
+        ban_cap_s=settings.ban_cap_s,
+    )
+    return PoolRules(Strategy(settings.strategy), bans, settings.max_in_use)

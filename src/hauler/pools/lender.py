@@ -25,6 +25,12 @@ from hauler.store.base import Decider, ResourcePools
 _log = logging.getLogger(__name__)
 # How many resources a worker remembers as good for one site (its concurrent lanes, at most).
 STICKY_PER_SITE = 64
+# How often a lender whose pools were empty looks again (resources added by `hauler proxy add`
+# are used from then on).
+EMPTY_CHECK_S = 2.0
+# Lends of a resource before lanes may pass it over for the ones they stick to (the proxy
+# fault streak that bans a broken proxy is 3).
+EXPLORE_USES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,41 +73,68 @@ class PoolLender:
         # own proxy and account while they keep succeeding.
         self._good: dict[tuple[ResourceKind, str], deque[str]] = {}
         self._held: Counter[str] = Counter()
+        # account id → the proxy it was last refused through (bannable), avoided next time.
+        self._refused_via: dict[str, str] = {}
+        # Whether the pools hold anything, as last seen, and when (monotonic): a worker whose
+        # store has no pools asks again every EMPTY_CHECK_S, not twice a job.
+        self._is_empty: tuple[bool, float] | None = None
 
     async def lend(self, url: str, site: str) -> Lent:
         """A proxy and an account for one run fetching ``url`` from ``site``. ``NoResource``
         (the job waits) when a pool has resources but none usable now."""
-        proxy = await self._lend(ResourceKind.PROXY, site)
+        if await self._pools_are_empty():
+            return Lent(None, None, {})
+        account = await self._lend(ResourceKind.ACCOUNT, site)
+        # An account a site refused goes through another proxy next: refused through two, it
+        # is the account (banned), not the proxy it happened to use.
+        avoid = self._refused_via.get(account.id) if account else None
         try:
-            account = await self._lend(ResourceKind.ACCOUNT, site)
+            proxy = await self._lend(ResourceKind.PROXY, site, avoid=avoid)
         except BaseException:
-            await self.give_back(Lent(proxy, None, {}), site, None, None, is_counted=False)
+            await self.give_back(Lent(None, account, {}), site, None, None, is_counted=False)
             raise
         headers = account_headers(account, url, self._clock.now()) if account else {}
         return Lent(proxy, account, headers)
 
-    async def _lend(self, kind: ResourceKind, site: str) -> Resource | None:
-        """One resource of ``kind`` for ``site``; None when the pool is empty; ``NoResource``
-        (the job waits) when it has resources but none usable now."""
-        sticky = next((i for i in self._good.get((kind, site), ()) if not self._held[i]), None)
+    async def _pools_are_empty(self) -> bool:
+        now = self._clock.monotonic()
+        if self._is_empty is None or now - self._is_empty[1] >= EMPTY_CHECK_S:
+            self._is_empty = (not await self._pools.list_resources(), now)
+        return self._is_empty[0]
+
+    async def _lend(
+        self, kind: ResourceKind, site: str, avoid: str | None = None
+    ) -> Resource | None:
+        """One resource of ``kind`` for ``site`` (not ``avoid`` while another will do); None
+        when the pool is empty; ``NoResource`` (the job waits) when none is usable now."""
+        good = self._good.get((kind, site), ())
+        sticky = next((i for i in good if not self._held[i] and i != avoid), None)
         self._cursors[kind] += 1
         cursor = self._cursors[kind]
         seen: list[Sequence[Resource]] = []
 
         def pick(candidates: Sequence[Resource], now: float) -> Resource | None:
             seen.append(candidates)
-            chosen = selection.choose(
-                candidates,
-                self._rules.strategy,
-                now=now,
-                cursor=cursor,
-                rng=self._rng,
-                sticky_id=sticky,
-                site=site,
-                region=None,
-                max_in_use=self._rules.max_in_use,
-            )
-            return ban.restore(chosen, now) if chosen is not None else None
+            usable = [c for c in candidates if c.is_usable(now)]
+            others = [c for c in usable if c.id != avoid] or usable
+            # A resource new to the fleet (or just reset) is tried a few times before any lane
+            # sticks to the ones it knows: a broken proxy is found out, not just left aside.
+            fresh = [c for c in others if c.counters.uses < EXPLORE_USES]
+            for pool, keep in ((fresh, None), (others, sticky)):
+                chosen = selection.choose(
+                    pool,
+                    self._rules.strategy,
+                    now=now,
+                    cursor=cursor,
+                    rng=self._rng,
+                    sticky_id=keep,
+                    site=site,
+                    region=None,
+                    max_in_use=self._rules.max_in_use,
+                )
+                if chosen is not None:
+                    return ban.restore(chosen, now)
+            return None
 
         lent = await self._pools.lend(kind, pick)
         if lent is not None:
@@ -131,6 +164,11 @@ class PoolLender:
         now = self._clock.now()
         error_class = None if error is None else str(error.error_class)
         is_proxy_fault = isinstance(error, ProxyFailed)
+        if lent.account is not None and lent.proxy is not None:
+            if error_class in ban.BANNABLE_CLASSES:
+                self._refused_via[lent.account.id] = lent.proxy.id
+            elif error is None:
+                self._refused_via.pop(lent.account.id, None)
         pairs = ((lent.proxy, lent.account), (lent.account, lent.proxy))
         for resource, partner in pairs:
             if resource is None:

@@ -134,10 +134,17 @@ class JobStore(Protocol):
         ...
 
     async def fail(
-        self, job_id: str, token: int, error: JobError, retry_at: float | None
+        self,
+        job_id: str,
+        token: int,
+        error: JobError,
+        retry_at: float | None,
+        *,
+        is_counted: bool = True,
     ) -> JobState:
         """Record ``error``; move to ``retrying`` with ``ready_at = retry_at``, or to ``failed``
-        when ``retry_at`` is None. Returns the new state; raises ``LeaseLost``."""
+        when ``retry_at`` is None. ``is_counted`` False gives the attempt back (a job that waits
+        for a resource, not one that failed). Returns the new state; raises ``LeaseLost``."""
         ...
 
     async def save_result(self, job_id: str, token: int, result: Mapping[str, Any]) -> None:

@@ -231,12 +231,18 @@ class RedisStore(RedisPools):
         return [str(i) for i in await self._script("complete", args)]
 
     async def fail(
-        self, job_id: str, token: int, error: JobError, retry_at: float | None
+        self,
+        job_id: str,
+        token: int,
+        error: JobError,
+        retry_at: float | None,
+        *,
+        is_counted: bool = True,
     ) -> JobState:
         """See ``Store.fail``."""
         retry = "" if retry_at is None else repr(retry_at)
         args = [repr(self._clock.now()), job_id, str(token), error.error_class, error.message,
-                repr(error.at), retry]  # fmt: skip
+                repr(error.at), retry, "1" if is_counted else "0"]  # fmt: skip
         state = await self._script("fail", args)
         if not state:
             raise LeaseLost(f"job {job_id}: token {token} is no longer current")

@@ -161,11 +161,18 @@ class SqliteStore(SqlitePools):
         return await self._write(functools.partial(_fenced_each, query("lease.complete"), params))
 
     async def fail(
-        self, job_id: str, token: int, error: JobError, retry_at: float | None
+        self,
+        job_id: str,
+        token: int,
+        error: JobError,
+        retry_at: float | None,
+        *,
+        is_counted: bool = True,
     ) -> JobState:
         """See ``Store.fail``."""
         params = {
             "id": job_id, "token": token, "now": self._clock.now(), "retry_at": retry_at,
+            "uncounted": 0 if is_counted else 1,
             "state": JobState.FAILED if retry_at is None else JobState.RETRYING,
             "error_class": error.error_class, "error_message": error.message,
             "error_at": error.at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from hauler.errors import ConnectionRefused, DiskFull, ErrorClass, HaulerError
+from hauler.errors import ConnectionRefused, DiskFull, ErrorClass, HaulerError, NoResource
 from hauler.models import Job, JobError
 from hauler.policy.retry import Action, RetryPolicy
 from hauler.worker.diskroom import unwritable_reason
@@ -26,6 +26,8 @@ class FailureRecord:
 
     error: JobError
     retry_at: float | None
+    # False for a job that only waited (no proxy or account usable): its attempt is given back.
+    is_counted: bool = True
 
 
 def is_local_stop(error: BaseException) -> bool:
@@ -53,6 +55,9 @@ def classify(error: BaseException, job: Job, policy: RetryPolicy, now: float) ->
         # and a file that never fits still fails after max_attempts.
         delay_s = max(policy.backoff_s(job.attempts), DISK_FULL_RETRY_S)
         return FailureRecord(record, now + delay_s)
+    if isinstance(error, NoResource):
+        # Not a failure: the job waits until the first resource comes back, however long.
+        return FailureRecord(record, now + max(1.0, error.retry_after_s or 1.0), is_counted=False)
     if isinstance(error, ConnectionRefused) and job.attempts >= REFUSED_ATTEMPTS:
         return FailureRecord(record, None)
     decision = policy.decide(error, job.attempts, job.max_attempts)

@@ -352,7 +352,9 @@ class Worker:
         held.error_class = record.error.error_class
         try:
             state = await self._with_store_retry(
-                lambda: self._store.fail(job.id, job.token, record.error, record.retry_at)
+                lambda: self._store.fail(
+                    job.id, job.token, record.error, record.retry_at, is_counted=record.is_counted
+                )
             )
         except LeaseLost:
             held.finish = Finish.LOST

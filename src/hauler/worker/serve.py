@@ -29,6 +29,7 @@ async def serve(
 
     Raises ``StoreUnavailable`` if the store cannot be opened, ``BadRequest`` on bad settings."""
     # Imported here: the engine is heavy, and only a serving process needs it.
+    from hauler.pipeline.acquire import broker_for
     from hauler.pipeline.kinds import resolver_for
     from hauler.pipeline.run import Pipeline
     from hauler.transfer.engine import Engine
@@ -43,6 +44,7 @@ async def serve(
             pipeline = Pipeline(
                 resolver_for(engine, store),
                 ws.output_dir,
+                broker=broker_for(store, settings.pools, transfer.proxy),
                 observer=observer,
                 durable=bool(transfer.fsync_files),
             )

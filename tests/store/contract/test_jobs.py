@@ -13,7 +13,7 @@ import pytest
 
 from hauler.clock import FakeClock
 from hauler.errors import LeaseLost, StoreUnavailable
-from hauler.models import JobSpec, JobState
+from hauler.models import JobError, JobSpec, JobState
 from hauler.store import Completion, JobFilter, JobStore, Store
 from hauler.store.base import MAX_LOST_LEASES
 from tests.fixtures.stores import Opener
@@ -319,3 +319,22 @@ async def test_a_result_is_not_saved_on_a_job_that_is_not_running(
         await store.save_result(job.id, job.token, {"x": 1})
     released = await store.get(job.id)
     assert released is not None and released.result is None
+
+
+async def test_an_uncounted_failure_gives_the_attempt_back(
+    store: JobStore, clock: FakeClock
+) -> None:
+    await store.add(specs("a"))
+    job = await claim_one(store)
+    waiting = JobError("no_resource", "no proxy usable now", clock.now())
+    state = await store.fail(job.id, job.token, waiting, clock.now() + 5, is_counted=False)
+    assert state is JobState.RETRYING
+    after = await store.get(job.id)
+    assert after is not None and after.attempts == 0 and after.ready_at == clock.now() + 5
+    assert after.error is not None and after.error.error_class == "no_resource"
+    clock.advance(5)
+    again = await claim_one(store)
+    assert again.id == job.id and again.attempts == 1
+    await store.fail(again.id, again.token, error(clock), clock.now() + 1)
+    counted = await store.get(job.id)
+    assert counted is not None and counted.attempts == 1  # a real failure still counts

@@ -16,6 +16,7 @@ RETURNING id
 
 -- name: fail
 UPDATE jobs SET state = :state, ready_at = COALESCE(:retry_at, ready_at), lease_until = NULL,
+                attempts = attempts - :uncounted,
                 error_class = :error_class, error_message = :error_message,
                 error_at = :error_at, updated_at = :now
 WHERE id = :id AND token = :token AND state = 'running'
