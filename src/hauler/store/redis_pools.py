@@ -4,7 +4,8 @@
 - ``pool:keys``: hash ``kind:name`` -> id (an added spec that is known updates it);
 - ``pool:next:KIND``: the kind's id counter (``p1``, ``a3``: never reused);
 - ``res:ID``: the live record (state, until, counters, times: JSON), read by every lend;
-- ``res:ID:uses``: list of the newest uses (JSON), oldest first;
+- ``res:ID:uses``: list of the newest uses (JSON), oldest first; ``res:ID:hrev``: moved by
+  every write of that list;
 - ``pool:KIND:rev``: moved by every write to a resource of the kind (``lend`` WATCHes it);
 - ``pool:KIND:specrev``: moved when the kind's specs change (a client's spec cache is stale);
 - ``pool:version``: ``pools_version``;
@@ -13,7 +14,9 @@
   ``pool:KIND:cursor``; every write of a live record below keeps them.
 
 ``add_resources``, ``remove_resource`` and ``lend_by`` are Lua scripts (``lua/pool_*.lua``,
-``lend_by`` one round trip that picks by the indexes, no WATCH). The
+``lend_by`` one round trip that picks by the indexes, no WATCH). ``give_back`` reads, decides
+in Python, and writes by ``pool_give.lua``, a compare-and-set that takes in the lends made
+since its read (so a busy proxy's give_back is not tried again for every lend of it). The
 read-choose-write steps are optimistic: WATCH (the kind's ``rev`` for a lend, the resource's
 keys for the others), read, decide in Python, then MULTI/EXEC, which Redis refuses when a
 watched key changed meanwhile: the step is tried again after a short jittered pause, at most
@@ -62,7 +65,7 @@ _PAUSE_S = 0.0005
 
 # An id's number in the low part of an index score (pool_common.lua's SPAN).
 _SPAN = 2**24
-_SCRIPTS = ("pool_add", "pool_remove", "pool_lend")
+_SCRIPTS = ("pool_add", "pool_remove", "pool_lend", "pool_give")
 
 # (resource, its history, or None when the step does not need it) -> (what to store, the
 # history to store, or None to leave it as it is).
@@ -294,13 +297,47 @@ class RedisPools:
         return cache.resource(resource_id, live)
 
     async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
-        """See ``ResourcePools.give_back``: WATCH the resource's keys, read, decide, write."""
-        now = self._clock.now()
+        """See ``ResourcePools.give_back``: read, decide, compare-and-set (``pool_give.lua``),
+        again from the read when anything but lends changed the resource meanwhile."""
+        kind = updates.kind_of_id(resource_id)
+        if kind is None:
+            return None
+        for attempt in range(_MAX_TRIES):
+            read = await self._read_for_give(kind, resource_id)
+            if read is None:
+                return None
+            spec, live, hrev, history = read
+            stored = resource_from_live(resource_id, spec, live)
+            after, kept = updates.given_back(stored, history, use, decide, self._clock.now())
+            args = [
+                resource_id, kind.value, updates.ID_LETTER[kind], live, hrev, live_to_json(after),
+                "1" if updates.is_state_changed(stored, after) else "0",
+                *[use_to_json(u) for u in kept],
+            ]  # fmt: skip
+            reply = await self._pool_script("pool_give", args)
+            if reply == 0:
+                return None
+            if reply != -1:
+                return resource_from_live(resource_id, spec, str(reply))
+            await _pause(attempt)
+        raise _contended(resource_id)
 
-        def change(stored: Resource, history: list[Use] | None) -> tuple[Resource, list[Use]]:
-            return updates.given_back(stored, history or [], use, decide, now)
-
-        return await self._update(resource_id, change, with_uses=True)
+    async def _read_for_give(
+        self, kind: ResourceKind, resource_id: str
+    ) -> tuple[ResourceSpec, str, str, list[Use]] | None:
+        """The spec, the live record's text, the history's revision and the history."""
+        key = self._key(f"res:{resource_id}")
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hget(self._key(f"pool:{kind.value}:specs"), resource_id)
+            pipe.get(key)
+            pipe.get(f"{key}:hrev")
+            pipe.lrange(f"{key}:uses", 0, -1)
+            with self._mapped():
+                spec, live, hrev, texts = await pipe.execute()
+        if spec is None or live is None:
+            return None
+        history = [use_from_json(t) for t in texts]
+        return resource_spec_from_json(spec), str(live), str(hrev or "0"), history
 
     async def resource_uses(self, resource_id: str) -> list[Use]:
         """See ``ResourcePools.resource_uses``."""
@@ -350,6 +387,7 @@ class RedisPools:
                         pipe.delete(watched[1])
                         if uses:
                             pipe.rpush(watched[1], *[use_to_json(u) for u in uses])
+                        pipe.incr(f"{watched[0]}:hrev")
                     await pipe.execute()
                     return after
             await _pause(attempt)

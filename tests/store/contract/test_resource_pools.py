@@ -549,3 +549,23 @@ async def test_lend_by_and_lend_see_each_other_and_give_back(
     assert await lend_ids(other, LC, 1, max_in_use=1) == ["p1"]
     await store.reset_resource("p2")
     assert await lend_ids(store, LC, 1, max_in_use=1) == ["p2"]
+
+
+async def test_lends_and_give_backs_at_once_lose_no_update(
+    store: ResourcePools, open_more: Opener, clock: FakeClock
+) -> None:
+    await store.add_resources(proxies(2))
+    clients = [store, *[await open_more() for _ in range(3)]]
+
+    async def loop(client: ResourcePools, n: int) -> None:
+        for i in range(n):
+            lent = await client.lend_by(PROXY, LC if i % 2 else RR)
+            assert lent is not None
+            await client.give_back(lent.id, success(lent.id, clock.now() + i), tally)
+
+    await asyncio.gather(*[loop(client, 15) for client in clients])
+    pool = await store.list_resources(PROXY)
+    assert [r.counters.in_use for r in pool] == [0, 0]
+    assert sum(r.counters.uses for r in pool) == sum(r.counters.successes for r in pool) == 60
+    histories = [await store.resource_uses(r.id) for r in pool]
+    assert sum(len(history) for history in histories) == 60

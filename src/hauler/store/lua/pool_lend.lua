@@ -10,8 +10,7 @@
 --   wcum    the running sum of positive weights in id order (weighted), every state
 --   waiting until, for the resting and banned ones (eligible again once until <= now)
 --   attrs   hash id -> "region\nsite\nsite…" for the resources with a region or sites
--- The live record is JSON that cjson cannot write back exactly (14 digits), so its numbers are
--- replaced in the text.
+-- The live record is edited as text (pool_common.lua).
 local kind, letter, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now_text, strategy, sticky = ARGV[3], ARGV[4], ARGV[5]
 local max_in_use = tonumber(ARGV[6])
@@ -120,34 +119,19 @@ end
 
 local key = P .. ':res:' .. id
 local live = redis.call('GET', key)
-local function int_field(name)
-    return tonumber(string.match(live, '"' .. name .. '":(%-?%d+)'))
-end
-local function set_field(name, value)
-    live = string.gsub(live, '"' .. name .. '":[^,}]+', '"' .. name .. '":' .. value, 1)
-end
-local in_use, uses = int_field('in_use') + 1, int_field('uses') + 1
-set_field('in_use', in_use)
-set_field('uses', uses)
-set_field('updated_at', now_text)
+live = live_set(live, 'in_use', live_number(live, 'in_use') + 1)
+live = live_set(live, 'uses', live_number(live, 'uses') + 1)
+live = live_set(live, 'updated_at', now_text)
 if string.match(live, '^{"state":"active"') == nil then
     -- eligible, so its rest or ban is over: back to active, its use since the rest forgotten
     live = string.gsub(live, '^{"state":"%a+"', '{"state":"active"', 1)
-    set_field('until', 'null')
-    set_field('uses_since_rest', 0)
-    set_field('active_since', 'null')
-    redis.call('ZREM', K .. 'waiting', id)
+    live = live_set(live, 'until', 'null')
+    live = live_set(live, 'uses_since_rest', 0)
+    live = live_set(live, 'active_since', 'null')
     redis.call('INCR', P .. ':pool:version')
 end
 redis.call('SET', key, live)
-
-local number = tonumber(string.sub(id, #letter + 1))
-local successes = int_field('successes')
-local latency = tonumber(string.match(live, '"latency_s":([^,}]+)')) or 1.0
-local score = ((successes + 1) / (uses + 2)) / math.max(latency, 0.01)
-local rank = 1000000 - math.floor(score * 10000)
-redis.call('ZADD', K .. 'lc', fmt(in_use * SPAN + number), id)
-redis.call('ZADD', K .. 'fast', fmt(rank * SPAN + number), id)
-redis.call('SET', K .. 'cursor', number)
+index_live(K, id, letter, live)
+redis.call('SET', K .. 'cursor', string.sub(id, #letter + 1))
 redis.call('INCR', K .. 'rev')
 return {id, live, redis.call('GET', K .. 'specrev') or false}

@@ -15,7 +15,7 @@ redis.call('HDEL', K .. 'attrs', id)
 for _, index in ipairs({'order', 'lc', 'fast', 'waiting'}) do
     redis.call('ZREM', K .. index, id)
 end
-redis.call('DEL', P .. ':res:' .. id, P .. ':res:' .. id .. ':uses')
+redis.call('DEL', P .. ':res:' .. id, P .. ':res:' .. id .. ':uses', P .. ':res:' .. id .. ':hrev')
 redis.call('ZREM', K .. 'wcum', id)
 sum_weights(K, letter)
 redis.call('INCR', K .. 'specrev')
