@@ -91,6 +91,38 @@ class _KindCache:
         return resource
 
 
+class _UseCache:
+    """The uses this client parsed, by their stored text: a give_back reads the resource's
+    whole history, and all of it but the newest use was parsed by the one before."""
+
+    _LIMIT = 20_000
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Use] = {}
+
+    def use(self, text: str) -> Use:
+        found = self._seen.get(text)
+        if found is None:
+            if len(self._seen) >= self._LIMIT:
+                self._seen.clear()  # bounded: start over rather than grow
+            found = self._seen[text] = use_from_json(text)
+        return found
+
+
+class _History(list[Use]):
+    """A history as read, each use's stored text kept (by the use's identity), so that the
+    uses the decider keeps are written back without encoding them again."""
+
+    def __init__(self, texts: Sequence[str], cache: _UseCache) -> None:
+        uses = [cache.use(text) for text in texts]
+        super().__init__(uses)
+        self._texts = {id(u): t for u, t in zip(uses, texts, strict=True)}
+
+    def get(self, key: int) -> str | None:
+        """The stored text of the use whose ``id()`` is ``key``, or None for a new one."""
+        return self._texts.get(key)
+
+
 def _id_order(resource_id: str) -> tuple[str, int]:
     return resource_id[0], int(resource_id[1:])
 
@@ -116,6 +148,7 @@ class RedisPools:
     _clock: Clock
     _pool_caches: dict[ResourceKind, _KindCache] | None = None
     _pool_scripts: dict[str, AsyncScript] | None = None
+    _pool_uses: _UseCache | None = None
 
     def _key(self, name: str) -> str:
         raise NotImplementedError  # RedisStore's
@@ -308,11 +341,11 @@ class RedisPools:
                 return None
             spec, live, hrev, history = read
             stored = resource_from_live(resource_id, spec, live)
-            after, kept = updates.given_back(stored, history, use, decide, self._clock.now())
+            after, kept = updates.given_back(stored, list(history), use, decide, self._clock.now())
             args = [
                 resource_id, kind.value, updates.ID_LETTER[kind], live, hrev, live_to_json(after),
                 "1" if updates.is_state_changed(stored, after) else "0",
-                *[use_to_json(u) for u in kept],
+                *[history.get(id(u)) or use_to_json(u) for u in kept],
             ]  # fmt: skip
             reply = await self._pool_script("pool_give", args)
             if reply == 0:
@@ -324,7 +357,7 @@ class RedisPools:
 
     async def _read_for_give(
         self, kind: ResourceKind, resource_id: str
-    ) -> tuple[ResourceSpec, str, str, list[Use]] | None:
+    ) -> tuple[ResourceSpec, str, str, _History] | None:
         """The spec, the live record's text, the history's revision and the history."""
         key = self._key(f"res:{resource_id}")
         async with self._client.pipeline(transaction=False) as pipe:
@@ -336,8 +369,12 @@ class RedisPools:
                 spec, live, hrev, texts = await pipe.execute()
         if spec is None or live is None:
             return None
-        history = [use_from_json(t) for t in texts]
-        return resource_spec_from_json(spec), str(live), str(hrev or "0"), history
+        return resource_spec_from_json(spec), str(live), str(hrev or "0"), self._history(texts)
+
+    def _history(self, texts: Sequence[str]) -> _History:
+        if self._pool_uses is None:
+            self._pool_uses = _UseCache()
+        return _History(texts, self._pool_uses)
 
     async def resource_uses(self, resource_id: str) -> list[Use]:
         """See ``ResourcePools.resource_uses``."""
