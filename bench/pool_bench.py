@@ -7,13 +7,14 @@ and ``give_back`` per call, on SQLite and on Redis.
 Starts its own redis-server on a free 127.0.0.1 port (AOF, ``--fsync`` as given) and an SQLite
 file in a temp dir. For each backend, pool size, number of clients and path: adds N proxies,
 then each client (a process of its own with its own store connection, as workers are; all
-start together) loops lend → ``give_back`` (a success counted), timing every call.
-``lend_by`` rotates the four strategies call by call
-(least_connections, round_robin, fastest, weighted with a drawn value); ``lend`` runs a
-least-connections chooser over the usable proxies (``--old-calls`` calls: it is slow). Prints a
-markdown table of mean, p50 and p99 per call in ms, and the time a ``lend`` spent in its chooser
-(pure Python over N resources), writes it to ``bench/out/pool-<UTC stamp>.md``, and checks that
-every proxy ends with ``in_use`` 0 and the uses and successes adding up to the lends.
+start together) loops lend → ``give_back`` (a success counted), timing every call. ``lend_by``
+rotates the four strategies call by call (least_connections, round_robin, fastest, weighted
+with a drawn value); ``lend`` runs a least-connections chooser over the usable proxies
+(``--old-calls`` calls: it is slow). Prints a markdown table of mean, p50 and p99 per call in
+ms, the time a ``lend`` spent in its chooser (pure Python over N resources) and the lend →
+give_back cycles per second of all the clients together, writes it to
+``bench/out/pool-<UTC stamp>.md``, and checks that every proxy ends with ``in_use`` 0 and the
+uses and successes adding up to the lends.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Timings:
     give_back: list[float] = dataclasses.field(default_factory=list)
     choose_s: float = 0.0
     choose_calls: int = 0
+    started: float = 0.0  # time.time() when the timed calls began, and when they ended
+    ended: float = 0.0
 
 
 def _chooser(timings: Timings):  # type: ignore[no-untyped-def]
@@ -106,8 +109,9 @@ def _client_process(url: str, path: str, calls: int, barrier: Any, results: Any)
         store = await open_store(url, SystemClock())
         await _client_loop(store, path, _WARM_UP, Timings())
         barrier.wait()
-        timings = Timings()
+        timings = Timings(started=time.time())
         await _client_loop(store, path, calls, timings)
+        timings.ended = time.time()
         await store.close()
         return timings
 
@@ -132,7 +136,7 @@ async def _run(url: str, path: str, size: int, calls: int, clients: int) -> Timi
     parts = [await asyncio.to_thread(results.get, True, 600) for _ in processes]
     for process in processes:
         process.join(60)
-    timings = Timings()
+    timings = Timings(started=min(p.started for p in parts), ended=max(p.ended for p in parts))
     for part in parts:
         timings.lend += part.lend
         timings.give_back += part.give_back
@@ -157,8 +161,8 @@ def _ms(values: list[float]) -> str:
 
 _HEADER = (
     "| backend | resources | clients | path | lend mean | lend p50 | lend p99 "
-    "| give_back mean | give_back p50 | give_back p99 | chooser per lend |\n"
-    "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+    "| give_back mean | give_back p50 | give_back p99 | chooser per lend | cycles/s |\n"
+    "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -178,9 +182,10 @@ async def _rows(args: argparse.Namespace, tmp: Path, redis_url: str) -> list[str
                     t = await _run(url, path, size, calls, clients)
                     choose = f"{t.choose_s / t.choose_calls * 1000:.3f}" if t.choose_calls else "-"
                     name = backend if backend == "sqlite" else f"redis ({args.fsync})"
+                    rate = len(t.lend) / max(t.ended - t.started, 1e-9)
                     rows.append(
                         f"| {name} | {size} | {clients} | `{path}` | {_ms(t.lend)} "
-                        f"| {_ms(t.give_back)} | {choose} |"
+                        f"| {_ms(t.give_back)} | {choose} | {rate:,.0f} |"
                     )
                     print(rows[-1], flush=True)
     return rows
