@@ -16,8 +16,17 @@ from collections.abc import Sequence
 import pytest
 
 from hauler.clock import FakeClock
-from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Strategy, Use
-from hauler.store import ResourcePools, Store
+from hauler.policy import selection
+from hauler.resources import (
+    Counters,
+    Resource,
+    ResourceKind,
+    ResourceSpec,
+    ResourceState,
+    Strategy,
+    Use,
+)
+from hauler.store import ResourcePools, Store, pools_updates
 from hauler.store.base import MAX_USE_HISTORY
 from tests.fixtures.stores import Opener
 
@@ -569,3 +578,16 @@ async def test_lends_and_give_backs_at_once_lose_no_update(
     assert sum(r.counters.uses for r in pool) == sum(r.counters.successes for r in pool) == 60
     histories = [await store.resource_uses(r.id) for r in pool]
     assert sum(len(history) for history in histories) == 60
+
+
+@pytest.mark.parametrize(
+    ("uses", "successes", "latency_s"),
+    [(0, 0, None), (3, 1, 0.05), (7, 7, 0.001), (1000, 3, 2.5), (2, 1, 0.3)],
+)
+def test_the_fast_rank_is_the_policy_score_in_steps(
+    uses: int, successes: int, latency_s: float | None
+) -> None:
+    counters = Counters(uses=uses, successes=successes, latency_s=latency_s)
+    score = selection.score(Resource(id="p1", spec=proxy(), counters=counters))
+    steps = int(score * pools_updates.SCORE_STEPS)
+    assert pools_updates.fast_rank(counters) == pools_updates.FAST_TOP - steps
