@@ -25,7 +25,10 @@ from hauler.store.base import ResourcePools
 
 
 class ResourceBroker(Protocol):
-    """Lends resources to jobs."""
+    """Lends resources to jobs. ``can_rotate``: a second ``acquire`` may lend other ones (a
+    failure that blames them is worth trying again at once)."""
+
+    can_rotate: bool
 
     def acquire(self, spec: JobSpec) -> AbstractAsyncContextManager[Resources]:
         """The resources for one run of ``spec``, held until the block ends; an exception
@@ -35,6 +38,8 @@ class ResourceBroker(Protocol):
 
 class FixedResources:
     """Every job gets the same proxy (``--proxy``, the settings, or none) and no account."""
+
+    can_rotate = False
 
     def __init__(self, proxy: str | None = None) -> None:
         self._resources = Resources(proxy=proxy)
@@ -52,6 +57,8 @@ class FixedResources:
 class PooledResources:
     """Every run is lent a proxy and an account from the store's pools (``PoolLender``) and
     gives them back with how it ended: a bannable error counts against them, fleet-wide."""
+
+    can_rotate = True
 
     def __init__(self, lender: PoolLender) -> None:
         self._lender = lender

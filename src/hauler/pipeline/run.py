@@ -13,7 +13,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from hauler.errors import BadMedia, ContentMismatch, HaulerError, NoMedia, NotAFile
+from hauler.errors import (
+    BadMedia,
+    Bannable,
+    ContentMismatch,
+    HaulerError,
+    NoMedia,
+    NotAFile,
+    ProxyFailed,
+)
 from hauler.logcontext import host_var, job_id_var
 from hauler.models import JobKind, JobSpec
 from hauler.observe import NullObserver, Observer
@@ -26,6 +34,9 @@ from hauler.pipeline.verify import verify
 from hauler.progress import NullProgress, ProgressSink
 
 _log = logging.getLogger(__name__)
+# Runs of one job with other resources after a failure that blames those lent (``on_bannable
+# = retry_other``), before the failure goes to the caller (the worker's retries).
+ROTATIONS = 3
 
 
 class _ObservedProgress:
@@ -108,12 +119,7 @@ class Pipeline:
         job_id: str | None,
         continuation: Continuation,
     ) -> Outcome:
-        async with self._broker.acquire(spec) as resources:
-            job = JobRun(
-                spec, job_id, self.output_dir, self.options, resources, progress, continuation
-            )
-            outcome = _with_resources(await self._handle(job, kind), resources)
-            verified = await _verified(outcome)
+        outcome, verified = await self._lent(spec, kind, progress, job_id, continuation)
         on_existing = self.options.on_existing
         final = [
             await finalize(
@@ -129,6 +135,32 @@ class Pipeline:
         if outcome.scratch is not None:
             shutil.rmtree(outcome.scratch, ignore_errors=True)  # never follows a link in it
         return replace(outcome, artifacts=(*final, *sidecars), scratch=None)
+
+    async def _lent(
+        self,
+        spec: JobSpec,
+        kind: JobKind,
+        progress: ProgressSink,
+        job_id: str | None,
+        continuation: Continuation,
+    ) -> tuple[Outcome, list[Artifact]]:
+        """The job handled and verified with what the broker lends. A failure that blames
+        what was lent (a bot wall: the account; a proxy's own failure) is tried again at once
+        with other resources when the broker has others (the pools), ``ROTATIONS`` times."""
+        for rotation in range(1, ROTATIONS + 1):
+            try:
+                async with self._broker.acquire(spec) as resources:
+                    run = JobRun(
+                        spec, job_id, self.output_dir, self.options, resources, progress,
+                        continuation,
+                    )  # fmt: skip
+                    outcome = _with_resources(await self._handle(run, kind), resources)
+                    return outcome, await _verified(outcome)
+            except (Bannable, ProxyFailed) as exc:
+                if not self._broker.can_rotate or rotation == ROTATIONS:
+                    raise
+                _log.info("%s: trying other resources (%d of %d)", exc.message, rotation, ROTATIONS)
+        raise AssertionError("unreachable")
 
     async def _handle(self, job: JobRun, kind: JobKind) -> Outcome:
         """The job through its kind's handler. An ``auto`` job the file handler finds to be a

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from hauler.clock import Clock, SystemClock
 from hauler.cookies import cookie_header, parse_cookies
-from hauler.errors import HaulerError, NoResource, ProxyFailed
+from hauler.errors import ErrorClass, HaulerError, NoResource, ProxyFailed
 from hauler.policy import ban, selection
 from hauler.resources import Resource, ResourceKind, ResourceState, Strategy, Use
 from hauler.store.base import Decider, ResourcePools
@@ -73,8 +73,6 @@ class PoolLender:
         # own proxy and account while they keep succeeding.
         self._good: dict[tuple[ResourceKind, str], deque[str]] = {}
         self._held: Counter[str] = Counter()
-        # account id → the proxy it was last refused through (bannable), avoided next time.
-        self._refused_via: dict[str, str] = {}
         # Whether the pools hold anything, as last seen, and when (monotonic): a worker whose
         # store has no pools asks again every EMPTY_CHECK_S, not twice a job.
         self._is_empty: tuple[bool, float] | None = None
@@ -87,7 +85,7 @@ class PoolLender:
         account = await self._lend(ResourceKind.ACCOUNT, site)
         # An account a site refused goes through another proxy next: refused through two, it
         # is the account (banned), not the proxy it happened to use.
-        avoid = self._refused_via.get(account.id) if account else None
+        avoid = await self._refused_via(account) if account else frozenset()
         try:
             proxy = await self._lend(ResourceKind.PROXY, site, avoid=avoid)
         except BaseException:
@@ -96,6 +94,16 @@ class PoolLender:
         headers = account_headers(account, url, self._clock.now()) if account else {}
         return Lent(proxy, account, headers)
 
+    async def _refused_via(self, account: Resource) -> frozenset[str]:
+        """The proxies a site refused ``account`` through lately (from its history in the
+        store, whichever worker saw it), when its last use was such a refusal."""
+        if account.counters.last_error not in ban.BANNABLE_CLASSES:
+            return frozenset()
+        uses = await self._pools.resource_uses(account.id)
+        return frozenset(
+            u.partner for u in uses if u.error_class in ban.BANNABLE_CLASSES and u.partner
+        )
+
     async def _pools_are_empty(self) -> bool:
         now = self._clock.monotonic()
         if self._is_empty is None or now - self._is_empty[1] >= EMPTY_CHECK_S:
@@ -103,12 +111,12 @@ class PoolLender:
         return self._is_empty[0]
 
     async def _lend(
-        self, kind: ResourceKind, site: str, avoid: str | None = None
+        self, kind: ResourceKind, site: str, avoid: frozenset[str] = frozenset()
     ) -> Resource | None:
         """One resource of ``kind`` for ``site`` (not ``avoid`` while another will do); None
         when the pool is empty; ``NoResource`` (the job waits) when none is usable now."""
         good = self._good.get((kind, site), ())
-        sticky = next((i for i in good if not self._held[i] and i != avoid), None)
+        sticky = next((i for i in good if not self._held[i] and i not in avoid), None)
         self._cursors[kind] += 1
         cursor = self._cursors[kind]
         seen: list[Sequence[Resource]] = []
@@ -116,10 +124,10 @@ class PoolLender:
         def pick(candidates: Sequence[Resource], now: float) -> Resource | None:
             seen.append(candidates)
             usable = [c for c in candidates if c.is_usable(now)]
-            others = [c for c in usable if c.id != avoid] or usable
+            others = [c for c in usable if c.id not in avoid] or usable
             # A resource new to the fleet (or just reset) is tried a few times before any lane
             # sticks to the ones it knows: a broken proxy is found out, not just left aside.
-            fresh = [c for c in others if c.counters.uses < EXPLORE_USES]
+            fresh = [c for c in others if _judged_uses(c) < EXPLORE_USES]
             for pool, keep in ((fresh, None), (others, sticky)):
                 chosen = selection.choose(
                     pool,
@@ -164,11 +172,6 @@ class PoolLender:
         now = self._clock.now()
         error_class = None if error is None else str(error.error_class)
         is_proxy_fault = isinstance(error, ProxyFailed)
-        if lent.account is not None and lent.proxy is not None:
-            if error_class in ban.BANNABLE_CLASSES:
-                self._refused_via[lent.account.id] = lent.proxy.id
-            elif error is None:
-                self._refused_via.pop(lent.account.id, None)
         pairs = ((lent.proxy, lent.account), (lent.account, lent.proxy))
         for resource, partner in pairs:
             if resource is None:
@@ -217,6 +220,15 @@ class PoolLender:
             good.remove(resource_id)
         if given is not None and error is None and given.state is ResourceState.ACTIVE:
             good.appendleft(resource_id)
+
+
+def _judged_uses(resource: Resource) -> int:
+    """How often the resource has been put to the test: an account only by the uses that
+    reached the site (a proxy that failed by itself said nothing of the account)."""
+    counters = resource.counters
+    if resource.spec.kind is ResourceKind.PROXY:
+        return counters.uses
+    return counters.uses - counters.failures.get(ErrorClass.PROXY.value, 0)
 
 
 def account_headers(account: Resource, url: str, now: float) -> Mapping[str, str]:
