@@ -7,6 +7,7 @@ end banned, and no healthy proxy or account is ever banned, checked after every 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from hauler.clock import FakeClock
@@ -18,8 +19,9 @@ from hauler.pipeline.outcome import Outcome
 from hauler.pipeline.run import Pipeline
 from hauler.pools.lender import PoolLender, PoolRules
 from hauler.resources import ResourceKind, ResourceSpec, ResourceState, Strategy
-from hauler.store import Store
+from hauler.store import Store, open_store
 from hauler.transfer.engine import Engine
+from tests.cli.process import HaulerRunner
 from tests.fixtures.hostile import HostileOrigin, hostile_origin
 from tests.fixtures.proxies import ProxyFarm, ProxyMode, proxy_farm
 from tests.worker.fleet import sha256_of, transfer_settings
@@ -117,3 +119,25 @@ async def test_the_result_names_resources_by_id_only(
     assert outcome.details["resources"] == {"proxy": ids[proxy.url], "account": ids["alice"]}
     assert secret not in repr(outcome.details) and "t0ken-secret" not in repr(outcome.details)
     assert proxy.stats.requests == 1
+
+
+async def test_get_uses_the_pools_of_its_store_unless_told_not_to(
+    store_url: str, hostile_origin: HostileOrigin, proxy_farm: ProxyFarm, tmp_path: Path
+) -> None:
+    proxy = await proxy_farm.http()
+    store = await open_store(store_url)
+    try:
+        await store.add_resources([ResourceSpec(ResourceKind.PROXY, proxy.url)])
+        [proxy_id] = [r.id for r in await store.list_resources()]
+    finally:
+        await store.close()
+    url = hostile_origin.add("g.bin", 8192)
+    cli = HaulerRunner(cwd=tmp_path, env={"HAULER_STORE": store_url})
+    pooled = await cli.run("get", "--json", "-d", "a", url)
+    assert pooled.returncode == 0, pooled.stderr
+    assert json.loads(pooled.stdout)["files"][0]["resources"]["proxy"] == proxy_id
+    direct = await cli.run("get", "--json", "--no-pools", "-d", "b", url)
+    assert direct.returncode == 0, direct.stderr
+    assert "resources" not in json.loads(direct.stdout)["files"][0]
+    assert [e.proxy for e in hostile_origin.log] == ["proxy-1", "direct"]
+    assert sha256_of(tmp_path / "b" / "g.bin") == hostile_origin.sha256("g.bin")

@@ -86,6 +86,10 @@ AllowOverwrite = Annotated[
     bool,
     typer.Option("--allow-overwrite", help="Replace a file already under the name."),
 ]
+NoPools = Annotated[
+    bool,
+    typer.Option("--no-pools", help="Ignore the store's proxy and account pools (hauler proxy …)."),
+]
 NoClobber = Annotated[
     bool,
     typer.Option("-n", "--no-clobber", help="Leave a file already under the name, skip the URL."),
@@ -179,6 +183,7 @@ def get_command(
     timeout: Timeout = None,
     retries: Retries = None,
     proxy: Proxy = None,
+    no_pools: NoPools = False,
     limit_rate: LimitRate = None,
     max_rate_per_file: FileRate = None,
     quiet: Quiet = False,
@@ -259,6 +264,7 @@ def get_command(
         per_file_rate_bps=per_file_rate,
         proxy=proxy,
         store_url=globals_of(ctx).settings.store,
+        pools=None if no_pools else globals_of(ctx).settings.pools,
     )
     _exit_now(
         _execute(specs, settings, options, display=display, processes=processes, redact=redact)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hauler.config import TransferSettings, default_store_url
+from hauler.config import PoolSettings, TransferSettings, default_store_url
 from hauler.errors import HaulerError
 from hauler.local.outcome import ErrorInfo, FileOutcome, Reporter
 from hauler.models import JobSpec, OnExisting
@@ -25,8 +25,8 @@ from hauler.observe import Finish, NullObserver, Observer
 from hauler.redact import Redactor
 
 if TYPE_CHECKING:  # the engine (and aiohttp) load only when a download starts
+    from hauler.local.infocache import LazyInfoCache
     from hauler.pipeline.run import Pipeline
-    from hauler.store.base import InfoCache
     from hauler.transfer.engine import Engine
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class BatchOptions:
     per_file_rate_bps: int | None = None
     proxy: str | None = None
     store_url: str = field(default_factory=default_store_url)  # where media infos are cached
+    # The store's proxy and account pools, used when it holds any; None: off (--no-pools).
+    pools: PoolSettings | None = None
 
 
 class Batch:
@@ -88,19 +90,23 @@ class Batch:
         finally:
             await cache.close()
 
-    def _pipeline(self, engine: Engine, cache: InfoCache) -> Pipeline:
+    def _pipeline(self, engine: Engine, cache: LazyInfoCache) -> Pipeline:
         """The pipeline of this run: every kind, its options, ``--proxy`` for every job."""
-        from hauler.pipeline.acquire import FixedResources
+        from hauler.local.pools import LazyPools
+        from hauler.pipeline.acquire import FixedResources, ResourceBroker
         from hauler.pipeline.handler import RunOptions
         from hauler.pipeline.kinds import resolver_for
         from hauler.pipeline.run import Pipeline
 
         options = self._options
+        broker: ResourceBroker = FixedResources(options.proxy)
+        if options.proxy is None and options.pools is not None and options.pools.enabled:
+            broker = LazyPools(cache, options.store_url, options.pools)
         return Pipeline(
             resolver_for(engine, cache),
             options.output_dir,
             options=RunOptions(options.on_existing, options.connections, options.per_file_rate_bps),
-            broker=FixedResources(options.proxy),
+            broker=broker,
             observer=self._observer,
             durable=bool(engine.settings.fsync_files),
         )

@@ -28,6 +28,10 @@ class LazyInfoCache:
         self._failed = False
         self._lock = asyncio.Lock()
 
+    async def store(self) -> Store | None:
+        """The store, opened now if it was not (None when it cannot be)."""
+        return await self._opened()
+
     async def _opened(self) -> Store | None:
         async with self._lock:
             if self._store is None and not self._failed:
