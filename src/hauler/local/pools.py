@@ -25,14 +25,17 @@ class LazyPools:
     """A ``ResourceBroker`` that decides on the first job: the pools of the store behind
     ``cache`` when it exists and holds resources, else no proxy and no account."""
 
-    can_rotate = True
-
     def __init__(self, cache: LazyInfoCache, store_url: str, settings: PoolSettings) -> None:
         self._cache = cache
         self._store_url = store_url
         self._settings = settings
         self._broker: ResourceBroker | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def can_rotate(self) -> bool:
+        """True once the store's pools are in use (a run asks before it can fail)."""
+        return self._broker is not None and self._broker.can_rotate
 
     def acquire(self, spec: JobSpec) -> AbstractAsyncContextManager[Resources]:
         """The pools' resources for one run (no pools: none)."""

@@ -25,10 +25,13 @@ from hauler.store.base import ResourcePools
 
 
 class ResourceBroker(Protocol):
-    """Lends resources to jobs. ``can_rotate``: a second ``acquire`` may lend other ones (a
-    failure that blames them is worth trying again at once)."""
+    """Lends resources to jobs."""
 
-    can_rotate: bool
+    @property
+    def can_rotate(self) -> bool:
+        """A second ``acquire`` may lend other resources: a failure that blames the ones lent
+        is worth trying again at once."""
+        ...
 
     def acquire(self, spec: JobSpec) -> AbstractAsyncContextManager[Resources]:
         """The resources for one run of ``spec``, held until the block ends; an exception

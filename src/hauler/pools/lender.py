@@ -96,8 +96,9 @@ class PoolLender:
 
     async def _refused_via(self, account: Resource) -> frozenset[str]:
         """The proxies a site refused ``account`` through lately (from its history in the
-        store, whichever worker saw it), when its last use was such a refusal."""
-        if account.counters.last_error not in ban.BANNABLE_CLASSES:
+        store, whichever worker saw it); read only for an account ever refused so."""
+        failures = account.counters.failures
+        if not any(failures.get(name, 0) for name in ban.BANNABLE_CLASSES):
             return frozenset()
         uses = await self._pools.resource_uses(account.id)
         return frozenset(
