@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from hauler.clock import Clock, SystemClock
 from hauler.cookies import CookieFileError, parse_cookies
+from hauler.models import JobState
 from hauler.poolviews import BadPoolLine, ImportReport, PoolListing
 from hauler.redact import MASK, printable, redact_url
 from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState
-from hauler.store import ResourcePools
+from hauler.store import JobFilter, JobStore, ResourcePools
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 DEFAULT_BAN_S = 3600.0
@@ -332,6 +333,12 @@ async def reset(pools: ResourcePools, kind: ResourceKind, resource_id: str) -> R
     if not await pools.reset_resource(resource_id):
         return None
     return await pools.get_resource(resource_id)
+
+
+async def wake_waiting(jobs: JobStore) -> int:
+    """Jobs waiting for a usable proxy or account (retrying, class ``no_resource``) due now:
+    after an unban or a reset they are claimed again at once, not at the end of their wait."""
+    return await jobs.requeue(JobFilter(state=JobState.RETRYING, reason="no_resource"))
 
 
 async def remove(pools: ResourcePools, kind: ResourceKind, resource_id: str) -> bool:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from hauler.clock import FakeClock
 from hauler.errors import HaulerError, NoResource
-from hauler.models import JobKind, JobSpec
+from hauler.models import JobError, JobKind, JobSpec, JobState
 from hauler.pipeline.acquire import PooledResources
 from hauler.pipeline.kinds import resolver_for
 from hauler.pipeline.outcome import Outcome
@@ -21,6 +22,7 @@ from hauler.pools.lender import PoolLender, PoolRules
 from hauler.resources import ResourceKind, ResourceSpec, ResourceState, Strategy
 from hauler.store import Store, open_store
 from hauler.transfer.engine import Engine
+from tests.cli.hauler_process import hauler
 from tests.cli.process import HaulerRunner
 from tests.fixtures.hostile import HostileOrigin, hostile_origin
 from tests.fixtures.proxies import ProxyFarm, ProxyMode, proxy_farm
@@ -141,3 +143,26 @@ async def test_get_uses_the_pools_of_its_store_unless_told_not_to(
     assert "resources" not in json.loads(direct.stdout)["files"][0]
     assert [e.proxy for e in hostile_origin.log] == ["proxy-1", "direct"]
     assert sha256_of(tmp_path / "b" / "g.bin") == hostile_origin.sha256("g.bin")
+
+
+async def test_an_unban_wakes_the_jobs_waiting_for_a_resource(store_url: str) -> None:
+    store = await open_store(store_url)
+    try:
+        await store.add_resources([ResourceSpec(ResourceKind.PROXY, "http://127.0.0.1:9")])
+        [proxy_id] = [r.id for r in await store.list_resources()]
+        await store.set_resource_state(proxy_id, ResourceState.BANNED, time.time() + 3600)
+        [job_id] = (await store.add([JobSpec(url="http://127.0.0.1:9/x.bin")])).ids
+        (job,) = await store.claim("w1", "n1", 1, 60.0)
+        waiting = JobError("no_resource", "no proxy usable now; back in 3600 s", time.time())
+        await store.fail(job.id, job.token, waiting, time.time() + 3600, is_counted=False)
+    finally:
+        await store.close()
+    ran = await hauler(store_url, "proxy", "unban", proxy_id)
+    assert ran.code == 0, ran.err
+    store = await open_store(store_url)
+    try:
+        woken = await store.get(job_id)
+        assert woken is not None and woken.state is JobState.QUEUED  # claimable now
+        assert woken.ready_at <= time.time()
+    finally:
+        await store.close()

@@ -7,7 +7,7 @@ prints a secret: proxy URLs with their password masked, accounts by name with on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -35,6 +35,7 @@ from hauler.poolviews import (
 )
 from hauler.redact import is_secret_header, printable, redact_url
 from hauler.resources import Resource, ResourceKind
+from hauler.store import Store
 from hauler.units import parse_duration
 
 T = TypeVar("T")
@@ -163,6 +164,14 @@ def _say(line: str) -> None:
     stdout.print(line, markup=False)
 
 
+async def _and_wake(store: Store, change: Awaitable[Resource | None]) -> Resource | None:
+    """``change`` (an unban, a reset), then the jobs that waited for a resource due now."""
+    changed = await change
+    if changed is not None:
+        await poolops.wake_waiting(store)
+    return changed
+
+
 def _not_found(kind: ResourceKind, resource_id: str) -> typer.Exit:
     stderr.print(f"hauler: no {NOUNS[kind]} {printable(resource_id)}", markup=False)
     return typer.Exit(EXIT_NOT_FOUND)
@@ -242,14 +251,18 @@ def _register_common(sub: typer.Typer, kind: ResourceKind) -> None:
     def unban_command(
         ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
     ) -> None:
-        found = with_store(_store_url(ctx), lambda s: poolops.unban(s, kind, resource_id))
+        found = with_store(
+            _store_url(ctx), lambda s: _and_wake(s, poolops.unban(s, kind, resource_id))
+        )
         _one(found, resource_id, "unbanned", as_json)
 
     @sub.command("reset", help=f"Zero a {noun}'s counters and history; make it active.")
     def reset_command(
         ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
     ) -> None:
-        found = with_store(_store_url(ctx), lambda s: poolops.reset(s, kind, resource_id))
+        found = with_store(
+            _store_url(ctx), lambda s: _and_wake(s, poolops.reset(s, kind, resource_id))
+        )
         _one(found, resource_id, "reset", as_json)
 
     @sub.command("remove", help=f"Forget a {noun} and its history.")
