@@ -6,12 +6,9 @@ when a session ends."""
 from __future__ import annotations
 
 import asyncio
-import calendar
 import logging
 import os
-import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +25,6 @@ from hauler.pipeline.outcome import Artifact, Expectation
 from hauler.pipeline.verify import verify
 
 _log = logging.getLogger(__name__)
-# ``BASE.20240501T100000Z.part001.ts``: the start time and the number in a part's name.
-_PART_NAME = re.compile(r"\.(\d{8}T\d{6}Z)\.part(\d{3,})\.\w+(?:\.\d+)?$")
 REMUX_PREFIX = ".hauler-remux-"
 
 
@@ -198,18 +193,12 @@ class PartLander:
 
 
 def _orphan_part(orphan: Orphan, size: int, duration_s: float) -> ClosedPart:
-    """An adopted part as if it had closed: its start time from its name."""
-    started_at = time.time()
-    index = orphan.index
-    match = _PART_NAME.search(orphan.path.name)
-    if match is not None:
-        started_at = calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%SZ"))
-        index = index or int(match.group(2))
+    """An adopted part as if it had closed (its start time as saved when it opened)."""
     return ClosedPart(
         path=orphan.path,
         staged=orphan.staged,
-        index=index,
-        started_at=float(started_at),
+        index=orphan.index,
+        started_at=orphan.started_at,
         duration_s=duration_s,
         bytes=size,
         segments=0,

@@ -72,7 +72,9 @@ class LiveLedger:
 
     def opened(self, part: OpenPart, directory: Path) -> None:
         """``part`` is being written: where it is, in case this attempt dies with it open."""
-        self.open_part = Orphan(directory / part.staged, directory / part.name, part.index, 0.0)
+        self.open_part = Orphan(
+            directory / part.staged, directory / part.name, part.index, part.started_at
+        )
         self.next_index = max(self.next_index, part.index + 1)
 
     def appended(self, part: OpenPart) -> None:
@@ -132,6 +134,7 @@ class LiveLedger:
                 "staged": str(self.open_part.staged),
                 "path": str(self.open_part.path),
                 "index": self.open_part.index,
+                "started_at": self.open_part.started_at,
                 "last_sequence": self.open_part.last_sequence,
             }
         return {"live": live}
@@ -143,8 +146,13 @@ def _orphan(value: Any) -> Orphan | None:
     staged, path = value.get("staged"), value.get("path")
     if not isinstance(staged, str) or not isinstance(path, str):
         return None
-    index = _int(value.get("index"), 0)
-    return Orphan(Path(staged), Path(path), index, 0.0, _optional_int(value.get("last_sequence")))
+    return Orphan(
+        Path(staged),
+        Path(path),
+        _int(value.get("index"), 0),
+        _float(value.get("started_at")),
+        _optional_int(value.get("last_sequence")),
+    )
 
 
 def _int(value: Any, default: int) -> int:
