@@ -187,7 +187,7 @@ class LiveHandler:
             job, source, writer, options=options, lander=lander, resume_after=ledger.last_sequence
         )
         stopper = asyncio.ensure_future(_stop_on(job.continuation.stop, recorder))
-        ticker = asyncio.ensure_future(_report_status(job, recorder, ledger))
+        ticker = asyncio.ensure_future(_report_status(job, recorder, ledger, self._clock))
         try:
             recording = await recorder.run()
         finally:
@@ -274,7 +274,7 @@ async def _stop_on(stop: asyncio.Event, recorder: Recorder) -> None:
     recorder.stop()
 
 
-async def _report_status(job: JobRun, recorder: Recorder, ledger: LiveLedger) -> None:
+async def _report_status(job: JobRun, recorder: Recorder, ledger: LiveLedger, clock: Clock) -> None:
     """Every ``STATUS_EVERY_S``: the bytes written since the last look to the progress sink
     (the worker's meter, the display), and the state to those that listen."""
     events = live_events_of(job.progress)
@@ -287,7 +287,7 @@ async def _report_status(job: JobRun, recorder: Recorder, ledger: LiveLedger) ->
             reported = status.bytes
         ledger.state = status.state.value
         events.live_state(status.state.value, status.part_index, ledger.recorded_s)
-        await asyncio.sleep(STATUS_EVERY_S)
+        await clock.sleep(STATUS_EVERY_S)
 
 
 def _left_s(options: LiveOptions, ledger: LiveLedger) -> float | None:
