@@ -72,6 +72,15 @@ async def wait_for_part(out: Path, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"no part closed in {out} within {timeout_s} s")
 
 
+async def wait_for_open_part(out: Path, timeout_s: float = 30.0) -> None:
+    """Return once a part being written holds bytes (``*.ts.part``, not empty)."""
+    for _ in range(int(timeout_s / POLL_S)):
+        if any(p.name.endswith(".ts.part") and p.stat().st_size for p in out.iterdir()):
+            return
+        await asyncio.sleep(POLL_S)
+    raise TimeoutError(f"no part open in {out} within {timeout_s} s")
+
+
 @pytest.mark.slow
 async def test_record_until_endlist_lists_playable_parts(
     hls: HlsStream, cli: HaulerRunner, tmp_path: Path
@@ -105,7 +114,8 @@ async def test_a_signal_closes_the_open_part_and_lists_it(
     out = tmp_path / "out"
     process = await cli.start("record", hls.url, "-o", "out", "--split", "3s", "--json")
     await wait_for_part(out)
-    await hls.wait_for_segments(2)  # a part open with a second or two in it
+    await hls.wait_for_segments(2)
+    await wait_for_open_part(out)  # a part open with media in it (the follower may lag)
     before = {name for name in names_on_disk(out) if name.endswith(".ts")}  # closed parts
     process.send_signal(signum)
     try:

@@ -72,20 +72,29 @@ class FlvSource:
             *("-pix_fmt", "yuv420p", "-g", str(FPS), "-c:a", "aac", "-b:a", "32k"),
             *("-f", "flv", "-listen", "1", self.url),
         ]
-        self._process = await asyncio.create_subprocess_exec(
+        self._process = await self._spawn(command)
+        self.starts += 1
+        deadline = time.monotonic() + LISTEN_TIMEOUT_S
+        while not is_listening(self.port):
+            if time.monotonic() > deadline:
+                await self.close()
+                raise RuntimeError(f"ffmpeg does not listen on {self.url}")
+            if not self.is_running:
+                # The port was not free again yet (a restart right after the old ffmpeg's
+                # exit): start once more on the same port until the deadline.
+                await asyncio.sleep(0.2)
+                self._process = await self._spawn(command)
+            await asyncio.sleep(0.05)
+        return self
+
+    @staticmethod
+    async def _spawn(command: list[str]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        self.starts += 1
-        deadline = time.monotonic() + LISTEN_TIMEOUT_S
-        while not is_listening(self.port):
-            if not self.is_running or time.monotonic() > deadline:
-                await self.close()
-                raise RuntimeError(f"ffmpeg does not listen on {self.url}")
-            await asyncio.sleep(0.05)
-        return self
 
     async def restart(self) -> None:
         """Kill ffmpeg (if it still runs) and serve the stream again on the same port."""
