@@ -7,7 +7,8 @@ A component depends on the role it uses, never on more:
 - ``FleetControl``: the pause and stop flags every worker polls;
 - ``WorkerRegistry``: the workers' heartbeat records;
 - ``InfoCache``: extracted media metadata (yt-dlp info dicts) by URL and by video id, with a TTL;
-- ``ResourcePools``: the proxies and accounts, lent and given back atomically fleet-wide.
+- ``ResourcePools``: the proxies and accounts, lent and given back atomically fleet-wide;
+- ``HostBudgets``: per-host (and per proxy on a host) rate, connections and cooldowns.
 
 ``Store`` is the union of the roles plus ``close``: what ``open_store(url)`` returns, one
 backend object (``sqlite.SqliteStore``, ``redis.RedisStore``) implementing every role. Both
@@ -44,6 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hauler.hosts import Admission, HostBudget, HostLimit
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.resources import (
     Resource,
@@ -390,7 +392,94 @@ class ResourcePools(Protocol):
         ...
 
 
-class Store(JobStore, FleetControl, WorkerRegistry, InfoCache, ResourcePools, Protocol):
+# How long a request waits before asking again when every connection of its host is open (a
+# slot frees when another request's body ends, on this worker or another).
+CONNECTION_POLL_S = 0.05
+
+
+class HostBudgets(Protocol):
+    """Per-host budgets for the whole fleet (``hauler.hosts``): limits, token buckets,
+    connection slots and cooldowns, every check-and-take atomic in the store (SQLite: one
+    ``BEGIN IMMEDIATE``; Redis: one script), on the store's clock.
+
+    ``host`` in these methods is a budget's key: a limit's host when one governs the request
+    (``hosts.governing_host``), else the request's own host (which only cooldowns can hold
+    back). ``proxy`` is the label of the proxy the request goes through (``net.proxy_label``),
+    or None for a direct request. A slot is the caller's unique name for one admitted request.
+
+    ``hosts_version`` changes whenever a limit is set or removed, or a cooldown starts, so a
+    worker's view of which hosts to ask about stays current by polling a number."""
+
+    async def set_host_limit(self, limit: HostLimit) -> None:
+        """Store ``limit`` for ``limit.host``, replacing the one there: the rate in force
+        starts again at the new limit's rate, the buckets full; slots, cooldowns and counters
+        are kept."""
+        ...
+
+    async def remove_host_limit(self, host: str) -> bool:
+        """Forget the host: its limit, buckets, slots, cooldowns and counters. False when the
+        store held nothing for it."""
+        ...
+
+    async def host_budgets(self) -> list[HostBudget]:
+        """Every host with a limit, or with a cooldown (its own or a proxy's) not yet over,
+        sorted by host. ``in_use`` counts the slots not expired."""
+        ...
+
+    async def enter_host(
+        self, host: str, proxy: str | None, slot: str, slot_ttl_s: float
+    ) -> Admission:
+        """Ask for one request to ``host`` (through ``proxy``), atomically:
+
+        1. the host's cooldown, or the pair's (``proxy`` on the host), not over: refused
+           (``COOLDOWN``), ``wait_s`` until the later of the two ends;
+        2. expired slots dropped; the host has a ``connections`` limit and that many slots,
+           or ``proxy`` is given and the host has a ``proxy_connections`` limit and the pair
+           has that many: refused (``CONNECTIONS``), ``wait_s`` = ``CONNECTION_POLL_S`` (or
+           less, when the first slot expires sooner);
+        3. otherwise admitted: when the host has a limit, ``slot`` is added to its slots and,
+           with ``proxy``, to the pair's, each expiring in ``slot_ttl_s``; one token taken
+           (``hostrate.Bucket.take``: into debt, ``wait_s`` until it is due) from the host's
+           bucket at the rate in force, and with ``proxy`` one from the pair's bucket at
+           ``proxy_rate_per_s``, ``wait_s`` the longer wait; ``requests`` + 1.
+
+        A refusal writes nothing. A host the store holds nothing for is admitted at once, and
+        nothing is written."""
+        ...
+
+    async def leave_host(self, host: str, proxy: str | None, slot: str) -> None:
+        """The request's body ended: its slot frees (from the host and the pair). A slot not
+        held (expired, or the host forgotten) is ignored."""
+        ...
+
+    async def renew_host_slots(
+        self, host: str, proxy: str | None, slots: Sequence[str], slot_ttl_s: float
+    ) -> None:
+        """Push the expiry of the slots still held to ``slot_ttl_s`` from now (a long body
+        keeps its connection counted); the others are ignored."""
+        ...
+
+    async def cool_host(self, host: str, proxy: str | None, until: float) -> None:
+        """A 429/503 answer: the pair (``proxy`` on ``host``) or, for a direct request, the
+        host, cools until ``until`` (or longer, when it already did); ``throttled`` + 1. A
+        host the store held nothing for is kept, listed while it cools."""
+        ...
+
+    async def set_host_rate(self, host: str, rate_per_s: float, expected_changed_at: float) -> bool:
+        """Compare-and-set of the rate in force (the caller's ``hostrate.adapt``): when the
+        host has a rate limit and its ``rate_changed_at`` is still ``expected_changed_at``,
+        refill its bucket at the old rate until now, then set the rate and ``rate_changed_at``
+        = now. False (nothing written) otherwise."""
+        ...
+
+    async def hosts_version(self) -> int:
+        """A number that changes whenever a limit is set or removed, or a cooldown starts."""
+        ...
+
+
+class Store(
+    JobStore, FleetControl, WorkerRegistry, InfoCache, ResourcePools, HostBudgets, Protocol
+):
     """Every role over one backend, as ``open_store`` returns it."""
 
     async def close(self) -> None:
