@@ -121,6 +121,26 @@ class PoolSettings(BaseModel):
     ban_cap_s: float = Field(default=86400.0, gt=0)
 
 
+class HostSettings(BaseModel):
+    """How requests keep to the fleet-wide per-host budgets (``[hosts]``; the limits themselves
+    are in the store: ``hauler host limit``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True  # false: no request asks the store (limits and cooldowns ignored)
+    # How often a worker asks whether limits or cooldowns changed (a cooldown on a host without
+    # a limit reaches the other workers within this; a limited host is checked every request).
+    refresh_s: float = Field(default=0.5, gt=0)
+    # A connection's slot expires unless renewed (a third of this): a killed worker's slots
+    # free by themselves.
+    slot_ttl_s: float = Field(default=60.0, ge=3)
+    # The longest cooldown a Retry-After may ask for.
+    max_cooldown_s: float = Field(default=3600.0, gt=0)
+    # A request that would wait longer than this (a long cooldown) does not hold its lane: the
+    # job is retried when the wait is over.
+    max_wait_s: float = Field(default=30.0, gt=0)
+
+
 class Settings(BaseModel):
     """Everything hauler can be told; see the README's Configuration section."""
 
@@ -132,6 +152,7 @@ class Settings(BaseModel):
     transfer: TransferSettings = TransferSettings()
     worker: WorkerSettings = WorkerSettings()
     pools: PoolSettings = PoolSettings()
+    hosts: HostSettings = HostSettings()
 
     @field_validator("log_level")
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import ipaddress
 import os
 import socket
@@ -176,6 +177,21 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
     scheme = parts.scheme.lower()
     port = parts.port or _DEFAULT_PORTS.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
+
+
+def proxy_label(proxy: str) -> str:
+    """A proxy's name where budgets and listings show it: its host and port and the first hex
+    digits of a hash of the whole URL (two logins to one gateway are two exits), never its
+    credentials."""
+    parts = urlsplit(proxy)
+    digest = hashlib.sha256(proxy.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    host = (parts.hostname or "").lower()
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{shown}:{port}#{digest}" if port else f"{shown}#{digest}"
 
 
 # The proxy variables curl, wget and yt-dlp read; the lower-case spelling wins over the upper.

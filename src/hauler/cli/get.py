@@ -265,6 +265,7 @@ def get_command(
         proxy=proxy,
         store_url=globals_of(ctx).settings.store,
         pools=None if no_pools else globals_of(ctx).settings.pools,
+        hosts=globals_of(ctx).settings.hosts,
     )
     _exit_now(
         _execute(specs, settings, options, display=display, processes=processes, redact=redact)

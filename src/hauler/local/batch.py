@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hauler.config import PoolSettings, TransferSettings, default_store_url
+from hauler.config import HostSettings, PoolSettings, TransferSettings, default_store_url
 from hauler.errors import HaulerError
 from hauler.local.outcome import ErrorInfo, FileOutcome, Reporter
 from hauler.models import JobSpec, OnExisting
@@ -45,6 +45,8 @@ class BatchOptions:
     store_url: str = field(default_factory=default_store_url)  # where media infos are cached
     # The store's proxy and account pools, used when it holds any; None: off (--no-pools).
     pools: PoolSettings | None = None
+    # The store's per-host budgets, kept when it exists; None: off.
+    hosts: HostSettings | None = None
 
 
 class Batch:
@@ -74,20 +76,26 @@ class Batch:
 
     async def run(self, settings: TransferSettings) -> None:
         """Download every spec; SIGTERM cancels like Ctrl-C does (partial files are kept)."""
+        from hauler.gate import OPEN
+        from hauler.local.gate import LazyGate
         from hauler.local.infocache import LazyInfoCache
         from hauler.transfer.engine import Engine
 
         _cancel_on_sigterm()
         self._present = _names_in(self._options.output_dir)
         cache = LazyInfoCache(self._options.store_url)
+        hosts = self._options.hosts
+        gate = LazyGate(cache, self._options.store_url, hosts) if hosts and hosts.enabled else None
         try:
-            async with Engine(settings) as engine:
+            async with Engine(settings, gate=gate or OPEN) as engine:
                 pipeline = self._pipeline(engine, cache)
                 work = _Work(deque(enumerate(self._specs)), len(self._specs))
                 async with asyncio.TaskGroup() as group:
                     for _ in range(self._options.parallel):
                         group.create_task(self._lane(work, pipeline))
         finally:
+            if gate is not None:
+                await gate.aclose()
             await cache.close()
 
     def _pipeline(self, engine: Engine, cache: LazyInfoCache) -> Pipeline:

@@ -49,7 +49,7 @@ class LazyPools:
             return self._broker
 
     async def _decide(self) -> ResourceBroker:
-        if not _may_hold_pools(self._store_url):
+        if not store_may_exist(self._store_url):
             return FixedResources()
         store = await self._cache.store()
         if store is None or not await store.list_resources():
@@ -75,7 +75,7 @@ class _Deferred:
         return await self._inner.__aexit__(*exc_info)  # type: ignore[arg-type]
 
 
-def _may_hold_pools(store_url: str) -> bool:
+def store_may_exist(store_url: str) -> bool:
     """False for a SQLite store whose file does not exist (nothing to lend, nothing created)."""
     if not store_url.startswith(SQLITE_PREFIX):
         return True

@@ -15,6 +15,7 @@ from types import TracebackType
 from hauler.clock import Clock, SystemClock
 from hauler.config import TransferSettings
 from hauler.errors import RangeIgnored, RestartTransfer
+from hauler.gate import OPEN, RequestGate
 from hauler.net import Sessions, check_url
 from hauler.policy.retry import RetryPolicy
 from hauler.transfer.attempt import AttemptContext, OutputPaths
@@ -33,9 +34,16 @@ MAX_RESTARTS = 2
 class Engine:
     """Downloads files over HTTP(S); share one per process (``async with Engine(...)``)."""
 
-    def __init__(self, settings: TransferSettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: TransferSettings,
+        clock: Clock | None = None,
+        gate: RequestGate = OPEN,
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        # Every request asks it first (the fleet's per-host budgets, ``pools.hostgate``).
+        self.gate = gate
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
         self._sessions = Sessions(settings)
         self.paths = OutputPaths()
@@ -106,6 +114,7 @@ class Engine:
             clock=self.clock,
             settings=self.settings,
             home_url=request.url,
+            gate=self.gate,
         )
 
     def buckets(self, request: TransferRequest) -> tuple[TokenBucket, ...]:

@@ -38,6 +38,7 @@ from hauler.errors import (
     Transient,
     UntrustedCertificate,
 )
+from hauler.gate import OPEN, OPEN_TICKET, RequestGate, Ticket
 from hauler.net import Sessions, check_url, origin_of
 from hauler.redact import Redactor, is_secret_header, printable, redact_url, url_password
 from hauler.transfer.body import Body, RangeAsk, Reply
@@ -251,6 +252,35 @@ def ask_url(resp: aiohttp.ClientResponse) -> str:
     return str(resp.url)
 
 
+class GatedBody:
+    """A body that closes its gate ticket when it ends: read to the end, failed, closed or
+    aborted (the host's connection slot frees)."""
+
+    __slots__ = ("_body", "_ticket")
+
+    def __init__(self, body: Body, ticket: Ticket) -> None:
+        self._body = body
+        self._ticket = ticket
+
+    async def read(self) -> bytes:
+        try:
+            data = await self._body.read()
+        except BaseException:
+            self._ticket.close()
+            raise
+        if not data:
+            self._ticket.close()
+        return data
+
+    def close(self) -> None:
+        self._body.close()
+        self._ticket.close()
+
+    def abort(self) -> None:
+        self._body.abort()
+        self._ticket.close()
+
+
 class AiohttpBody:
     """A response's body through aiohttp (``body.Body``): aiohttp's errors mapped here."""
 
@@ -292,6 +322,7 @@ class AiohttpFetcher:
     clock: Clock
     settings: TransferSettings
     home_url: str
+    gate: RequestGate = OPEN
 
     def __post_init__(self) -> None:
         check_header_values(self.headers)
@@ -301,17 +332,38 @@ class AiohttpFetcher:
         ``MAX_REDIRECTS`` redirects; a 200/206 answer's body, unread, and what it says
         (``final_url``: the last hop's)."""
         for hop in range(MAX_REDIRECTS + 1):
-            resp = await self._get(url, ask)
-            target = redirect_target(resp, url)
-            if target is None:
-                await self._refused(resp, url)
-                return self._answer(resp, url, ask)
+            ticket = await self.gate.enter(url, self.sessions.proxy_for(url, self.proxy))
+            try:
+                resp = await self._get(url, ask)
+                target = redirect_target(resp, url)
+                if target is None:
+                    return await self._final(resp, url, ask, ticket)
+            except BaseException:
+                ticket.close()
+                raise
             resp.release()
+            ticket.close()
             if hop == MAX_REDIRECTS:
                 break
             await self._check_hop(url, target, hop + 1)
             url = target
         raise BadRequest(f"too many redirects (more than {MAX_REDIRECTS}) from {redact_url(url)}")
+
+    async def _final(
+        self, resp: aiohttp.ClientResponse, url: str, ask: RangeAsk | None, ticket: Ticket
+    ) -> tuple[Body, Reply]:
+        """The last hop's answer; a 429/503 tells the gate first (the host cools before the
+        error goes up), and the body keeps the ticket until it ends."""
+        if resp.status in (429, 503):
+            await ticket.throttled(self._retry_after(resp))
+        await self._refused(resp, url)
+        body, reply = self._answer(resp, url, ask)
+        return (body if ticket is OPEN_TICKET else GatedBody(body, ticket)), reply
+
+    def _retry_after(self, resp: aiohttp.ClientResponse) -> float | None:
+        return retry_after_s(
+            resp.headers.get("Retry-After"), self.clock, self.settings.max_retry_after_s
+        )
 
     async def _get(self, url: str, ask: RangeAsk | None) -> aiohttp.ClientResponse:
         session, proxy_arg = self.sessions.for_url(url, self.proxy)
@@ -372,9 +424,7 @@ class AiohttpFetcher:
             resp.release()
             return AiohttpBody(resp), _empty_reply(resp)
         if resp.status not in (200, 206):
-            retry = retry_after_s(
-                resp.headers.get("Retry-After"), self.clock, self.settings.max_retry_after_s
-            )
+            retry = self._retry_after(resp)
             resp.release()
             raise status_error(resp.status, url, retry)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hauler.config import Settings, WorkerSettings
+from hauler.gate import OPEN
 from hauler.observe import Observer
 from hauler.store import open_store
 from hauler.worker.runner import Summary, Worker
@@ -32,6 +33,7 @@ async def serve(
     from hauler.pipeline.acquire import broker_for
     from hauler.pipeline.kinds import resolver_for
     from hauler.pipeline.run import Pipeline
+    from hauler.pools.hostgate import HostGate
     from hauler.transfer.engine import Engine
     from hauler.worker.signals import install_stop_signals
 
@@ -40,20 +42,25 @@ async def serve(
         transfer = settings.transfer
         if transfer.fsync_files is None:
             transfer = transfer.model_copy(update={"fsync_files": True})
-        async with Engine(transfer) as engine:
-            pipeline = Pipeline(
-                resolver_for(engine, store),
-                ws.output_dir,
-                broker=broker_for(store, settings.pools, transfer.proxy),
-                observer=observer,
-                durable=bool(transfer.fsync_files),
-            )
-            worker = Worker(store, pipeline, ws, observer=observer)
-            remove_signals = install_stop_signals(worker)
-            on_started(worker)
-            try:
-                return await worker.run()
-            finally:
-                remove_signals()
+        gate = HostGate(store, settings.hosts) if settings.hosts.enabled else None
+        try:
+            async with Engine(transfer, gate=gate or OPEN) as engine:
+                pipeline = Pipeline(
+                    resolver_for(engine, store),
+                    ws.output_dir,
+                    broker=broker_for(store, settings.pools, transfer.proxy),
+                    observer=observer,
+                    durable=bool(transfer.fsync_files),
+                )
+                worker = Worker(store, pipeline, ws, observer=observer)
+                remove_signals = install_stop_signals(worker)
+                on_started(worker)
+                try:
+                    return await worker.run()
+                finally:
+                    remove_signals()
+        finally:
+            if gate is not None:
+                await gate.aclose()
     finally:
         await store.close()
