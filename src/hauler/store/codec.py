@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hauler.hosts import HostBudget, HostLimit
 from hauler.models import Job, JobError, JobSpec, JobState, WorkerInfo
 from hauler.resources import (
     Counters,
@@ -240,3 +241,56 @@ def uses_to_json(uses: Sequence[Use]) -> str:
 def uses_from_json(text: str | None) -> list[Use]:
     """The inverse of ``uses_to_json``; no row reads as no history."""
     return [Use(**item) for item in json.loads(text)] if text else []
+
+
+# --- host budgets (HostBudgets) ----------------------------------------------------------------
+
+
+def budget_key(host: str) -> str:
+    """``host`` as both backends key a budget: lower case, no trailing dot (as ``hosts.host_key``
+    and ``hosts.governing_host`` spell it), not validated: a request's own host, an address
+    among them, is asked about as it comes."""
+    return host.lower().rstrip(".")
+
+
+def checked_positive(name: str, value: float) -> float:
+    """``value`` when it is a positive finite number, else ``ValueError`` naming ``name``."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite number, not {value!r}")
+    return float(value)
+
+
+def checked_time(name: str, value: float) -> float:
+    """``value`` when it is a finite number (an epoch time), else ``ValueError``."""
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite time, not {value!r}")
+    return float(value)
+
+
+def host_limit_to_json(limit: HostLimit) -> str:
+    """A host's limit as stored."""
+    return json.dumps(dataclasses.asdict(limit), separators=(",", ":"))
+
+
+def host_limit_from_json(text: str | None) -> HostLimit | None:
+    """The inverse of ``host_limit_to_json``; no text (a host known by a cooldown) is None."""
+    return HostLimit(**json.loads(text)) if text else None
+
+
+def host_budget_from_fields(
+    host: str, fields: Mapping[str, Any], proxy_cooldowns: Mapping[str, float], in_use: int
+) -> HostBudget:
+    """A ``HostBudget`` from a stored host record (SQLite: the ``hosts`` row; Redis: the
+    ``host:H`` hash, '' for none): ``limit_json``, ``rate_per_s``, ``rate_changed_at``,
+    ``cooldown_until``, ``requests``, ``throttled``."""
+    return HostBudget(
+        host=host,
+        limit=host_limit_from_json(_opt_str(fields.get("limit_json"))),
+        rate_per_s=_opt_float(fields.get("rate_per_s")),
+        rate_changed_at=float(fields.get("rate_changed_at") or 0.0),
+        cooldown_until=_opt_float(fields.get("cooldown_until")),
+        proxy_cooldowns=dict(proxy_cooldowns),
+        in_use=in_use,
+        requests=int(fields.get("requests") or 0),
+        throttled=int(fields.get("throttled") or 0),
+    )

@@ -42,6 +42,7 @@ from hauler.store.codec import (
     worker_from_json,
     worker_to_json,
 )
+from hauler.store.redis_hosts import RedisHosts
 from hauler.store.redis_pools import RedisPools
 
 _SCRIPTS = (
@@ -127,7 +128,7 @@ def _matches(flt: JobFilter, fields: Sequence[str | None]) -> bool:
     )
 
 
-class RedisStore(RedisPools):
+class RedisStore(RedisPools, RedisHosts):
     """The ``Store`` contract over one Redis namespace (see ``hauler.store.base``)."""
 
     def __init__(

@@ -189,3 +189,44 @@ WITH c AS (
 )
 UPDATE resources SET cum_weight = c.cw FROM c WHERE resources.id = c.id;
 -- 'cursor:KIND' (the seq of the last resource lend_by picked) is upserted by lend_by.
+
+-- migration: 6
+
+-- Per-host budgets (HostBudgets, store/base.py; statements: sql/hosts.sql). A host's row holds
+-- its limit (HostLimit as JSON; NULL for a host known only by a cooldown), the rate in force,
+-- its token bucket (tokens as of updated_at: below zero when requests were promised tokens to
+-- come), its cooldown and its counters. A proxy on a host has a row of its own (its bucket and
+-- cooldown), and every admitted request a slot: proxy '' in the host's own set, the proxy's
+-- label in the pair's. 'hosts_version' in pool_meta is hosts_version.
+CREATE TABLE hosts (
+    host            TEXT    PRIMARY KEY,
+    limit_json      TEXT,                             -- HostLimit as JSON
+    rate_per_s      REAL,                             -- the rate in force; NULL: none
+    rate_changed_at REAL    NOT NULL,
+    tokens          REAL,
+    updated_at      REAL,
+    cooldown_until  REAL,
+    requests        INTEGER NOT NULL DEFAULT 0,
+    throttled       INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE host_proxies (
+    host           TEXT NOT NULL,
+    proxy          TEXT NOT NULL,                     -- net.proxy_label, never a URL
+    tokens         REAL,                              -- NULL: a full bucket
+    updated_at     REAL,
+    cooldown_until REAL,
+    PRIMARY KEY (host, proxy)
+) WITHOUT ROWID;
+
+CREATE TABLE host_slots (
+    host       TEXT NOT NULL,
+    proxy      TEXT NOT NULL,                         -- '': the host's own set
+    slot       TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (host, proxy, slot)
+) WITHOUT ROWID;
+-- Counting the live slots of a set, and its first to expire, without reading the others.
+CREATE INDEX host_slots_expiry ON host_slots (host, proxy, expires_at);
+
+INSERT INTO pool_meta (name, value) VALUES ('hosts_version', 0);

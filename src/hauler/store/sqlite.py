@@ -34,6 +34,7 @@ from hauler.store.codec import (
     worker_to_json,
 )
 from hauler.store.sqlite_db import transaction
+from hauler.store.sqlite_hosts import SqliteHosts
 from hauler.store.sqlite_pools import SqlitePools
 from hauler.store.sqlite_queries import query
 
@@ -64,7 +65,7 @@ def _where(flt: JobFilter, state_sql: str) -> tuple[str, dict[str, Any]]:
     return query("jobs.matching_ids").format(where=" AND ".join(clauses)), params
 
 
-class SqliteStore(SqlitePools):
+class SqliteStore(SqlitePools, SqliteHosts):
     """The ``Store`` contract over one SQLite file (see ``hauler.store.base``)."""
 
     def __init__(self, db: sqlite_db.Database, executor: ThreadPoolExecutor, clock: Clock) -> None:
