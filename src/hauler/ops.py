@@ -12,9 +12,12 @@ from typing import Any, Protocol
 
 from hauler.clock import yield_now
 from hauler.errors import ErrorClass
+from hauler.hosts import HostBudget
+from hauler.hostviews import host_reasons
 from hauler.intake import BadLine, read_batches
 from hauler.models import Job, JobKind, JobSpec, JobState
 from hauler.store import AddResult, FleetControl, JobFilter, JobStore, WorkerRegistry
+from hauler.store.base import HostBudgets
 from hauler.units import parse_duration
 from hauler.views import Explanation, FleetStatus
 from hauler.worker.explain import FleetView, explain
@@ -34,9 +37,10 @@ class AddTally:
     bad_lines: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-class FleetRoles(JobStore, FleetControl, WorkerRegistry, Protocol):
-    """The three roles a fleet-wide view reads: the jobs, the pause/stop flags, the workers.
-    (Not ``Store``: closing the store is its opener's business, never an operation's.)"""
+class FleetRoles(JobStore, FleetControl, WorkerRegistry, HostBudgets, Protocol):
+    """The roles a fleet-wide view reads: the jobs, the pause/stop flags, the workers, the
+    host budgets. (Not ``Store``: closing the store is its opener's business, never an
+    operation's.)"""
 
 
 def _ignore_bad(bad: BadLine) -> None:
@@ -125,7 +129,14 @@ async def explain_job(store: FleetRoles, job_id: str, affinity_s: float) -> Expl
         workers=tuple(await store.workers()),
         affinity_s=affinity_s,
     )
-    return Explanation(job, tuple(explain(job, fleet)))
+    budgets = await _budgets_if_held_back(store, job)
+    reasons = [*explain(job, fleet), *host_reasons(job, budgets, fleet.now)]
+    return Explanation(job, tuple(reasons))
+
+
+async def _budgets_if_held_back(store: HostBudgets, job: Job) -> list[HostBudget]:
+    """The store's host budgets, which a job done is no longer held back by (not read)."""
+    return [] if job.state is JobState.DONE else await store.host_budgets()
 
 
 class BadFilter(ValueError):

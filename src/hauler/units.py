@@ -29,3 +29,19 @@ def parse_duration(text: str) -> float:
     if not stripped or "".join(n + u for n, u in parts) != stripped.replace(" ", ""):
         raise ValueError(f"not a duration: {text!r} (examples: 30s, 15m, 2h, 1d)")
     return sum(float(n) * _SECONDS[u.lower()] for n, u in parts)
+
+
+_REQUEST_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:/\s*([a-z]+))?\s*$", re.IGNORECASE)
+_PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def parse_request_rate(text: str) -> float:
+    """Parse ``5/s``, ``0.5/s``, ``30/min``, ``100/h`` or ``5`` (a second) into requests a
+    second; a rate of zero is refused (no request would ever go)."""
+    match = _REQUEST_RATE.match(text)
+    per_s = _PER.get((match.group(2) or "s").lower()) if match else None
+    if match is None or per_s is None:
+        raise ValueError(f"not a request rate: {text!r} (examples: 5/s, 0.5/s, 30/min, 100/h)")
+    if not float(match.group(1)) > 0:
+        raise ValueError(f"a request rate must be more than 0, not {text!r}")
+    return float(match.group(1)) / per_s

@@ -20,6 +20,7 @@ COMMAND_MODULES = {
     "worker": "worker",
     "record": "record",
     **dict.fromkeys(("proxy", "account", "pools"), "pools"),
+    "host": "hosts",
 }
 # What a command imports once it runs (the engine, aiohttp, asyncio): loaded during start-up,
 # with the collector paused (see ``main``). Its ``--help`` loads none of them.
