@@ -159,6 +159,8 @@ class Origin:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._is_closing = False
+        # When each file answer began and ended being sent (the loop's clock).
+        self.answer_spans: list[tuple[float, float]] = []
 
     async def start(self, port: int = 0) -> Origin:
         """Listen on 127.0.0.1:``port`` (0: a free port)."""
@@ -203,6 +205,19 @@ class Origin:
     def sha256(self, name: str) -> str:
         """The sha256 of the current version of ``name``."""
         return self.files[name].sha256()
+
+    def most_at_once(self, tail_s: float = 0.0) -> int:
+        """The most file answers sent at once, each taken to end ``tail_s`` early (what the
+        server sends after the client let the connection go: the last slice, a drain)."""
+        edges = []
+        for began, ended in self.answer_spans:
+            if ended - tail_s > began:
+                edges += [(began, 1), (ended - tail_s, -1)]
+        at_once = most = 0
+        for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+            at_once += step
+            most = max(most, at_once)
+        return most
 
     def requests_for(self, name: str) -> list[LoggedRequest]:
         """The logged requests on ``name``, in arrival order."""
@@ -262,7 +277,11 @@ class Origin:
         fault = remote.faults.get(remote.requests, Fault())
         if fault.bump_version:
             remote.version += 1
-        await _respond(writer, entry, remote, fault)
+        began = asyncio.get_running_loop().time()
+        try:
+            await _respond(writer, entry, remote, fault)
+        finally:
+            self.answer_spans.append((began, asyncio.get_running_loop().time()))
         return _keep_alive(headers)
 
     async def _redirect(

@@ -91,10 +91,11 @@ class HostGate:
         self._held: dict[Pair, set[str]] = {}
         self._renewer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
 
     async def enter(self, url: str, proxy: str | None) -> Ticket:
         """Wait until a request to ``url`` through ``proxy`` may go (``gate.RequestGate``)."""
-        host = (urlsplit(url).hostname or "").lower()
+        host = request_host(url)
         label = proxy_label(proxy) if proxy else None
         while True:
             await self._refresh()
@@ -216,7 +217,9 @@ class HostGate:
         """Keep the slots held renewed, so that only a dead worker's expire."""
         ttl_s = self._settings.slot_ttl_s
         while self._held:
-            await self._clock.sleep(ttl_s / 3)
+            # A wait that does not move a FakeClock: only the requests' own waits do.
+            if await self._clock.wait_for(self._closing, ttl_s / 3):
+                return
             for (host, label), slots in list(self._held.items()):
                 try:
                     await self._budgets.renew_host_slots(host, label, list(slots), ttl_s)
@@ -230,14 +233,21 @@ class HostGate:
 
     async def aclose(self) -> None:
         """Give back what is held (the requests still open lose their slots) and stop."""
+        self._closing.set()
         if self._renewer is not None:
-            self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)
         for (host, label), slots in list(self._held.items()):
             for slot in slots:
                 self._spawn(self._budgets.leave_host(host, label, slot))
         self._held.clear()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def request_host(url: str) -> str:
+    """The host of ``url`` as budgets key it (``hosts.host_key``: lower case, no trailing dot,
+    an IPv6 address in brackets)."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    return f"[{host}]" if ":" in host else host
 
 
 class _FreeTicket:

@@ -25,9 +25,9 @@ from hauler.store.base import Decider, ResourcePools
 _log = logging.getLogger(__name__)
 # How many resources a worker remembers as good for one site (its concurrent lanes, at most).
 STICKY_PER_SITE = 64
-# How often a lender whose pools were empty looks again (resources added by `hauler proxy add`
-# are used from then on).
-EMPTY_CHECK_S = 2.0
+# How often a lender lists the pools again: resources added by `hauler proxy add` are used,
+# and new or reset ones tried out, from then on.
+VIEW_S = 2.0
 # Lends of a resource before lanes may pass it over for the ones they stick to (the proxy
 # fault streak that bans a broken proxy is 3).
 EXPLORE_USES = 3
@@ -73,9 +73,11 @@ class PoolLender:
         # own proxy and account while they keep succeeding.
         self._good: dict[tuple[ResourceKind, str], deque[str]] = {}
         self._held: Counter[str] = Counter()
-        # Whether the pools hold anything, as last seen, and when (monotonic): a worker whose
-        # store has no pools asks again every EMPTY_CHECK_S, not twice a job.
-        self._is_empty: tuple[bool, float] | None = None
+        # The pools as last listed, and when (monotonic), read again every VIEW_S: whether
+        # they hold anything (a worker whose store has none does not ask twice a job), and
+        # whether a resource is still to be tried out (then the chooser lends, else the store's
+        # own ``lend_by``: one call that reads nothing back).
+        self._view: tuple[list[Resource], float] | None = None
 
     async def lend(self, url: str, site: str) -> Lent:
         """A proxy and an account for one run fetching ``url`` from ``site``. ``NoResource``
@@ -105,11 +107,22 @@ class PoolLender:
             u.partner for u in uses if u.error_class in ban.BANNABLE_CLASSES and u.partner
         )
 
-    async def _pools_are_empty(self) -> bool:
+    async def _listed(self) -> list[Resource]:
         now = self._clock.monotonic()
-        if self._is_empty is None or now - self._is_empty[1] >= EMPTY_CHECK_S:
-            self._is_empty = (not await self._pools.list_resources(), now)
-        return self._is_empty[0]
+        if self._view is None or now - self._view[1] >= VIEW_S:
+            self._view = (await self._pools.list_resources(), now)
+        return self._view[0]
+
+    async def _pools_are_empty(self) -> bool:
+        return not await self._listed()
+
+    async def _is_settled(self, kind: ResourceKind) -> bool:
+        """Every usable resource of ``kind`` has been tried out (as last listed)."""
+        now = self._clock.now()
+        return not any(
+            r.spec.kind is kind and r.is_usable(now) and _judged_uses(r) < EXPLORE_USES
+            for r in await self._listed()
+        )
 
     async def _lend(
         self, kind: ResourceKind, site: str, avoid: frozenset[str] = frozenset()
@@ -118,6 +131,19 @@ class PoolLender:
         when the pool is empty; ``NoResource`` (the job waits) when none is usable now."""
         good = self._good.get((kind, site), ())
         sticky = next((i for i in good if not self._held[i] and i not in avoid), None)
+        if not avoid and await self._is_settled(kind):
+            lent = await self._pools.lend_by(
+                kind,
+                self._rules.strategy,
+                site=site,
+                sticky_id=sticky,
+                max_in_use=self._rules.max_in_use,
+                rng_value=self._rng.random(),
+            )
+            if lent is not None:
+                self._held[lent.id] += 1
+                return lent
+            # None eligible: the chooser's path below finds out why, and when one is back.
         self._cursors[kind] += 1
         cursor = self._cursors[kind]
         seen: list[Sequence[Resource]] = []
