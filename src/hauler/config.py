@@ -119,6 +119,15 @@ class PoolSettings(BaseModel):
     rest_s: float = Field(default=900.0, ge=0)
     ban_base_s: float = Field(default=3600.0, gt=0)
     ban_cap_s: float = Field(default=86400.0, gt=0)
+    # A bannable failure (a bot wall, a proxy's own failure): try again at once with other
+    # resources (retry_other), fail the attempt as usual (fail), or stop the worker's lane that
+    # met it (stop_lane: the lane claims nothing more, as Airflow farms stop a failing lane).
+    on_bannable: Literal["retry_other", "fail", "stop_lane"] = "retry_other"
+    # A banned proxy whose ban is about to end is fetched this URL through first: it comes back
+    # only if that answers (2xx/3xx), else its ban starts again (doubled). None: no probe.
+    probe_url: str | None = None
+    probe_every_s: float = Field(default=30.0, gt=0)
+    probe_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class HostSettings(BaseModel):

@@ -204,6 +204,17 @@ class LiveOptions(BaseModel):
     notify_url: str | None = None
 
 
+class PoolPins(BaseModel):
+    """What a job asks of the pools: proxies of one ``region`` only, and one ``account`` (its
+    name or id) instead of any. A pinned resource that is not usable now makes the job wait
+    for it, never take another."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    region: str | None = Field(default=None, min_length=1)
+    account: str | None = Field(default=None, min_length=1)
+
+
 class JobSpec(BaseModel):
     """What the user asked for: one URL and how to fetch it. Stored as JSON with the job."""
 
@@ -223,6 +234,7 @@ class JobSpec(BaseModel):
     key: str | None = Field(default=None, description="dedupe key; the normalised URL if unset")
     media: MediaOptions | None = None
     live: LiveOptions | None = None
+    pools: PoolPins | None = None
 
     @field_validator("url")
     @classmethod
