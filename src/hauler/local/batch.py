@@ -117,6 +117,7 @@ class Batch:
             broker=broker,
             observer=self._observer,
             durable=bool(engine.settings.fsync_files),
+            on_bannable=options.pools.on_bannable if options.pools else "retry_other",
         )
 
     async def _lane(self, work: _Work, pipeline: Pipeline) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from typing import Literal
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from hauler.pipeline.verify import verify
 from hauler.progress import NullProgress, ProgressSink
 
 _log = logging.getLogger(__name__)
+# What a failure that blames the resources lent does (``[pools] on_bannable``).
+OnBannable = Literal["retry_other", "fail", "stop_lane"]
 # Runs of one job with other resources after a failure that blames those lent (``on_bannable
 # = retry_other``), before the failure goes to the caller (the worker's retries).
 ROTATIONS = 3
@@ -74,6 +77,7 @@ class Pipeline:
         broker: ResourceBroker | None = None,
         observer: Observer | None = None,
         durable: bool = False,
+        on_bannable: OnBannable = "retry_other",
     ) -> None:
         self.resolver = resolver
         self.output_dir = output_dir
@@ -82,6 +86,8 @@ class Pipeline:
         self._observer = observer or NullObserver()
         self._is_observed = observer is not None
         self._durable = durable
+        self._rotations = ROTATIONS if on_bannable == "retry_other" else 1
+        self._stops_lane = on_bannable == "stop_lane"
 
     async def run(
         self,
@@ -110,6 +116,11 @@ class Pipeline:
             job_id_var.reset(job_token)
         self._observer.job_handled(job_id, kind.value, None, _since(started))
         return outcome
+
+    def stops_lane_after(self, exc: BaseException) -> bool:
+        """The lane that ran into ``exc`` is to claim nothing more: ``on_bannable =
+        stop_lane``, and ``exc`` blames what the job was lent (a bot wall, a proxy)."""
+        return self._stops_lane and isinstance(exc, Bannable | ProxyFailed)
 
     async def _run(
         self,
@@ -146,8 +157,10 @@ class Pipeline:
     ) -> tuple[Outcome, list[Artifact]]:
         """The job handled and verified with what the broker lends. A failure that blames
         what was lent (a bot wall: the account; a proxy's own failure) is tried again at once
-        with other resources when the broker has others (the pools), ``ROTATIONS`` times."""
-        for rotation in range(1, ROTATIONS + 1):
+        with other resources when the broker has others (the pools), ``ROTATIONS`` times
+        (``on_bannable = retry_other``; otherwise it goes up at once)."""
+        rotations = self._rotations
+        for rotation in range(1, rotations + 1):
             try:
                 async with self._broker.acquire(spec) as resources:
                     run = JobRun(
@@ -157,9 +170,9 @@ class Pipeline:
                     outcome = _with_resources(await self._handle(run, kind), resources)
                     return outcome, await _verified(outcome)
             except (Bannable, ProxyFailed) as exc:
-                if not self._broker.can_rotate or rotation == ROTATIONS:
+                if not self._broker.can_rotate or rotation == rotations:
                     raise
-                _log.info("%s: trying other resources (%d of %d)", exc.message, rotation, ROTATIONS)
+                _log.info("%s: trying other resources (%d of %d)", exc.message, rotation, rotations)
         raise AssertionError("unreachable")
 
     async def _handle(self, job: JobRun, kind: JobKind) -> Outcome:

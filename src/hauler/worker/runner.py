@@ -135,6 +135,7 @@ class Worker:
         # Renew well inside the lease: two missed beats still leave the lease alive.
         self._beat_s = min(settings.heartbeat_s, settings.lease_s / 4)
         self._held: dict[str, _Held] = {}
+        self._stopped_lanes = 0  # on_bannable = stop_lane: lanes that will claim nothing more
         self._timers: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # something `hauler status` shows changed
@@ -247,9 +248,18 @@ class Worker:
         return self._poll.flags
 
     def _free_lanes(self) -> int:
-        """Download lanes free (recordings in live slots take none)."""
+        """Download lanes free (recordings in live slots take none; stopped lanes are gone)."""
         in_lanes = sum(1 for held in self._held.values() if not held.is_live_slot)
-        return self._settings.concurrency - in_lanes
+        return self._settings.concurrency - self._stopped_lanes - in_lanes
+
+    def _stop_lane(self, exc: Exception) -> None:
+        """``on_bannable = stop_lane``: one lane fewer from now on; none left, the worker
+        stops (its resources are burnt: an operator looks before it runs again)."""
+        self._stopped_lanes += 1
+        left = self._settings.concurrency - self._stopped_lanes
+        logger.warning("a lane stopped (on_bannable = stop_lane, %d left): %s", left, exc)
+        if left <= 0:
+            self.request_stop("every lane stopped on a bannable failure")
 
     def _takes_live_slot(self, job: Job) -> bool:
         if job.spec.kind is not JobKind.LIVE:
@@ -312,6 +322,8 @@ class Worker:
         except Exception as exc:
             held.is_settling = True
             await self._record_failure(held, exc)
+            if self._pipeline.stops_lane_after(exc):
+                self._stop_lane(exc)
             return
         held.is_settling = True
         if outcome.spawned:

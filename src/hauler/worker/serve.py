@@ -51,6 +51,7 @@ async def serve(
                     broker=broker_for(store, settings.pools, transfer.proxy),
                     observer=observer,
                     durable=bool(transfer.fsync_files),
+                    on_bannable=settings.pools.on_bannable,
                 )
                 worker = Worker(store, pipeline, ws, observer=observer)
                 remove_signals = install_stop_signals(worker)
