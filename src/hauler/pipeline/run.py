@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from typing import Literal
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from hauler.errors import (
     BadMedia,
