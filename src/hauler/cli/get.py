@@ -21,6 +21,7 @@ import typer
 
 from hauler.cli import mediaoptions
 from hauler.cli.app import app, globals_of
+from hauler.cli.getoptions import Account, Region
 from hauler.exitcodes import exit_status
 from hauler.models import JobKind
 
@@ -184,6 +185,8 @@ def get_command(
     retries: Retries = None,
     proxy: Proxy = None,
     no_pools: NoPools = False,
+    region: Region = None,
+    account: Account = None,
     limit_rate: LimitRate = None,
     max_rate_per_file: FileRate = None,
     quiet: Quiet = False,
@@ -242,6 +245,7 @@ def get_command(
     where = _usage(lambda: getoptions.destination(directory, output, len(specs)))
     asked = _Request(header or [], user_agent, referer, load_cookies, timeout, retries)
     specs = _with_request(getoptions.with_filename(specs, where.filename), asked)
+    specs = getoptions.with_pins(specs, _usage(lambda: getoptions.pool_pins(region, account)))
     settings = _transfer_settings(ctx, connections, limit_rate, proxy, asked)
     per_file_rate = _rate(max_rate_per_file, "--max-rate-per-file")
     display = Display(json_output, quiet, not no_progress)

@@ -1,5 +1,6 @@
 """``hauler get``'s options turned into what the run needs: where files go, what a taken name
-means, the headers and cookies each request carries. Pure: no printing, no network.
+means, the headers and cookies each request carries, and the pool pins ``get`` and ``add``
+share (``--region``, ``--account``). Pure: no printing, no network.
 
 Each function raises ``OptionError`` naming the option, which ``get`` shows as a usage error.
 """
@@ -10,13 +11,25 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from hauler.cookies import Cookie, cookie_header
-from hauler.models import JobSpec, OnExisting
+from hauler.models import JobSpec, OnExisting, PoolPins
 
 # RFC 9110 token characters: what a header name may hold.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00\r\n]")
+
+Region = Annotated[
+    str | None,
+    typer.Option("--region", help="Only proxies of this region (hauler proxy add --region)."),
+]
+Account = Annotated[
+    str | None,
+    typer.Option("--account", help="Only this account (its name or id); the job waits for it."),
+]
 
 
 class OptionError(ValueError):
@@ -138,3 +151,25 @@ def with_filename(specs: Sequence[JobSpec], filename: str | None) -> list[JobSpe
     if filename is None:
         return list(specs)
     return [s if s.output else s.model_copy(update={"output": filename}) for s in specs]
+
+
+def pool_pins(region: str | None, account: str | None) -> PoolPins | None:
+    """The pins of ``--region`` and ``--account``, None when neither is given."""
+    given = {"--region": region, "--account": account}
+    for option, value in given.items():
+        if value is not None and not value.strip():
+            raise OptionError(option, "give a name (it cannot be empty)")
+    if region is None and account is None:
+        return None
+    return PoolPins(region=_stripped(region), account=_stripped(account))
+
+
+def _stripped(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
+
+
+def with_pins(specs: Sequence[JobSpec], pins: PoolPins | None) -> list[JobSpec]:
+    """Each spec pinned to ``pins``, unless its JSON line carries pins of its own."""
+    if pins is None:
+        return list(specs)
+    return [s if s.pools is not None else s.model_copy(update={"pools": pins}) for s in specs]

@@ -16,9 +16,10 @@ from rich.console import Console
 from hauler.cli import liveoptions, mediaoptions
 from hauler.cli.app import app, globals_of, usage_error
 from hauler.cli.connection import stderr, with_store
+from hauler.cli.getoptions import Account, OptionError, Region, pool_pins
 from hauler.cli.queue_views import counts_table, jobs_table, print_json, workers_table
 from hauler.intake import BadLine
-from hauler.models import JobKind, JobState
+from hauler.models import JobKind, JobState, PoolPins
 from hauler.ops import (
     FAILURE_CLASSES,
     AddTally,
@@ -126,6 +127,8 @@ def add_command(
     container: liveoptions.ContainerOpt = None,
     remux: liveoptions.RemuxOpt = None,
     notify_url: liveoptions.NotifyUrl = None,
+    region: Region = None,
+    account: Account = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue downloads. Duplicates (the download archive) are skipped; bad lines are reported.
@@ -170,6 +173,9 @@ def add_command(
         defaults["media"] = media
     if live is not None:
         defaults["live"] = live.model_dump(exclude_unset=True)
+    pins = _pins(region, account)
+    if pins is not None:
+        defaults["pools"] = pins
     with _input_lines(urls or [], input_file) as lines:
         tally = with_store(
             _store_url(ctx), lambda store: _add_lines(store, lines, defaults, as_json)
@@ -181,6 +187,14 @@ def add_command(
         stdout.print(f"added {tally.added}, skipped {tally.skipped} duplicates{bad}")
     if tally.bad:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _pins(region: str | None, account: str | None) -> PoolPins | None:
+    """``--region`` and ``--account`` as the jobs' pins (a bad one: a usage error on it)."""
+    try:
+        return pool_pins(region, account)
+    except OptionError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{exc.option}'") from None
 
 
 @app.command("status")

@@ -58,8 +58,9 @@ class FixedResources:
 
 
 class PooledResources:
-    """Every run is lent a proxy and an account from the store's pools (``PoolLender``) and
-    gives them back with how it ended: a bannable error counts against them, fleet-wide."""
+    """Every run is lent a proxy and an account from the store's pools (``PoolLender``), only
+    those its spec pins (``JobSpec.pools``), and gives them back with how it ended: a bannable
+    error counts against them, fleet-wide."""
 
     can_rotate = True
 
@@ -72,7 +73,7 @@ class PooledResources:
 
     @asynccontextmanager
     async def _lend(self, spec: JobSpec) -> AsyncIterator[Resources]:
-        lent = await self._lender.lend(spec.url, spec.host)
+        lent = await self._lender.lend(spec.url, spec.host, spec.pools)
         resources = Resources(
             proxy=lent.proxy.spec.name if lent.proxy else None,
             headers=lent.headers,

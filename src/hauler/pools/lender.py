@@ -2,7 +2,9 @@
 is chosen in the store atomically by the configured strategy (``policy.selection``) and given
 back with how the run ended, which the ban policy (``policy.ban``) turns into the resource's
 new counters and state for the whole fleet. A proxy and an account that last succeeded for a
-site are asked for again (sticky) while they stay usable. The pipeline's acquire stage
+site are asked for again (sticky) while they stay usable. A job may pin them (``JobSpec.pools``):
+proxies of one region, one account by name or id; a pinned pool with nothing usable makes the
+job wait for it (``NoResource``), never lends it another. The pipeline's acquire stage
 (``pipeline.acquire.PooledResources``) lends through it.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from hauler.clock import Clock, SystemClock
 from hauler.cookies import cookie_header, parse_cookies
 from hauler.errors import ErrorClass, HaulerError, NoResource, ProxyFailed
+from hauler.models import PoolPins
 from hauler.policy import ban, selection
 from hauler.resources import Resource, ResourceKind, ResourceState, Strategy, Use
 from hauler.store.base import Decider, ResourcePools
@@ -31,6 +34,9 @@ VIEW_S = 2.0
 # Lends of a resource before lanes may pass it over for the ones they stick to (the proxy
 # fault streak that bans a broken proxy is 3).
 EXPLORE_USES = 3
+# How long a job waits for a pinned region or account the pools do not hold: the user may add
+# it meanwhile.
+PIN_MISSING_WAIT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +85,22 @@ class PoolLender:
         # own ``lend_by``: one call that reads nothing back).
         self._view: tuple[list[Resource], float] | None = None
 
-    async def lend(self, url: str, site: str) -> Lent:
-        """A proxy and an account for one run fetching ``url`` from ``site``. ``NoResource``
-        (the job waits) when a pool has resources but none usable now."""
-        if await self._pools_are_empty():
+    async def lend(self, url: str, site: str, pins: PoolPins | None = None) -> Lent:
+        """A proxy and an account for one run fetching ``url`` from ``site``, only those
+        ``pins`` allows when given. ``NoResource`` (the job waits) when a pool has resources but
+        none usable now, or when a pin matches none of them."""
+        proxy_pin, account_pin = (
+            _pin_of(ResourceKind.PROXY, pins),
+            _pin_of(ResourceKind.ACCOUNT, pins),
+        )
+        if proxy_pin is None and account_pin is None and await self._pools_are_empty():
             return Lent(None, None, {})
-        account = await self._lend(ResourceKind.ACCOUNT, site)
+        account = await self._lend(ResourceKind.ACCOUNT, site, pin=account_pin)
         # An account a site refused goes through another proxy next: refused through two, it
         # is the account (banned), not the proxy it happened to use.
         avoid = await self._refused_via(account) if account else frozenset()
         try:
-            proxy = await self._lend(ResourceKind.PROXY, site, avoid=avoid)
+            proxy = await self._lend(ResourceKind.PROXY, site, avoid=avoid, pin=proxy_pin)
         except BaseException:
             await self.give_back(Lent(None, account, {}), site, None, None, is_counted=False)
             raise
@@ -116,26 +127,39 @@ class PoolLender:
     async def _pools_are_empty(self) -> bool:
         return not await self._listed()
 
-    async def _is_settled(self, kind: ResourceKind) -> bool:
-        """Every usable resource of ``kind`` has been tried out (as last listed)."""
+    async def _is_settled(self, kind: ResourceKind, pin: _Pin | None) -> bool:
+        """Every usable resource of ``kind`` (that ``pin`` admits) has been tried out (as last
+        listed)."""
         now = self._clock.now()
         return not any(
-            r.spec.kind is kind and r.is_usable(now) and _judged_uses(r) < EXPLORE_USES
+            r.spec.kind is kind
+            and (pin is None or pin.admits(r))
+            and r.is_usable(now)
+            and _judged_uses(r) < EXPLORE_USES
             for r in await self._listed()
         )
 
     async def _lend(
-        self, kind: ResourceKind, site: str, avoid: frozenset[str] = frozenset()
+        self,
+        kind: ResourceKind,
+        site: str,
+        avoid: frozenset[str] = frozenset(),
+        pin: _Pin | None = None,
     ) -> Resource | None:
-        """One resource of ``kind`` for ``site`` (not ``avoid`` while another will do); None
-        when the pool is empty; ``NoResource`` (the job waits) when none is usable now."""
+        """One resource of ``kind`` for ``site`` (not ``avoid`` while another will do, only
+        one ``pin`` admits); None when the pool is empty (and nothing is pinned);
+        ``NoResource`` (the job waits) when none is usable now."""
+        if pin is not None and pin.account is not None:
+            # One account asked for by name: nothing to explore, nothing to stick to.
+            return await self._choose(kind, site, avoid, pin, sticky=None, explores=False)
         good = self._good.get((kind, site), ())
         sticky = next((i for i in good if not self._held[i] and i not in avoid), None)
-        if not avoid and await self._is_settled(kind):
+        if not avoid and await self._is_settled(kind, pin):
             lent = await self._pools.lend_by(
                 kind,
                 self._rules.strategy,
                 site=site,
+                region=pin.region if pin is not None else None,
                 sticky_id=sticky,
                 max_in_use=self._rules.max_in_use,
                 rng_value=self._rng.random(),
@@ -144,17 +168,33 @@ class PoolLender:
                 self._held[lent.id] += 1
                 return lent
             # None eligible: the chooser's path below finds out why, and when one is back.
+        return await self._choose(kind, site, avoid, pin, sticky=sticky, explores=True)
+
+    async def _choose(
+        self,
+        kind: ResourceKind,
+        site: str,
+        avoid: frozenset[str],
+        pin: _Pin | None,
+        *,
+        sticky: str | None,
+        explores: bool,
+    ) -> Resource | None:
+        """``_lend`` by the store's ``lend`` with a chooser of ours (see ``_lend``)."""
         self._cursors[kind] += 1
         cursor = self._cursors[kind]
+        region = pin.region if pin is not None else None
         seen: list[Sequence[Resource]] = []
 
         def pick(candidates: Sequence[Resource], now: float) -> Resource | None:
+            if pin is not None:
+                candidates = [c for c in candidates if pin.admits(c)]
             seen.append(candidates)
             usable = [c for c in candidates if c.is_usable(now)]
             others = [c for c in usable if c.id not in avoid] or usable
             # A resource new to the fleet (or just reset) is tried a few times before any lane
             # sticks to the ones it knows: a broken proxy is found out, not just left aside.
-            fresh = [c for c in others if _judged_uses(c) < EXPLORE_USES]
+            fresh = [c for c in others if _judged_uses(c) < EXPLORE_USES] if explores else []
             for pool, keep in ((fresh, None), (others, sticky)):
                 chosen = selection.choose(
                     pool,
@@ -164,7 +204,7 @@ class PoolLender:
                     rng=self._rng,
                     sticky_id=keep,
                     site=site,
-                    region=None,
+                    region=region,
                     max_in_use=self._rules.max_in_use,
                 )
                 if chosen is not None:
@@ -175,12 +215,26 @@ class PoolLender:
         if lent is not None:
             self._held[lent.id] += 1
             return lent
-        if not seen or not seen[-1]:
-            return None
-        back_at = selection.first_back_at(seen[-1], self._clock.now())
-        wait_s = max(1.0, (back_at or self._clock.now() + 60.0) - self._clock.now())
-        raise NoResource(
-            f"no {kind.value} usable for {site} now (all resting, banned, disabled or busy);"
+        if seen and seen[-1]:
+            raise self._none_usable(kind, site, pin, seen[-1])
+        if pin is not None:
+            raise NoResource(
+                f"no {kind.value} {pin.label} is in the pool (add one, or drop the pin);"
+                f" the job waits {PIN_MISSING_WAIT_S:.0f} s",
+                retry_after_s=PIN_MISSING_WAIT_S,
+            )
+        return None
+
+    def _none_usable(
+        self, kind: ResourceKind, site: str, pin: _Pin | None, seen: Sequence[Resource]
+    ) -> NoResource:
+        """Why none of ``seen`` was lent, and when the first of them comes back."""
+        now = self._clock.now()
+        back_at = selection.first_back_at(seen, now)
+        wait_s = max(1.0, (back_at or now + 60.0) - now)
+        which = kind.value if pin is None else f"{kind.value} {pin.label}"
+        return NoResource(
+            f"no {which} usable for {site} now (all resting, banned, disabled or busy);"
             f" the first comes back in {wait_s:.0f} s",
             retry_after_s=wait_s,
         )
@@ -247,6 +301,33 @@ class PoolLender:
             good.remove(resource_id)
         if given is not None and error is None and given.state is ResourceState.ACTIVE:
             good.appendleft(resource_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pin:
+    """What a job's pins leave of one pool: proxies of ``region`` (case ignored), or the one
+    account named ``account`` (its name or its id); ``label`` names it in messages."""
+
+    label: str
+    region: str | None = None
+    account: str | None = None
+
+    def admits(self, resource: Resource) -> bool:
+        """``resource`` may serve the job."""
+        if self.account is not None:
+            return self.account in (resource.id, resource.spec.name)
+        return (resource.spec.region or "").lower() == (self.region or "").lower()
+
+
+def _pin_of(kind: ResourceKind, pins: PoolPins | None) -> _Pin | None:
+    """The pin ``pins`` sets on the pool of ``kind``, or None."""
+    if pins is None:
+        return None
+    if kind is ResourceKind.PROXY and pins.region is not None:
+        return _Pin(f"in region {pins.region}", region=pins.region)
+    if kind is ResourceKind.ACCOUNT and pins.account is not None:
+        return _Pin(pins.account, account=pins.account)
+    return None
 
 
 def _judged_uses(resource: Resource) -> int:
