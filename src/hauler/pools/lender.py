@@ -152,6 +152,8 @@ class PoolLender:
         if pin is not None and pin.account is not None:
             # One account asked for by name: nothing to explore, nothing to stick to.
             return await self._choose(kind, site, avoid, pin, sticky=None, explores=False)
+        if pin is None and not any(r.spec.kind is kind for r in await self._listed()):
+            return None  # none of the kind, as last listed: no store call for it
         good = self._good.get((kind, site), ())
         sticky = next((i for i in good if not self._held[i] and i not in avoid), None)
         if not avoid and await self._is_settled(kind, pin):
