@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_config_dir, user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -128,6 +129,23 @@ class PoolSettings(BaseModel):
     probe_url: str | None = None
     probe_every_s: float = Field(default=30.0, gt=0)
     probe_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("probe_url")
+    @classmethod
+    def _check_probe_url(cls, value: str | None) -> str | None:
+        if value is not None and not _is_http_url(value):
+            raise ValueError("accepted: an http:// or https:// URL with a host")
+        return value
+
+
+def _is_http_url(url: str) -> bool:
+    """True for an ``http://`` or ``https://`` URL with a host (and a valid port, if any)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 class HostSettings(BaseModel):

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from hauler.config import TransferSettings
-from hauler.errors import BadRequest, ConnectionFailed
+from hauler.errors import BadRequest, ConnectionFailed, ProxyFailed
 from hauler.redact import redact_url
 
 
@@ -361,3 +361,34 @@ class Sessions:
             headers={"User-Agent": self._settings.user_agent},
             read_bufsize=self._settings.block_bytes,
         )
+
+
+async def probe(sessions: Sessions, url: str, proxy: str, timeout_s: float) -> int:
+    """GET ``url`` through ``proxy`` within ``timeout_s``, redirects not followed, the body left
+    unread: the answer's status (a proxy's own 407/502 included).
+
+    Raises ``ProxyFailed`` when no answer came (refused, reset, a failed tunnel, the timeout);
+    its message shows the proxy with its credentials masked."""
+    session, proxy_arg = sessions.for_proxy(proxy)
+    shown = redact_url(proxy)
+    try:
+        async with (
+            asyncio.timeout(timeout_s),
+            session.get(url, proxy=proxy_arg, allow_redirects=False) as response,
+        ):
+            return response.status
+    except TimeoutError as exc:
+        raise ProxyFailed(f"no answer through {shown} within {timeout_s:g} s") from exc
+    except Exception as exc:  # aiohttp's and the socks libraries' errors alike: no answer
+        raise ProxyFailed(f"no answer through {shown} ({_failure_name(exc)})") from exc
+
+
+def _failure_name(exc: BaseException) -> str:
+    """A failure's class and its status (a proxy refusing a tunnel) or OS reason: never the
+    exception's text, which libraries may write the proxy's URL into, credentials and all."""
+    status = getattr(exc, "status", None)
+    errno = getattr(exc, "errno", None) or getattr(getattr(exc, "os_error", None), "errno", None)
+    if isinstance(status, int):
+        return f"{type(exc).__name__}: {status}"
+    reason = f": {os.strerror(errno)}" if isinstance(errno, int) else ""
+    return type(exc).__name__ + reason

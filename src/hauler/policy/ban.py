@@ -21,7 +21,9 @@ A ban lasts ``ban_base_s * 2**bans`` (the bans before it), capped at ``ban_cap_s
 4 h … 24 h. An account rests ``rest_s`` after ``account_rest_uses`` uses or
 ``account_rest_after_s`` of use (counted from its first use since it became active). A resource
 whose time is over comes back when next picked (``restore``); a banned one, when a probe URL is
-configured, only after a probe through it succeeds (``probe_needed``, ``after_probe``).
+configured, only after a probe through it succeeds (``probe_needed``, ``after_probe``); a
+prober that checks ahead of the ban's end asks ``probe_due`` and bans a failed one again with
+``banned_again``.
 
 The caller keeps each resource's ``history`` (oldest first, in the order the uses ended) and
 stores ``Verdict.history`` after each use: only what the window and the streak need, so it stays
@@ -298,9 +300,27 @@ def after_probe(resource: Resource, is_ok: bool, rules: BanRules, now: float) ->
         return resource
     if is_ok:
         return restore(resource, now)
+    return banned_again(resource, rules, now)
+
+
+def probe_due(resource: Resource, now: float, horizon_s: float) -> bool:
+    """True when a prober should check ``resource`` now: it is banned and its ban ends within
+    ``horizon_s`` of ``now`` or is already over (no lend has restored it yet). Probing ahead of
+    the end lets a broken proxy be banned again before any job is lent it."""
+    return (
+        resource.state is ResourceState.BANNED
+        and resource.until is not None
+        and resource.until <= now + horizon_s
+    )
+
+
+def banned_again(resource: Resource, rules: BanRules, now: float) -> Resource:
+    """``resource`` after a failed probe: banned from ``now`` for the next ban's length (the
+    last one doubled, capped), its ban count one more."""
     counters = resource.counters
     return replace(
         resource,
+        state=ResourceState.BANNED,
         until=now + ban_duration_s(counters.bans, rules),
         counters=replace(counters, bans=counters.bans + 1),
         updated_at=now,

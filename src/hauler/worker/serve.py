@@ -34,6 +34,7 @@ async def serve(
     from hauler.pipeline.kinds import resolver_for
     from hauler.pipeline.run import Pipeline
     from hauler.pools.hostgate import HostGate
+    from hauler.pools.prober import probing
     from hauler.transfer.engine import Engine
     from hauler.worker.signals import install_stop_signals
 
@@ -57,7 +58,9 @@ async def serve(
                 remove_signals = install_stop_signals(worker)
                 on_started(worker)
                 try:
-                    return await worker.run()
+                    # With [pools] probe_url: banned proxies are probed beside the lanes.
+                    async with probing(store, settings.pools):
+                        return await worker.run()
                 finally:
                     remove_signals()
         finally:
