@@ -80,3 +80,11 @@ def test_mistakes_name_the_key_and_what_is_accepted(
     with pytest.raises(ConfigError, match=message) as caught:
         load_settings({"HAULER_CONFIG": str(config), **env})
     assert "\n" not in str(caught.value)
+
+
+def test_a_bad_url_value_is_shown_without_its_password(tmp_path: Path) -> None:
+    config = tmp_path / "hauler.toml"
+    config.write_text('[pools]\nprobe_url = "ftp://user:s3cret@probe.example/?token=t0k"\n')
+    with pytest.raises(ConfigError, match=r"bad value 'ftp://user:\*\*\*@probe") as caught:
+        load_settings({"HAULER_CONFIG": str(config)})
+    assert "s3cret" not in str(caught.value) and "t0k" not in str(caught.value)

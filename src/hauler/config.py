@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from platformdirs import user_config_dir, user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hauler.redact import redact_url
+
 MIB = 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CONFIG_FILE = "hauler.toml"
@@ -350,6 +352,8 @@ def _bad_value(exc: ValidationError, sources: Mapping[str, str]) -> ConfigError:
     cause = first.get("ctx", {}).get("error")
     reason = str(cause) if isinstance(cause, ValueError) else first["msg"]
     value = first.get("input")
+    if isinstance(value, str) and "://" in value:
+        value = redact_url(value)  # a URL's password or token is no part of the error
     shown = f" {value!r}" if isinstance(value, str | int | float | bool) else ""
     return ConfigError(f"bad value{shown} for {key}{where}: {reason}")
 
