@@ -25,23 +25,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import multiprocessing
-import os
-import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures
-
-from tests.fixtures.redis_server import start_redis
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for storeclients
 
 from hauler.clock import SystemClock
 from hauler.hosts import HostLimit
 from hauler.store import Store, open_store
+from storeclients import (
+    backend_name,
+    bench_rows,
+    ms_columns,
+    run_clients,
+    store_url,
+    write_report,
+)
 
 HOST = "bench.example"
 FREE_HOST = "free.example"
@@ -98,17 +100,7 @@ def _client_process(job: tuple[str, str, int, int], barrier: Any, out: Any) -> N
 async def _run(url: str, path: str, calls: int, clients: int) -> Timings:
     store = await open_store(url, SystemClock())
     await store.set_host_limit(LIMIT)
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(clients), context.Queue()
-    processes = [
-        context.Process(target=_client_process, args=((url, path, calls, i), barrier, results))
-        for i in range(clients)
-    ]
-    for process in processes:
-        process.start()
-    parts = [await asyncio.to_thread(results.get, True, 600) for _ in processes]
-    for process in processes:
-        process.join(60)
+    parts = await run_clients(_client_process, (url, path, calls), clients)
     timings = Timings(started=min(p.started for p in parts), ended=max(p.ended for p in parts))
     for part in parts:
         timings.enter += part.enter
@@ -119,14 +111,6 @@ async def _run(url: str, path: str, calls: int, clients: int) -> Timings:
     assert budget.requests == expected, "lost or doubled admissions"
     await store.close()
     return timings
-
-
-def _ms(values: list[float]) -> str:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return " | ".join(
-        f"{v * 1000:.3f}" for v in (statistics.fmean(values), statistics.median(ordered), p99)
-    )
 
 
 _HEADER = (
@@ -142,41 +126,26 @@ async def _rows(args: argparse.Namespace, tmp: Path, redis_url: str) -> list[str
         for clients in args.clients:
             for path in args.paths:
                 run += 1
-                if backend == "sqlite":
-                    url = f"sqlite:///{tmp / f'hosts{run}.db'}"
-                else:
-                    url = f"{redis_url}?namespace=bench{run}"
+                url = store_url(backend, tmp, redis_url, run)
                 t = await _run(url, path, args.calls // clients, clients)
-                name = backend if backend == "sqlite" else f"redis ({args.fsync})"
                 rate = len(t.enter) / max(t.ended - t.started, 1e-9)
                 rows.append(
-                    f"| {name} | {clients} | `{path}` | {_ms(t.enter)} | {_ms(t.leave)} "
-                    f"| {rate:,.0f} |"
+                    f"| {backend_name(backend, args.fsync)} | {clients} | `{path}` "
+                    f"| {ms_columns(t.enter)} | {ms_columns(t.leave)} | {rate:,.0f} |"
                 )
                 print(rows[-1], flush=True)
     return rows
 
 
 async def _main(args: argparse.Namespace) -> None:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="host-bench-") as tmp:
-        redis = start_redis(Path(tmp) / "redis", fsync=args.fsync)
-        try:
-            print(_HEADER)
-            rows = await _rows(args, Path(tmp), redis.url)
-        finally:
-            redis.stop()
+    print(_HEADER)
+    rows, load = await bench_rows("host", args.fsync, lambda tmp, url: _rows(args, tmp, url))
     note = (
         f"ms per call, wall time; 'clients' processes at once, each with its own store "
         f"connection; {args.calls} enter_host + leave_host cycles a row (all clients); "
         f"load average at start {load:.2f}"
     )
-    print("\n" + note)
-    out = Path(__file__).resolve().parent / "out" / f"host-{stamp}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join([_HEADER, *rows, "", note, ""]), encoding="utf-8")
-    print(f"written to {out}")
+    write_report("host", _HEADER, rows, note)
 
 
 def main() -> None:

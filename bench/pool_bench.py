@@ -22,25 +22,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import multiprocessing
-import os
 import random
-import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures
-
-from tests.fixtures.redis_server import start_redis
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for storeclients
 
 from hauler.clock import SystemClock
 from hauler.resources import Resource, ResourceKind, ResourceSpec, ResourceState, Strategy, Use
 from hauler.store import Store, open_store
+from storeclients import (
+    backend_name,
+    bench_rows,
+    ms_columns,
+    run_clients,
+    store_url,
+    write_report,
+)
 
 
 @dataclass
@@ -101,9 +103,11 @@ async def _client_loop(store: Store, path: str, calls: int, timings: Timings) ->
         timings.give_back.append(time.perf_counter() - started)
 
 
-def _client_process(url: str, path: str, calls: int, barrier: Any, results: Any) -> None:
-    """One client: its own store connection, warmed up (scripts, caches), then ``calls``
-    timed lends and give_backs once every client is ready."""
+def _client_process(job: tuple[str, str, int, int], barrier: Any, results: Any) -> None:
+    """One client (``job``: store URL, path, calls, its index): its own store connection,
+    warmed up (scripts, caches), then ``calls`` timed lends and give_backs once every client
+    is ready."""
+    url, path, calls, _ = job
 
     async def run() -> Timings:
         store = await open_store(url, SystemClock())
@@ -125,17 +129,7 @@ async def _run(url: str, path: str, size: int, calls: int, clients: int) -> Timi
         for i in range(size)
     ]
     await store.add_resources(specs)
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(clients), context.Queue()
-    processes = [
-        context.Process(target=_client_process, args=(url, path, calls, barrier, results))
-        for _ in range(clients)
-    ]
-    for process in processes:
-        process.start()
-    parts = [await asyncio.to_thread(results.get, True, 600) for _ in processes]
-    for process in processes:
-        process.join(60)
+    parts = await run_clients(_client_process, (url, path, calls), clients)
     timings = Timings(started=min(p.started for p in parts), ended=max(p.ended for p in parts))
     for part in parts:
         timings.lend += part.lend
@@ -149,14 +143,6 @@ async def _run(url: str, path: str, size: int, calls: int, clients: int) -> Timi
     assert sum(r.counters.successes for r in pool) == expected, "lost give_backs"
     await store.close()
     return timings
-
-
-def _ms(values: list[float]) -> str:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return " | ".join(
-        f"{v * 1000:.3f}" for v in (statistics.fmean(values), statistics.median(ordered), p99)
-    )
 
 
 _HEADER = (
@@ -174,43 +160,29 @@ async def _rows(args: argparse.Namespace, tmp: Path, redis_url: str) -> list[str
             for clients in args.clients:
                 for path in args.paths:
                     run += 1
-                    if backend == "sqlite":
-                        url = f"sqlite:///{tmp / f'pools{run}.db'}"
-                    else:
-                        url = f"{redis_url}?namespace=bench{run}"
+                    url = store_url(backend, tmp, redis_url, run)
                     calls = (args.calls if path == "lend_by" else args.old_calls) // clients
                     t = await _run(url, path, size, calls, clients)
                     choose = f"{t.choose_s / t.choose_calls * 1000:.3f}" if t.choose_calls else "-"
-                    name = backend if backend == "sqlite" else f"redis ({args.fsync})"
+                    name = backend_name(backend, args.fsync)
                     rate = len(t.lend) / max(t.ended - t.started, 1e-9)
                     rows.append(
-                        f"| {name} | {size} | {clients} | `{path}` | {_ms(t.lend)} "
-                        f"| {_ms(t.give_back)} | {choose} | {rate:,.0f} |"
+                        f"| {name} | {size} | {clients} | `{path}` | {ms_columns(t.lend)} "
+                        f"| {ms_columns(t.give_back)} | {choose} | {rate:,.0f} |"
                     )
                     print(rows[-1], flush=True)
     return rows
 
 
 async def _main(args: argparse.Namespace) -> None:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp:
-        redis = start_redis(Path(tmp) / "redis", fsync=args.fsync)
-        try:
-            print(_HEADER)
-            rows = await _rows(args, Path(tmp), redis.url)
-        finally:
-            redis.stop()
+    print(_HEADER)
+    rows, load = await bench_rows("pool", args.fsync, lambda tmp, url: _rows(args, tmp, url))
     note = (
         f"ms per call, wall time; 'clients' processes at once, each with its own store "
         f"connection; {args.calls} lend_by / {args.old_calls} lend calls a row (all clients); "
         f"load average at start {load:.2f}"
     )
-    print("\n" + note)
-    out = Path(__file__).resolve().parent / "out" / f"pool-{stamp}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join([_HEADER, *rows, "", note, ""]), encoding="utf-8")
-    print(f"written to {out}")
+    write_report("pool", _HEADER, rows, note)
 
 
 def main() -> None:
