@@ -1,9 +1,11 @@
-"""A reverse proxy on 127.0.0.1 that holds every request for a fixed delay before forwarding it.
+"""A proxy on 127.0.0.1 that holds every request for a fixed delay before forwarding it.
 
 This kernel has no netem, so the latency of a distant CDN is added here: each request waits
 ``--delay-ms`` before it goes to the upstream (nginx, which keeps its per-connection cap), and the
 response is streamed back as it arrives. That is one round trip's worth of waiting per request,
-which is what a fragment downloader pays per fragment; connection set-up is not delayed.
+which is what a fragment downloader pays per fragment; connection set-up is not delayed. It
+splices bytes (asyncio streams, one upstream connection per client connection) rather than
+parse HTTP, so that its own CPU stays small beside the tools measured.
 
     python bench/delay_proxy.py --upstream http://127.0.0.1:PORT --port N --delay-ms 40
 
@@ -20,28 +22,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import aiohttp
-from aiohttp import web
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 CHUNK_BYTES = 64 * 1024
-# Request headers worth passing on (a downloader's ranges and validators), and response headers
-# worth passing back; hop-by-hop ones (Connection, Transfer-Encoding) are aiohttp's business.
-REQUEST_HEADERS = ("Range", "If-Range", "If-None-Match", "If-Modified-Since", "User-Agent")
-RESPONSE_HEADERS = (
-    "Content-Type",
-    "Content-Length",
-    "Content-Range",
-    "Accept-Ranges",
-    "ETag",
-    "Last-Modified",
-)
 
 
 class ProxyError(RuntimeError):
@@ -96,37 +84,55 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def make_app(upstream: str, delay_s: float) -> web.Application:
-    """The proxy's application: every GET or HEAD waits ``delay_s``, then goes to ``upstream``."""
-    app = web.Application()
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy the upstream's bytes back to the client as they come, until either side ends."""
+    try:
+        while data := await reader.read(CHUNK_BYTES):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
-    async def open_session(app: web.Application) -> None:
-        connector = aiohttp.TCPConnector(limit=0)  # one upstream connection per request at once
-        app["session"] = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
-    async def close_session(app: web.Application) -> None:
-        await app["session"].close()
+def handler(
+    upstream: tuple[str, int], delay_s: float
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """One client connection, spliced to one upstream connection of its own: each request
+    head (a GET's whole request) waits ``delay_s`` before it is sent on; the answers flow
+    back untouched (headers, ranges and bodies byte for byte). Clients that do not pipeline
+    (none of the benchmarked tools does) see every request take ``delay_s`` longer."""
 
-    async def forward(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(delay_s)
-        session: aiohttp.ClientSession = request.app["session"]
-        headers = {k: v for k, v in request.headers.items() if k in REQUEST_HEADERS}
-        url = upstream + request.path_qs
-        async with session.request(request.method, url, headers=headers) as reply:
-            response = web.StreamResponse(status=reply.status)
-            for name in RESPONSE_HEADERS:
-                if name in reply.headers:
-                    response.headers[name] = reply.headers[name]
-            await response.prepare(request)
-            async for chunk in reply.content.iter_chunked(CHUNK_BYTES):
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection(*upstream)
+        except OSError:
+            client_w.close()
+            return
+        back = asyncio.create_task(_pipe(up_r, client_w))
+        try:
+            while True:
+                head = await client_r.readuntil(b"\r\n\r\n")
+                await asyncio.sleep(delay_s)
+                up_w.write(head)
+                await up_w.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            up_w.close()
+            await asyncio.wait([back], timeout=STOP_TIMEOUT_S)
+            client_w.close()
 
-    app.on_startup.append(open_session)
-    app.on_cleanup.append(close_session)
-    app.router.add_get("/{tail:.*}", forward)  # HEAD too
-    return app
+    return handle
+
+
+async def _serve(upstream: tuple[str, int], port: int, delay_s: float) -> None:
+    server = await asyncio.start_server(handler(upstream, delay_s), HOST, port, backlog=1024)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with server:
+        await stop.wait()
 
 
 def main() -> None:
@@ -138,8 +144,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.upstream.startswith(f"http://{HOST}:"):
         parser.error(f"the upstream must be on http://{HOST}")
-    app = make_app(args.upstream.rstrip("/"), args.delay_ms / 1000)
-    web.run_app(app, host=HOST, port=args.port, print=None, access_log=None)
+    port = int(args.upstream.rstrip("/").rsplit(":", 1)[1])
+    asyncio.run(_serve((HOST, port), args.port, args.delay_ms / 1000))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Scenarios (bench/README.md has the details):
   a  one big file, each connection capped (physical limit = connections x cap)
   b  one big file, uncapped: CPU-bound on loopback
   c  many 64 KiB files, 64 in parallel: files/s
+  d  the files of c, each answer held 40 ms (a delaying proxy): what a distant origin costs
 
 Files come from a cached deterministic corpus in bench/out/corpus; every download goes to a fresh
 directory, is checked by sha256 against the corpus and deleted. The table (medians of --repeat
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures
 
 import corpus
+import delay_proxy
 import hotspots
 import origin
 import report
@@ -44,6 +46,8 @@ MIB = 1 << 20
 CAP_TOLERANCE = 0.05
 ARIA2_MAX_CONNECTIONS = 16
 CAP_CHECK_TIMEOUT_S = 60.0
+# The round trip of a distant origin (scenario d), added by bench/delay_proxy.py.
+DELAY_S = 0.040
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class Scenario:
     parallel: int
     tools: list[Tool]
     timeout_s: float
+    delay_s: float = 0.0  # each answer held this long by a proxy in front of the origin
 
     @property
     def is_capped(self) -> bool:
@@ -138,13 +143,18 @@ def scenarios(sizes: Sizes, cap_bps: int) -> list[Scenario]:
             corpus.small_files(sizes.small_count, sizes.small_bytes), None, 64, many_tools,
             timeout_s=300,
         ),
+        Scenario(
+            "d", f"the files of c, 64 in parallel, each answer held {DELAY_S * 1000:g} ms",
+            corpus.small_files(sizes.small_count, sizes.small_bytes), None, 64,
+            [t for t in many_tools if not t.is_extra], timeout_s=300, delay_s=DELAY_S,
+        ),
     ]  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d", help="scenarios to run, e.g. a,c")
     parser.add_argument(
         "--tools", default="aria2c,hauler,hauler-worker,curl,wget", help="tools to run"
     )
@@ -240,18 +250,32 @@ def _run(opts: Options, meta: dict[str, object]) -> list[Row]:
     ):
         for sc in opts.scenarios:
             cap_problem = _check_cap(o, cap_file, opts.cap_bps, meta) if sc.is_capped else None
-            rows += _run_scenario(
-                sc,
-                o,
-                files=files,
-                tmp=Path(dl_tmp),
-                repeat=opts.repeat,
-                wanted_tools=opts.tools,
-                skip_reason=cap_problem,
-            )
-            if opts.profile_prefix and "hauler" in opts.tools and cap_problem is None:
-                _profile_hauler(sc, o, files=files, tmp=Path(dl_tmp), prefix=opts.profile_prefix)
+            with _front(sc, o, Path(nginx_tmp)) as base:
+                rows += _run_scenario(
+                    sc,
+                    base,
+                    files=files,
+                    tmp=Path(dl_tmp),
+                    repeat=opts.repeat,
+                    wanted_tools=opts.tools,
+                    skip_reason=cap_problem,
+                )
+                if opts.profile_prefix and "hauler" in opts.tools and cap_problem is None:
+                    _profile_hauler(
+                        sc, base, files=files, tmp=Path(dl_tmp), prefix=opts.profile_prefix
+                    )
     return rows
+
+
+@contextlib.contextmanager
+def _front(sc: Scenario, o: origin.Origin, tmp: Path) -> Iterator[str]:
+    """The base URL the scenario's tools fetch from: nginx's capped or uncapped port, or the
+    delaying proxy in front of the uncapped one for the length of the scenario."""
+    if not sc.delay_s:
+        yield o.capped_base if sc.is_capped else o.uncapped_base
+        return
+    with delay_proxy.running(o.uncapped_base, sc.delay_s, tmp / f"delay-{sc.key}.log") as base:
+        yield base
 
 
 @contextlib.contextmanager
@@ -289,7 +313,7 @@ def _check_cap(
 
 def _run_scenario(
     sc: Scenario,
-    o: origin.Origin,
+    base: str,
     *,
     files: dict[str, CorpusFile],
     tmp: Path,
@@ -297,7 +321,7 @@ def _run_scenario(
     wanted_tools: set[str],
     skip_reason: str | None,
 ) -> list[Row]:
-    urls, list_file, expected = _inputs(sc, o, files, tmp)
+    urls, list_file, expected = _inputs(sc, base, files, tmp)
     picked = [t for t in sc.tools if t.name in wanted_tools]
     rows = [_row(sc, t, skip_reason or tools.availability(t.name)) for t in picked]
     runnable = [(row, tool) for row, tool in zip(rows, picked, strict=True) if not row.skipped]
@@ -315,13 +339,13 @@ def _run_scenario(
 
 
 def _profile_hauler(
-    sc: Scenario, o: origin.Origin, *, files: dict[str, CorpusFile], tmp: Path, prefix: str
+    sc: Scenario, base: str, *, files: dict[str, CorpusFile], tmp: Path, prefix: str
 ) -> None:
     """One unmeasured run of each hauler row under py-spy; print and save its hot spots."""
     if not hotspots.py_spy_bin().exists():
         print("--profile: py-spy missing: .venv/bin/pip install -e '.[bench]'", flush=True)
         return
-    urls, list_file, expected = _inputs(sc, o, files, tmp)
+    urls, list_file, expected = _inputs(sc, base, files, tmp)
     for tool in (t for t in sc.tools if t.name == "hauler"):
         slug = tool.label.replace(" ", "").replace("-", "")
         raw = OUT / f"{prefix}-{sc.key}-{slug}.txt"
@@ -337,10 +361,10 @@ def _profile_hauler(
 
 
 def _inputs(
-    sc: Scenario, o: origin.Origin, files: dict[str, CorpusFile], tmp: Path
+    sc: Scenario, base: str, files: dict[str, CorpusFile], tmp: Path
 ) -> tuple[list[str], Path, dict[str, CorpusFile]]:
-    """The scenario's URLs, its URL list file, and the expected files by base name."""
-    base = o.capped_base if sc.is_capped else o.uncapped_base
+    """The scenario's URLs (under ``base``), its URL list file, and the expected files by
+    base name."""
     urls = [f"{base}/{f.name}" for f in sc.files]
     list_file = tmp / f"urls-{sc.key}.txt"
     list_file.write_text("".join(u + "\n" for u in urls))
