@@ -235,3 +235,32 @@ async def test_notify_gives_up_at_its_timeout(caplog: pytest.LogCaptureFixture) 
         await server.wait_closed()
     assert accepted  # it did connect, and waited for an answer that never came
     assert any("no answer in time" in r.getMessage() for r in caplog.records)
+
+
+async def test_polls_keep_to_the_room_host_budget(room: RoomPage, tmp_path: Path) -> None:
+    """Each extraction passes the request gate as one request: a room host limited to one
+    request every 2 s is polled no faster, and a cooldown (a 429 another worker met) holds
+    the next poll until it ends; the store counts the polls it let through."""
+    from hauler.config import HostSettings
+    from hauler.hosts import HostLimit
+    from hauler.pools.hostgate import HostGate
+
+    clock = FakeClock(start=time.time())
+    store = await open_store(f"sqlite:///{tmp_path / 'state.db'}", clock)
+    gate = HostGate(store, HostSettings(), clock)
+    try:
+        await store.set_host_limit(HostLimit("127.0.0.1", rate_per_s=0.5))
+        watcher = RoomWatcher(room.url, clock, poll_s=POLL_S, gate=gate)
+        began = clock.monotonic()
+        for _ in range(3):
+            await watcher.poll()
+        assert clock.monotonic() - began == pytest.approx(4.0, abs=0.01)
+        await store.cool_host("127.0.0.1", None, clock.now() + 30.0)
+        clock.advance(1.0)  # the gate's next look at the store sees the cooldown
+        await watcher.poll()
+        assert clock.monotonic() - began == pytest.approx(4.0 + 30.0, abs=0.01)
+        await gate.aclose()
+        (budget,) = await store.host_budgets()
+    finally:
+        await store.close()
+    assert room.count() == 4 and budget.requests == 4

@@ -153,7 +153,9 @@ class LiveHandler:
             return StreamSource(job.spec.url, protocol, job.headers)
         from hauler.pipeline.livewatch import RoomWatcher  # yt-dlp only for room pages
 
-        watcher = RoomWatcher.for_job(job, options, self._clock, cache=self._cache)
+        watcher = RoomWatcher.for_job(
+            job, options, self._clock, cache=self._cache, gate=self._engine.gate
+        )
         live_events_of(job.progress).live_state("waiting", None, 0.0)
         found = await watcher.wait_live(job.continuation.stop)
         if found is None:

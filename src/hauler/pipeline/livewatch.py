@@ -29,7 +29,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hauler.clock import Clock
-from hauler.errors import BadRequest, Bannable, HaulerError, NoMedia, Transient
+from hauler.errors import BadRequest, Bannable, HaulerError, NoMedia, Throttled, Transient
+from hauler.gate import OPEN, RequestGate
 from hauler.media.extract import ExtractOptions
 from hauler.media.extract import extract as ytdlp_extract
 from hauler.media.formats import format_spec
@@ -121,6 +122,7 @@ class RoomWatcher:
         rng: random.Random | None = None,
         format: str | None = None,
         options: ExtractOptions | None = None,
+        gate: RequestGate = OPEN,
     ) -> None:
         if poll_s <= 0:
             raise ValueError("poll_s must be positive")
@@ -134,6 +136,9 @@ class RoomWatcher:
         spec = format_spec(format) if format else LIVE_FORMAT
         self._options = replace(options or ExtractOptions(), format_spec=spec)
         self._has_logged_no_media = False
+        # An extraction asks it first, as one request: a room's host budget paces the polls
+        # of every worker, and a cooldown holds them.
+        self._gate = gate
         self.polls = 0  # polls made (cached or not)
         self.extractions = 0  # polls that ran yt-dlp
 
@@ -146,6 +151,7 @@ class RoomWatcher:
         *,
         cache: InfoCache | None = None,
         rng: random.Random | None = None,
+        gate: RequestGate = OPEN,
     ) -> RoomWatcher:
         """The watcher of a ``live`` job's room: its poll interval and format, its headers and
         the proxy lent to it."""
@@ -158,6 +164,7 @@ class RoomWatcher:
             rng=rng,
             format=options.format,
             options=extract_options,
+            gate=gate,
         )
 
     async def wait_live(self, stop: asyncio.Event) -> LiveStream | None:
@@ -197,10 +204,16 @@ class RoomWatcher:
 
     async def _extracted(self) -> Poll:
         self.extractions += 1
+        ticket = await self._gate.enter(self.url, self._options.proxy)
         try:
             info = await self._extract(self.url, self._options)
+        except Throttled as exc:
+            await ticket.throttled(exc.retry_after_s)
+            return self._not_live(exc)
         except HaulerError as exc:
             return self._not_live(exc)
+        finally:
+            ticket.close()
         return self._from_info(info)
 
     def _not_live(self, exc: HaulerError) -> Poll:

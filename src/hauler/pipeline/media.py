@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from hauler import nofollow
 from hauler.cookies import CookieFileError, cookie_header, load_cookie_file
-from hauler.errors import BadRequest, Forbidden, Gone, LocalError, NotFound
+from hauler.errors import BadRequest, Forbidden, Gone, LocalError, NotFound, Throttled
 from hauler.media.claims import video_key
 from hauler.media.extract import ExtractOptions, extract
 from hauler.media.formats import format_spec
@@ -153,13 +153,25 @@ class MediaHandler:
             headers=job.headers,
             playlist_items=options.playlist_items,
         )
-        info = await extract(job.spec.url, extract_options)
+        info = await self._extracted(job, extract_options)
         if self._cache is not None:
             keys = [url_key]
             if info.get("extractor_key") and info.get("id"):
                 keys.append(f"id:{info['extractor_key']}:{info['id']}")
             await self._cache.put_info(keys, info, self._ttl_s)
         return info, False
+
+    async def _extracted(self, job: JobRun, options: ExtractOptions) -> dict[str, Any]:
+        """yt-dlp's extraction, let through the engine's request gate as one request (the
+        page's host budget and cooldown hold it; its own few requests are yt-dlp's)."""
+        ticket = await self._engine.gate.enter(job.spec.url, job.resources.proxy)
+        try:
+            return await extract(job.spec.url, options)
+        except Throttled as exc:
+            await ticket.throttled(exc.retry_after_s)
+            raise
+        finally:
+            ticket.close()
 
     async def _extras(
         self, job: JobRun, options: MediaOptions, selection: Selection, final: Path, work: Path
