@@ -124,14 +124,7 @@ class FlvRecorder:
 
     def status(self) -> FollowStatus:
         """Where the recording is now."""
-        part = self.writer.current
-        return FollowStatus(
-            self.state,
-            self.policy.recorded_s,
-            self.writer.bytes_written,
-            part.index if part else None,
-            len(self.policy.gaps),
-        )
+        return FollowStatus.of(self.state, self.policy, self.writer)
 
     async def run(self) -> Recording:
         """Record until the stream is gone, full or stopped; the ``Recording``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -83,6 +83,20 @@ class Recording:
         return sum(gap.missing_s for gap in self.gaps)
 
 
+class Progress(Protocol):
+    """What a recorder's policy knows of its progress (``FollowPolicy``, ``ReconnectPolicy``)."""
+
+    @property
+    def recorded_s(self) -> float:
+        """The media recorded so far."""
+        ...
+
+    @property
+    def gaps(self) -> Sequence[Gap]:
+        """The gaps so far, in order."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class FollowStatus:
     """A snapshot for a progress display."""
@@ -92,6 +106,19 @@ class FollowStatus:
     bytes: int
     part_index: int | None
     gaps: int
+
+    @classmethod
+    def of(cls, state: FollowState, progress: Progress, writer: PartWriter) -> FollowStatus:
+        """The snapshot of a recorder in ``state`` whose policy is ``progress`` and whose parts
+        ``writer`` writes."""
+        part = writer.current
+        return cls(
+            state,
+            progress.recorded_s,
+            writer.bytes_written,
+            part.index if part else None,
+            len(progress.gaps),
+        )
 
 
 class HlsFollower:
@@ -139,14 +166,7 @@ class HlsFollower:
 
     def status(self) -> FollowStatus:
         """Where the recording is now."""
-        part = self.writer.current
-        return FollowStatus(
-            self.state,
-            self.policy.recorded_s,
-            self.writer.bytes_written,
-            part.index if part else None,
-            len(self.policy.gaps),
-        )
+        return FollowStatus.of(self.state, self.policy, self.writer)
 
     async def run(self) -> Recording:
         """Record until the stream ends or ``stop()``; the ``Recording``."""
