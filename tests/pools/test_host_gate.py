@@ -18,6 +18,7 @@ from hauler.pools.hostgate import HostGate
 from hauler.store import Store
 from hauler.transfer.engine import Engine
 from hauler.transfer.request import TransferRequest
+from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.stores import Opener
 from tests.transfer.origin import Fault, Origin
 from tests.worker.fleet import sha256_of
@@ -188,3 +189,28 @@ async def test_a_429_with_retry_after_through_the_engine_cools_the_host(
     (budget,) = await store.host_budgets()
     assert budget.host == "127.0.0.1"
     assert budget.cooldown_left_s(clock.now()) == pytest.approx(7.0)
+
+
+async def test_a_store_that_cannot_answer_lets_requests_go_with_one_warning(
+    dedicated_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Budgets are manners: with the store down, a request to a limited host goes at once
+    (the worker's claims fail by themselves meanwhile), and the log says so once."""
+    from hauler.store import open_store
+
+    clock = FakeClock()
+    store = await open_store(f"{dedicated_redis.url}?namespace=gate", clock)
+    try:
+        await store.set_host_limit(HostLimit("example.test", rate_per_s=0.001))
+        gate = HostGate(store, SETTINGS, clock)
+        (await gate.enter("http://example.test/a", None)).close()  # the bucket's one token
+        dedicated_redis.kill()
+        clock.advance(SETTINGS.refresh_s)  # the next request asks the store again
+        for _ in range(3):
+            async with asyncio.timeout(30):
+                (await gate.enter("http://example.test/b", None)).close()
+        warnings = [r for r in caplog.records if "host budgets not kept" in r.getMessage()]
+        assert len(warnings) == 1
+        await gate.aclose()
+    finally:
+        await store.close()

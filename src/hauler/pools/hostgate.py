@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from hauler.clock import Clock, SystemClock
 from hauler.config import HostSettings
-from hauler.errors import HaulerError, Throttled
+from hauler.errors import HaulerError, StoreUnavailable, Throttled
 from hauler.gate import Ticket
 from hauler.hosts import Admission, HostBudget, HostLimit, Refusal, governing_host
 from hauler.net import proxy_label
@@ -34,6 +34,8 @@ from hauler.store.base import HostBudgets
 _log = logging.getLogger(__name__)
 
 Pair = tuple[str, str | None]  # (budget, proxy label)
+# At most one warning this often while the store cannot be asked.
+WARN_EVERY_S = 60.0
 
 
 @dataclass
@@ -92,19 +94,32 @@ class HostGate:
         self._renewer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        self._warned_at = -math.inf
 
     async def enter(self, url: str, proxy: str | None) -> Ticket:
         """Wait until a request to ``url`` through ``proxy`` may go (``gate.RequestGate``)."""
         host = request_host(url)
         label = proxy_label(proxy) if proxy else None
         while True:
-            await self._refresh()
-            budget = self._view.budget_for(host, label, self._clock.now())
+            try:
+                await self._refresh()
+                budget = self._view.budget_for(host, label, self._clock.now())
+                ticket = None if budget is None else await self._ask(budget, label)
+            except StoreUnavailable as exc:
+                # Budgets are manners, not the download: a store that cannot answer lets the
+                # request go (the worker's claims fail on their own meanwhile).
+                self._warn_unavailable(exc)
+                budget = None
             if budget is None:
                 return _FreeTicket(self, host, label)
-            ticket = await self._ask(budget, label)
             if ticket is not None:
                 return ticket
+
+    def _warn_unavailable(self, exc: StoreUnavailable) -> None:
+        now = self._clock.monotonic()
+        if now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            _log.warning("host budgets not kept, the store is unavailable: %s", exc.message)
 
     async def _ask(self, budget: str, label: str | None) -> Ticket | None:
         """One request to the store: the ticket, or None to ask again (refused, waited)."""
