@@ -8,6 +8,7 @@ prints a secret: proxy URLs with their password masked, accounts by name with on
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -69,6 +70,7 @@ Sites = Annotated[
 ResourceId = Annotated[str, typer.Argument(help="Its id, as `list` shows it (p1, a3).")]
 BanFor = Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1d.")]
 ImportFile = Annotated[Path, typer.Argument(help="The file to import.")]
+# What differs between the two pools' commands, besides their kind: the noun of their texts.
 NOUNS = {ResourceKind.PROXY: "proxy", ResourceKind.ACCOUNT: "account"}
 
 
@@ -209,32 +211,39 @@ def _import(ctx: typer.Context, path: Path, parse: SpecParser, as_json: bool) ->
         raise typer.Exit(EXIT_BAD_LINES)
 
 
-def _register_common(sub: typer.Typer, kind: ResourceKind) -> None:
-    """``list``, ``ban``, ``unban``, ``reset`` and ``remove``, the same for both pools."""
-    noun = NOUNS[kind]
+@dataclass(frozen=True, slots=True)
+class PoolCommands:
+    """``list``, ``ban``, ``unban``, ``reset`` and ``remove`` of the pool of ``kind``."""
 
-    def _one(resource: Resource | None, resource_id: str, verb: str, as_json: bool) -> None:
-        if resource is None:
-            raise _not_found(kind, resource_id)
-        if as_json:
-            print_json(resource_record(resource, CLOCK.now()))
-        else:
-            _say(f"{verb} {resource.id}: {resource.state.value}{_until(resource)}")
+    kind: ResourceKind
 
-    @sub.command(
-        "list",
-        help=f"Every {noun}: state, time left before it comes back, score, "
-        "uses, failures by class, latency, in use, bans.",
-    )
-    def list_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
-        listing = with_store(_store_url(ctx), lambda store: poolops.list_pools(store, kind, CLOCK))
+    def register(self, group: typer.Typer) -> None:
+        """Add the commands to ``group`` (``hauler proxy``, ``account``), in help's order."""
+        noun = NOUNS[self.kind]
+        commands = (
+            (
+                "list",
+                f"Every {noun}: state, time left before it comes back, score, "
+                "uses, failures by class, latency, in use, bans.",
+                self.list_command,
+            ),
+            ("ban", f"Ban a {noun} for the whole fleet (1h unless --for).", self.ban_command),
+            ("unban", f"Make a {noun} active again at once (counters kept).", self.unban_command),
+            ("reset", f"Zero a {noun}'s counters and history; make it active.", self.reset_command),
+            ("remove", f"Forget a {noun} and its history.", self.remove_command),
+        )
+        for name, help_text, command in commands:
+            group.command(name, help=help_text)(command)
+
+    def list_command(self, ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
+        listing = with_store(_store_url(ctx), lambda s: poolops.list_pools(s, self.kind, CLOCK))
         if as_json:
             print_json([resource_record(r, listing.at) for r in listing.resources])
         else:
-            _print_listing(listing, kind)
+            _print_listing(listing, self.kind)
 
-    @sub.command("ban", help=f"Ban a {noun} for the whole fleet (1h unless --for).")
     def ban_command(
+        self,
         ctx: typer.Context,
         resource_id: ResourceId,
         *,
@@ -243,41 +252,45 @@ def _register_common(sub: typer.Typer, kind: ResourceKind) -> None:
     ) -> None:
         for_s = _duration(for_text)
         found = with_store(
-            _store_url(ctx), lambda store: poolops.ban(store, kind, resource_id, for_s, CLOCK)
+            _store_url(ctx), lambda s: poolops.ban(s, self.kind, resource_id, for_s, CLOCK)
         )
-        _one(found, resource_id, "banned", as_json)
+        self._show(found, resource_id, "banned", as_json)
 
-    @sub.command("unban", help=f"Make a {noun} active again at once (counters kept).")
     def unban_command(
-        ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
+        self, ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
     ) -> None:
         found = with_store(
-            _store_url(ctx), lambda s: _and_wake(s, poolops.unban(s, kind, resource_id))
+            _store_url(ctx), lambda s: _and_wake(s, poolops.unban(s, self.kind, resource_id))
         )
-        _one(found, resource_id, "unbanned", as_json)
+        self._show(found, resource_id, "unbanned", as_json)
 
-    @sub.command("reset", help=f"Zero a {noun}'s counters and history; make it active.")
     def reset_command(
-        ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
+        self, ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
     ) -> None:
         found = with_store(
-            _store_url(ctx), lambda s: _and_wake(s, poolops.reset(s, kind, resource_id))
+            _store_url(ctx), lambda s: _and_wake(s, poolops.reset(s, self.kind, resource_id))
         )
-        _one(found, resource_id, "reset", as_json)
+        self._show(found, resource_id, "reset", as_json)
 
-    @sub.command("remove", help=f"Forget a {noun} and its history.")
     def remove_command(
-        ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
+        self, ctx: typer.Context, resource_id: ResourceId, *, as_json: JsonFlag = False
     ) -> None:
-        removed = with_store(_store_url(ctx), lambda s: poolops.remove(s, kind, resource_id))
+        removed = with_store(_store_url(ctx), lambda s: poolops.remove(s, self.kind, resource_id))
         if not removed:
-            raise _not_found(kind, resource_id)
+            raise _not_found(self.kind, resource_id)
         if as_json:
             print_json({"removed": resource_id})
         else:
             _say(f"removed {resource_id}")
 
-    del list_command, ban_command, unban_command, reset_command, remove_command
+    def _show(self, found: Resource | None, resource_id: str, verb: str, as_json: bool) -> None:
+        """What a ban, unban or reset left (``banned p1: banned for …``); exit 1 without it."""
+        if found is None:
+            raise _not_found(self.kind, resource_id)
+        if as_json:
+            print_json(resource_record(found, CLOCK.now()))
+        else:
+            _say(f"{verb} {found.id}: {found.state.value}{_until(found)}")
 
 
 def _until(resource: Resource) -> str:
@@ -368,8 +381,9 @@ def account_import_command(
     _import(ctx, path, poolops.account_parser(path.parent), as_json)
 
 
-_register_common(proxy_app, ResourceKind.PROXY)
-_register_common(account_app, ResourceKind.ACCOUNT)
+# After add and import, which help lists first.
+PoolCommands(ResourceKind.PROXY).register(proxy_app)
+PoolCommands(ResourceKind.ACCOUNT).register(account_app)
 
 
 @app.command("pools")
