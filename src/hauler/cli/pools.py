@@ -220,6 +220,7 @@ class PoolCommands:
     def register(self, group: typer.Typer) -> None:
         """Add the commands to ``group`` (``hauler proxy``, ``account``), in help's order."""
         noun = NOUNS[self.kind]
+        one = f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
         commands = (
             (
                 "list",
@@ -227,10 +228,10 @@ class PoolCommands:
                 "uses, failures by class, latency, in use, bans.",
                 self.list_command,
             ),
-            ("ban", f"Ban a {noun} for the whole fleet (1h unless --for).", self.ban_command),
-            ("unban", f"Make a {noun} active again at once (counters kept).", self.unban_command),
-            ("reset", f"Zero a {noun}'s counters and history; make it active.", self.reset_command),
-            ("remove", f"Forget a {noun} and its history.", self.remove_command),
+            ("ban", f"Ban {one} for the whole fleet (1h unless --for).", self.ban_command),
+            ("unban", f"Make {one} active again at once (counters kept).", self.unban_command),
+            ("reset", f"Zero {one}'s counters and history; make it active.", self.reset_command),
+            ("remove", f"Forget {one} and its history.", self.remove_command),
         )
         for name, help_text, command in commands:
             group.command(name, help=help_text)(command)
