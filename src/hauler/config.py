@@ -131,6 +131,8 @@ class PoolSettings(BaseModel):
     probe_url: str | None = None
     probe_every_s: float = Field(default=30.0, gt=0)
     probe_timeout_s: float = Field(default=10.0, gt=0)
+    # How often each worker gives back what dead workers held (pools.holds.HoldSweeper).
+    hold_sweep_s: float = Field(default=30.0, gt=0)
 
     @field_validator("probe_url")
     @classmethod

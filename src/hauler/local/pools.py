@@ -3,6 +3,11 @@
 ``get`` runs without a server and, for plain files, without touching the store; the store is
 opened on the first job only when it exists already (a SQLite file that is not there holds no
 pools, and is not created for the asking), and its pools are used when they hold anything.
+
+``get`` lends without a holder (``PoolLender``'s ``holder`` None): it beats no worker record, so
+holds under its name would look dead to every worker's sweep (``pools.holds``) while it runs.
+Its lends are therefore not tracked: a ``get`` killed mid-run (-9) leaves its proxies' and
+accounts' ``in_use`` up until ``hauler proxy reset`` (or ``account reset``) zeroes them.
 """
 
 from __future__ import annotations

@@ -93,14 +93,20 @@ class PooledResources:
 
 
 def broker_for(
-    pools: ResourcePools, settings: PoolSettings, proxy: str | None, clock: Clock | None = None
+    pools: ResourcePools,
+    settings: PoolSettings,
+    proxy: str | None,
+    clock: Clock | None = None,
+    *,
+    holder: str | None = None,
 ) -> ResourceBroker:
     """The acquire stage a worker uses: the store's pools unless they are off (``--no-pools``)
     or a proxy was given explicitly (``--proxy`` wins); the proxy alone otherwise. Pools
-    that are empty lend nothing, and the store is asked about them again every few seconds."""
+    that are empty lend nothing, and the store is asked about them again every few seconds.
+    Lends are held under ``holder`` (the worker's name: ``PoolLender``)."""
     if not settings.enabled or proxy is not None:
         return FixedResources(proxy)
-    return PooledResources(PoolLender(pools, pool_rules(settings), clock))
+    return PooledResources(PoolLender(pools, pool_rules(settings), clock, holder=holder))
 
 
 def pool_rules(settings: PoolSettings) -> PoolRules:

@@ -5,7 +5,9 @@ new counters and state for the whole fleet. A proxy and an account that last suc
 site are asked for again (sticky) while they stay usable. A job may pin them (``JobSpec.pools``):
 proxies of one region, one account by name or id; a pinned pool with nothing usable makes the
 job wait for it (``NoResource``), never lends it another. The pipeline's acquire stage
-(``pipeline.acquire.PooledResources``) lends through it.
+(``pipeline.acquire.PooledResources``) lends through it. A worker's lender lends under the
+worker's name (``holder``), so that what a killed worker held is given back by the others
+(``pools.holds``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class Lent:
 
 
 class PoolLender:
-    """Lends from ``pools`` (a store with the ``ResourcePools`` role)."""
+    """Lends from ``pools`` (a store with the ``ResourcePools`` role), every lend and give back
+    under ``holder`` (the store tracks what each holder holds; None: untracked)."""
 
     def __init__(
         self,
@@ -68,8 +71,11 @@ class PoolLender:
         rules: PoolRules | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        holder: str | None = None,
     ) -> None:
         self._pools = pools
+        # Passed only when set: a holderless lender calls the store as it always did.
+        self._holder: dict[str, str] = {} if holder is None else {"holder": holder}
         self._rules = rules or PoolRules()
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
@@ -165,6 +171,7 @@ class PoolLender:
                 sticky_id=sticky,
                 max_in_use=self._rules.max_in_use,
                 rng_value=self._rng.random(),
+                **self._holder,
             )
             if lent is not None:
                 self._held[lent.id] += 1
@@ -213,7 +220,7 @@ class PoolLender:
                     return ban.restore(chosen, now)
             return None
 
-        lent = await self._pools.lend(kind, pick)
+        lent = await self._pools.lend(kind, pick, **self._holder)
         if lent is not None:
             self._held[lent.id] += 1
             return lent
@@ -268,7 +275,8 @@ class PoolLender:
                 partner.id if partner else None,
             )
             self._held[resource.id] -= 1
-            given = await self._pools.give_back(resource.id, use, self._decider(now, is_counted))
+            decider = self._decider(now, is_counted)
+            given = await self._pools.give_back(resource.id, use, decider, **self._holder)
             self._remember(resource.spec.kind, site, resource.id, given, error)
 
     def _decider(self, now: float, is_counted: bool) -> Decider:

@@ -296,6 +296,18 @@ class ResourcePools(Protocol):
     state or ``until`` (by ``lend``'s chooser, ``give_back``'s decider, ``set_resource_state`` or
     ``reset_resource``): a job waiting for a usable resource polls it to be woken when a ban
     ends or an operator unbans (not when only counters move).
+
+    Holders: ``lend``, ``lend_by`` and ``give_back`` take an optional ``holder`` (a worker's
+    name, not empty), and the store keeps, in the same atomic step as the ``in_use``
+    arithmetic, how many of each resource each holder has (a lend adds one, a give_back takes
+    one off, the hold is gone at 0). A holder that dies without giving back is released by
+    ``release_holder`` (``hauler.pools.holds``: every worker releases the holders the
+    ``WorkerRegistry`` no longer lists). A lend without a holder is not tracked: never given
+    back, only ``reset_resource`` frees it. A holder gives back what it lent under the same
+    name (a give_back without one takes one off ``in_use`` and no hold); one that has no hold of
+    the resource (released meanwhile, or forgotten by ``reset_resource``) records the use and
+    applies the decision but takes nothing off ``in_use`` (the release took its share off
+    already; taking another would free a slot another holder holds).
     """
 
     async def add_resources(self, specs: Sequence[ResourceSpec]) -> list[str]:
@@ -313,16 +325,20 @@ class ResourcePools(Protocol):
         ...
 
     async def remove_resource(self, resource_id: str) -> bool:
-        """Forget a resource and its history; False when there was none. One lent right now
-        stays lent to its job; its ``give_back`` then finds nothing and returns None."""
+        """Forget a resource, its history and its holds; False when there was none. One lent
+        right now stays lent to its job; its ``give_back`` then finds nothing and returns
+        None."""
         ...
 
-    async def lend(self, kind: ResourceKind, choose: Chooser) -> Resource | None:
+    async def lend(
+        self, kind: ResourceKind, choose: Chooser, *, holder: str | None = None
+    ) -> Resource | None:
         """Atomically: read the resources of ``kind``, call ``choose(resources, now)``, and
-        store the chosen one as returned with ``in_use + 1`` and ``uses + 1``. Returns the
-        resource as stored, or None (nothing written) when ``choose`` returns None. Two callers
-        never both take the last slot: each chooses on what the other wrote. Raises
-        ``ValueError`` when ``choose`` returns a resource that was not offered."""
+        store the chosen one as returned with ``in_use + 1`` and ``uses + 1`` (and, with a
+        ``holder``, one more hold of it by ``holder``). Returns the resource as stored, or None
+        (nothing written) when ``choose`` returns None. Two callers never both take the last
+        slot: each chooses on what the other wrote. Raises ``ValueError`` when ``choose``
+        returns a resource that was not offered."""
         ...
 
     async def lend_by(
@@ -335,12 +351,13 @@ class ResourcePools(Protocol):
         sticky_id: str | None = None,
         max_in_use: int | None = None,
         rng_value: float = 0.0,
+        holder: str | None = None,
     ) -> Resource | None:
         """Atomically pick a resource of ``kind`` by a built-in strategy, in the store itself
         (one SQLite transaction, one Redis script: no resource list crosses the wire), and
-        store it with ``in_use + 1`` and ``uses + 1``, restored to active (its use since the
-        last rest forgotten) when its rest or ban was over. Returns it as stored, or None
-        (nothing written) when none is eligible.
+        store it with ``in_use + 1`` and ``uses + 1`` (and one more hold by ``holder``, when
+        given), restored to active (its use since the last rest forgotten) when its rest or
+        ban was over. Returns it as stored, or None (nothing written) when none is eligible.
 
         Eligible: active, or resting/banned with ``until`` over; fewer than ``max_in_use`` lent
         (no limit when None); serving ``site`` (a resource with no sites serves every site, one
@@ -364,11 +381,31 @@ class ResourcePools(Protocol):
         never both take the last slot."""
         ...
 
-    async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
+    async def give_back(
+        self, resource_id: str, use: Use, decide: Decider, *, holder: str | None = None
+    ) -> Resource | None:
         """Atomically: read the resource and its history (oldest first), call ``decide(resource,
         [*history, use])``, store the resource returned with ``in_use - 1`` (never below 0) and
         the newest ``MAX_USE_HISTORY`` uses of the history returned. Returns the resource as
-        stored, or None (``decide`` not called) when there is no such resource."""
+        stored, or None (``decide`` not called) when there is no such resource.
+
+        With a ``holder``: one of its holds of the resource is taken off with the ``in_use``;
+        when it has none (released by ``release_holder``, or forgotten by ``reset_resource``,
+        since it lent), ``in_use`` is stored as ``decide`` returned it, nothing taken off (see
+        the class)."""
+        ...
+
+    async def resource_holders(self) -> dict[str, int]:
+        """Every holder that holds anything now, and how many holds it has in all (over every
+        resource and kind)."""
+        ...
+
+    async def release_holder(self, holder: str) -> int:
+        """Atomically give back everything ``holder`` holds: for every resource it holds
+        ``count`` of, ``in_use - count`` (never below 0), and its holds forgotten. Nothing
+        else moves (the state, ``until``, the other counters, the history, ``pools_version``:
+        only counters change). Returns how many holds were released (0 for an unknown
+        holder). A give_back by the holder afterwards takes nothing off ``in_use``."""
         ...
 
     async def resource_uses(self, resource_id: str) -> list[Use]:
@@ -383,8 +420,9 @@ class ResourcePools(Protocol):
         ...
 
     async def reset_resource(self, resource_id: str) -> bool:
-        """Zero the counters (``in_use`` included), make it active, clear its history; False
-        when there is no such resource."""
+        """Zero the counters (``in_use`` included), make it active, clear its history and forget
+        its holds (their give_backs then take nothing off); False when there is no such
+        resource."""
         ...
 
     async def pools_version(self) -> int:

@@ -9,16 +9,20 @@
 - ``pool:KIND:rev``: moved by every write to a resource of the kind (``lend`` WATCHes it);
 - ``pool:KIND:specrev``: moved when the kind's specs change (a client's spec cache is stale);
 - ``pool:version``: ``pools_version``;
+- holds (``lua/pool_common.lua``): ``res:ID:holds`` (hash holder -> count), ``pool:held:HOLDER``
+  (hash id -> count: what ``release_holder`` walks) and ``pool:holders`` (hash holder -> its
+  count in all: ``resource_holders``), written together with the ``in_use`` they account for;
 - ``lend_by``'s indexes (``lua/pool_lend.lua`` describes them): ``pool:KIND:order``, ``:lc``,
   ``:fast``, ``:waiting``, ``:wcum`` (sorted sets), ``:weights``, ``:attrs`` (hashes), and
   ``pool:KIND:cursor``; every write of a live record below keeps them.
 
-``add_resources``, ``remove_resource`` and ``lend_by`` are Lua scripts (``lua/pool_*.lua``,
-``lend_by`` one round trip that picks by the indexes, no WATCH). ``give_back`` reads, decides
-in Python, and writes by ``pool_give.lua``, a compare-and-set that takes in the lends made
-since its read (so a busy proxy's give_back is not tried again for every lend of it). The
-read-choose-write steps are optimistic: WATCH (the kind's ``rev`` for a lend, the resource's
-keys for the others), read, decide in Python, then MULTI/EXEC, which Redis refuses when a
+``add_resources``, ``remove_resource``, ``reset_resource``, ``release_holder`` and ``lend_by``
+are Lua scripts (``lua/pool_*.lua``; ``lend_by`` one round trip that picks by the indexes, no
+WATCH). ``give_back`` reads, decides in Python, and writes by ``pool_give.lua``, a
+compare-and-set that takes in the lends and releases made since its read (so a busy proxy's
+give_back is not tried again for every lend of it). The read-choose-write steps (``lend``,
+``set_resource_state``) are optimistic: WATCH (the kind's ``rev`` for a lend, the resource's
+record for the other), read, decide in Python, then MULTI/EXEC, which Redis refuses when a
 watched key changed meanwhile: the step is tried again after a short jittered pause, at most
 ``_MAX_TRIES`` times (then ``StoreUnavailable``: the pool is too contended to make progress).
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,11 +70,7 @@ _PAUSE_S = 0.0005
 
 # An id's number in the low part of an index score (pool_common.lua's SPAN).
 _SPAN = 2**24
-_SCRIPTS = ("pool_add", "pool_remove", "pool_lend", "pool_give")
-
-# (resource, its history, or None when the step does not need it) -> (what to store, the
-# history to store, or None to leave it as it is).
-Change = Callable[[Resource, list[Use] | None], tuple[Resource, list[Use] | None]]
+_SCRIPTS = ("pool_add", "pool_remove", "pool_lend", "pool_give", "pool_release", "pool_reset")
 
 
 @dataclass
@@ -133,6 +134,18 @@ def _attrs(spec: ResourceSpec) -> str:
         return ""
     sites = [updates.normal_host(site) for site in spec.sites]
     return "\n".join([updates.normal_region(spec.region) or "", *sites])
+
+
+def _keeping_in_use(decide: Decider) -> Decider:
+    """``decide`` with one added to the ``in_use`` it returns, so that ``given_back``'s one off
+    leaves it as decided: ``pool_give.lua`` takes the one off (unless the hold was released)."""
+
+    def kept(resource: Resource, seen: Sequence[Use]) -> tuple[Resource, Sequence[Use]]:
+        decided, history = decide(resource, seen)
+        counters = dataclasses.replace(decided.counters, in_use=decided.counters.in_use + 1)
+        return dataclasses.replace(decided, counters=counters), history
+
+    return kept
 
 
 async def _pause(attempt: int) -> None:
@@ -223,24 +236,17 @@ class RedisPools:
         kind = updates.kind_of_id(resource_id)
         if kind is None:
             return None
-        read = await self._read_one(kind, resource_id, with_uses=False)
-        return None if read is None else read[0]
+        return await self._read_one(kind, resource_id)
 
-    async def _read_one(
-        self, kind: ResourceKind, resource_id: str, with_uses: bool
-    ) -> tuple[Resource, list[Use] | None] | None:
+    async def _read_one(self, kind: ResourceKind, resource_id: str) -> Resource | None:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hget(self._key(f"pool:{kind.value}:specs"), resource_id)
             pipe.get(self._key(f"res:{resource_id}"))
-            if with_uses:
-                pipe.lrange(self._key(f"res:{resource_id}:uses"), 0, -1)
             with self._mapped():
-                replies = await pipe.execute()
-        spec, live = replies[0], replies[1]
+                spec, live = await pipe.execute()
         if spec is None or live is None:
             return None
-        uses = [use_from_json(t) for t in replies[2]] if with_uses else None
-        return resource_from_live(resource_id, resource_spec_from_json(spec), live), uses
+        return resource_from_live(resource_id, resource_spec_from_json(spec), live)
 
     async def remove_resource(self, resource_id: str) -> bool:
         """See ``ResourcePools.remove_resource``: one script."""
@@ -250,8 +256,11 @@ class RedisPools:
         args = [resource_id, kind.value, updates.ID_LETTER[kind]]
         return bool(await self._pool_script("pool_remove", args))
 
-    async def lend(self, kind: ResourceKind, choose: Chooser) -> Resource | None:
-        """See ``ResourcePools.lend``: WATCH ``pool:KIND:rev``, read the kind, choose, write."""
+    async def lend(
+        self, kind: ResourceKind, choose: Chooser, *, holder: str | None = None
+    ) -> Resource | None:
+        """See ``ResourcePools.lend``: WATCH ``pool:KIND:rev``, read the kind, choose, write
+        (the hold in the same MULTI)."""
         rev = self._key(f"pool:{kind.value}:rev")
         for attempt in range(_MAX_TRIES):
             async with self._client.pipeline(transaction=True) as pipe:
@@ -264,6 +273,8 @@ class RedisPools:
                     before = next(r for r in offered if r.id == chosen.id)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     self._queue_live(pipe, kind, before, chosen)
+                    if holder is not None:
+                        self._queue_hold(pipe, chosen.id, holder)
                     await pipe.execute()
                     return chosen
             await _pause(attempt)
@@ -279,6 +290,12 @@ class RedisPools:
         if updates.is_state_changed(before, after):
             pipe.incr(self._key("pool:version"))
         self._queue_index(pipe, kind, after)
+
+    def _queue_hold(self, pipe: aioredis.client.Pipeline, resource_id: str, holder: str) -> None:
+        """Queue one more hold of the resource by ``holder`` (as pool_common.lua's ``hold``)."""
+        pipe.hincrby(self._key(f"res:{resource_id}:holds"), holder, 1)
+        pipe.hincrby(self._key(f"pool:held:{holder}"), resource_id, 1)
+        pipe.hincrby(self._key("pool:holders"), holder, 1)
 
     def _queue_index(
         self, pipe: aioredis.client.Pipeline, kind: ResourceKind, after: Resource
@@ -310,13 +327,14 @@ class RedisPools:
         sticky_id: str | None = None,
         max_in_use: int | None = None,
         rng_value: float = 0.0,
+        holder: str | None = None,
     ) -> Resource | None:
         """See ``ResourcePools.lend_by``: one script call (``lua/pool_lend.lua``)."""
         updates.check_rng_value(rng_value)
         args = [
             kind.value, updates.ID_LETTER[kind], repr(self._clock.now()), strategy.value,
             sticky_id or "", "" if max_in_use is None else max_in_use, repr(rng_value),
-            updates.normal_region(region) or "", *updates.site_suffixes(site),
+            updates.normal_region(region) or "", holder or "", *updates.site_suffixes(site),
         ]  # fmt: skip
         reply = await self._pool_script("pool_lend", args)
         if reply is None:
@@ -329,12 +347,16 @@ class RedisPools:
             return None  # removed between the two calls: it was lent, and is gone
         return cache.resource(resource_id, live)
 
-    async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
-        """See ``ResourcePools.give_back``: read, decide, compare-and-set (``pool_give.lua``),
-        again from the read when anything but lends changed the resource meanwhile."""
+    async def give_back(
+        self, resource_id: str, use: Use, decide: Decider, *, holder: str | None = None
+    ) -> Resource | None:
+        """See ``ResourcePools.give_back``: read, decide, compare-and-set (``pool_give.lua``,
+        which takes the one off ``in_use`` and the hold), again from the read when anything but
+        lends and releases changed the resource meanwhile."""
         kind = updates.kind_of_id(resource_id)
         if kind is None:
             return None
+        decide = _keeping_in_use(decide)
         for attempt in range(_MAX_TRIES):
             read = await self._read_for_give(kind, resource_id)
             if read is None:
@@ -344,7 +366,7 @@ class RedisPools:
             after, kept = updates.given_back(stored, list(history), use, decide, self._clock.now())
             args = [
                 resource_id, kind.value, updates.ID_LETTER[kind], live, hrev, live_to_json(after),
-                "1" if updates.is_state_changed(stored, after) else "0",
+                "1" if updates.is_state_changed(stored, after) else "0", holder or "",
                 *[history.get(id(u)) or use_to_json(u) for u in kept],
             ]  # fmt: skip
             reply = await self._pool_script("pool_give", args)
@@ -384,49 +406,53 @@ class RedisPools:
             )
         return [use_from_json(t) for t in texts]
 
+    async def resource_holders(self) -> dict[str, int]:
+        """See ``ResourcePools.resource_holders``: one hash (``pool:holders``)."""
+        with self._mapped():
+            found = cast(dict[str, str], await self._client.hgetall(self._key("pool:holders")))
+        return {holder: int(n) for holder, n in found.items() if int(n) > 0}
+
+    async def release_holder(self, holder: str) -> int:
+        """See ``ResourcePools.release_holder``: one script (``lua/pool_release.lua``)."""
+        kinds = [part for kind, letter in updates.ID_LETTER.items() for part in (letter, kind)]
+        args = [holder, repr(self._clock.now()), *kinds]
+        return int(await self._pool_script("pool_release", args))
+
     async def set_resource_state(
         self, resource_id: str, state: ResourceState, until: float | None
     ) -> bool:
         """See ``ResourcePools.set_resource_state``."""
         now = self._clock.now()
-
-        def change(stored: Resource, _: list[Use] | None) -> tuple[Resource, None]:
-            return updates.with_state(stored, state, until, now), None
-
-        return await self._update(resource_id, change, with_uses=False) is not None
+        return await self._update(resource_id, lambda r: updates.with_state(r, state, until, now))
 
     async def reset_resource(self, resource_id: str) -> bool:
-        """See ``ResourcePools.reset_resource``: the history goes too."""
-        now = self._clock.now()
+        """See ``ResourcePools.reset_resource``: one script (``lua/pool_reset.lua``) writes the
+        reset record, clears the history and forgets the holds. The record is the one read
+        reset, whatever was lent since: a reset keeps only the id, spec and ``created_at``."""
+        kind = updates.kind_of_id(resource_id)
+        stored = await self.get_resource(resource_id)
+        if kind is None or stored is None:
+            return False
+        reset = live_to_json(updates.reset(stored, self._clock.now()))
+        args = [resource_id, kind.value, updates.ID_LETTER[kind], reset]
+        return bool(await self._pool_script("pool_reset", args))
 
-        def change(stored: Resource, _: list[Use] | None) -> tuple[Resource, list[Use]]:
-            return updates.reset(stored, now), []
-
-        return await self._update(resource_id, change, with_uses=False) is not None
-
-    async def _update(self, resource_id: str, change: Change, with_uses: bool) -> Resource | None:
-        """One optimistic read-modify-write of a resource (and its history)."""
+    async def _update(self, resource_id: str, change: Callable[[Resource], Resource]) -> bool:
+        """One optimistic read-modify-write of a resource's live record; False when gone."""
         kind = updates.kind_of_id(resource_id)
         if kind is None:
-            return None
-        watched = [self._key(f"res:{resource_id}"), self._key(f"res:{resource_id}:uses")]
+            return False
         for attempt in range(_MAX_TRIES):
             async with self._client.pipeline(transaction=True) as pipe:
                 with self._mapped(), contextlib.suppress(rex.WatchError):
-                    await pipe.watch(*watched)
-                    read = await self._read_one(kind, resource_id, with_uses)
+                    await pipe.watch(self._key(f"res:{resource_id}"))
+                    read = await self._read_one(kind, resource_id)
                     if read is None:
-                        return None
-                    after, uses = change(*read)
+                        return False
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    self._queue_live(pipe, kind, read[0], after)
-                    if uses is not None:
-                        pipe.delete(watched[1])
-                        if uses:
-                            pipe.rpush(watched[1], *[use_to_json(u) for u in uses])
-                        pipe.incr(f"{watched[0]}:hrev")
+                    self._queue_live(pipe, kind, read, change(read))
                     await pipe.execute()
-                    return after
+                    return True
             await _pause(attempt)
         raise _contended(resource_id)
 

@@ -230,3 +230,17 @@ CREATE TABLE host_slots (
 CREATE INDEX host_slots_expiry ON host_slots (host, proxy, expires_at);
 
 INSERT INTO pool_meta (name, value) VALUES ('hosts_version', 0);
+
+-- migration: 7
+
+-- Who holds what (ResourcePools holders, store/base.py): how many of a resource each holder (a
+-- worker's name) has lent now, kept by lend, lend_by and give_back in the transaction that moves
+-- in_use, so that release_holder can give back what a dead worker held. A row is gone at 0.
+CREATE TABLE resource_holds (
+    resource_id TEXT    NOT NULL,                     -- resources.id
+    holder      TEXT    NOT NULL,
+    count       INTEGER NOT NULL,
+    PRIMARY KEY (resource_id, holder)
+) WITHOUT ROWID;
+-- release_holder and resource_holders read by holder.
+CREATE INDEX resource_holds_holder ON resource_holds (holder);

@@ -1,16 +1,18 @@
 """``ResourcePools`` over the SQLite store (tables ``resources``, ``resource_uses``,
-``pool_meta``, and ``resource_sites`` with the pick columns of migration 5: schema.sql;
-statements: sql/pools.sql).
+``pool_meta``, ``resource_sites`` with the pick columns of migration 5, and ``resource_holds``
+of migration 7: schema.sql; statements: sql/pools.sql).
 
 Every method is one transaction on the store's thread. ``lend`` and ``give_back`` read, call
 the caller's pure callable and write inside one ``BEGIN IMMEDIATE``: no other process can write
 in between, so nothing is ever tried twice. ``lend_by`` picks in SQL instead (one indexed
 ``SELECT … ORDER BY … LIMIT 1`` on the pick columns, which every write keeps beside the JSON),
-then writes the one row, in the same transaction.
+then writes the one row, in the same transaction. A holder's hold is written (and, by
+``give_back``, taken off) in the transaction that moves ``in_use``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -93,6 +95,39 @@ def _write_pick_spec(conn: sqlite3.Connection, resource_id: str, spec: ResourceS
         conn.execute(
             query("pools.add_site"), {"id": resource_id, "site": updates.normal_host(site)}
         )
+
+
+def _hold(conn: sqlite3.Connection, resource_id: str, holder: str | None) -> None:
+    """One more hold of the resource by ``holder`` (none kept without a holder)."""
+    if holder is not None:
+        conn.execute(query("pools.hold"), {"id": resource_id, "holder": holder})
+
+
+def _unhold(conn: sqlite3.Connection, resource_id: str, holder: str) -> bool:
+    """Take one of ``holder``'s holds of the resource off; False when it had none left."""
+    params = {"id": resource_id, "holder": holder}
+    if conn.execute(query("pools.drop_last_hold"), params).rowcount:
+        return True
+    return conn.execute(query("pools.unhold"), params).rowcount > 0
+
+
+def _keeping_in_use(decide: Decider) -> Decider:
+    """``decide`` with one added to the ``in_use`` it returns, so that ``given_back``'s one
+    off stores it as decided (a give_back whose hold was released takes nothing off)."""
+
+    def kept(resource: Resource, seen: Sequence[Use]) -> tuple[Resource, Sequence[Use]]:
+        decided, history = decide(resource, seen)
+        counters = dataclasses.replace(decided.counters, in_use=decided.counters.in_use + 1)
+        return dataclasses.replace(decided, counters=counters), history
+
+    return kept
+
+
+def _released(stored: Resource, count: int, now: float) -> Resource:
+    """``stored`` with ``count`` lends given back by a release (``in_use`` never below 0)."""
+    in_use = max(0, stored.counters.in_use - count)
+    counters = dataclasses.replace(stored.counters, in_use=in_use)
+    return dataclasses.replace(stored, counters=counters, updated_at=now)
 
 
 # The statements of the band ``lend_by`` orders by before the turn (pools.sql: pick_*_BAND).
@@ -211,12 +246,15 @@ class SqlitePools:
                 conn.execute(query("pools.sum_weights"), {"kind": kind.value})
             conn.execute(query("pools.forget_uses"), params)
             conn.execute(query("pools.forget_sites"), params)
+            conn.execute(query("pools.forget_holds"), params)
             conn.execute(query("pools.bump_version"))
             return True
 
         return await self._write(remove)
 
-    async def lend(self, kind: ResourceKind, choose: Chooser) -> Resource | None:
+    async def lend(
+        self, kind: ResourceKind, choose: Chooser, *, holder: str | None = None
+    ) -> Resource | None:
         """See ``ResourcePools.lend``: read, choose and write in one ``BEGIN IMMEDIATE``."""
         sql, params = query("pools.of_kind"), {"kind": kind.value}
         parsed = self._parsed()
@@ -229,6 +267,7 @@ class SqlitePools:
             if chosen is not None:
                 before = next(r for r in offered if r.id == chosen.id)
                 _write_live(conn, before, chosen)
+                _hold(conn, chosen.id, holder)
             return chosen
 
         return await self._write(take)
@@ -243,6 +282,7 @@ class SqlitePools:
         sticky_id: str | None = None,
         max_in_use: int | None = None,
         rng_value: float = 0.0,
+        holder: str | None = None,
     ) -> Resource | None:
         """See ``ResourcePools.lend_by``: pick and write in one ``BEGIN IMMEDIATE``."""
         updates.check_rng_value(rng_value)
@@ -261,13 +301,16 @@ class SqlitePools:
             stored = _resource(dict(row))
             chosen = updates.lent_by(stored, now)
             _write_live(conn, stored, chosen)
+            _hold(conn, chosen.id, holder)
             conn.execute(query("pools.move_cursor"), {"kind": kind.value, "seq": row["seq"]})
             return chosen
 
         return await self._write(take)
 
-    async def give_back(self, resource_id: str, use: Use, decide: Decider) -> Resource | None:
-        """See ``ResourcePools.give_back``: one transaction."""
+    async def give_back(
+        self, resource_id: str, use: Use, decide: Decider, *, holder: str | None = None
+    ) -> Resource | None:
+        """See ``ResourcePools.give_back``: one transaction, the hold taken off in it."""
 
         def give(conn: sqlite3.Connection) -> Resource | None:
             stored = _read(conn, resource_id)
@@ -275,7 +318,9 @@ class SqlitePools:
                 return None
             rows = conn.execute(query("pools.uses"), {"id": resource_id}).fetchall()
             history = uses_from_json(rows[0]["uses"] if rows else None)
-            after, kept = updates.given_back(stored, history, use, decide, self._clock.now())
+            is_held = holder is None or _unhold(conn, resource_id, holder)
+            decider = decide if is_held else _keeping_in_use(decide)
+            after, kept = updates.given_back(stored, history, use, decider, self._clock.now())
             _write_live(conn, stored, after)
             conn.execute(query("pools.write_uses"), {"id": resource_id, "uses": uses_to_json(kept)})
             return after
@@ -288,6 +333,29 @@ class SqlitePools:
         rows = await self._run(lambda conn: conn.execute(sql, {"id": resource_id}).fetchall())
         return uses_from_json(rows[0]["uses"] if rows else None)
 
+    async def resource_holders(self) -> dict[str, int]:
+        """See ``ResourcePools.resource_holders``."""
+        sql = query("pools.holders")
+        rows = await self._run(lambda conn: conn.execute(sql).fetchall())
+        return {str(row["holder"]): int(row["count"]) for row in rows}
+
+    async def release_holder(self, holder: str) -> int:
+        """See ``ResourcePools.release_holder``: one transaction."""
+        now = self._clock.now()
+        params = {"holder": holder}
+
+        def release(conn: sqlite3.Connection) -> int:
+            released = 0
+            for row in conn.execute(query("pools.holds_of"), params).fetchall():
+                stored = _read(conn, str(row["resource_id"]))
+                if stored is not None:
+                    _write_live(conn, stored, _released(stored, int(row["count"]), now))
+                    released += int(row["count"])
+            conn.execute(query("pools.forget_holder"), params)
+            return released
+
+        return await self._write(release)
+
     async def set_resource_state(
         self, resource_id: str, state: ResourceState, until: float | None
     ) -> bool:
@@ -296,20 +364,24 @@ class SqlitePools:
         return await self._update(resource_id, lambda r: updates.with_state(r, state, until, now))
 
     async def reset_resource(self, resource_id: str) -> bool:
-        """See ``ResourcePools.reset_resource``: the history goes too."""
+        """See ``ResourcePools.reset_resource``: the history and the holds go too."""
         now = self._clock.now()
-        return await self._update(resource_id, lambda r: updates.reset(r, now), forget_uses=True)
+        forgets = ("pools.forget_uses", "pools.forget_holds")
+        return await self._update(resource_id, lambda r: updates.reset(r, now), forgets)
 
     async def _update(
-        self, resource_id: str, change: Callable[[Resource], Resource], forget_uses: bool = False
+        self,
+        resource_id: str,
+        change: Callable[[Resource], Resource],
+        forgets: Sequence[str] = (),
     ) -> bool:
         def update(conn: sqlite3.Connection) -> bool:
             stored = _read(conn, resource_id)
             if stored is None:
                 return False
             _write_live(conn, stored, change(stored))
-            if forget_uses:
-                conn.execute(query("pools.forget_uses"), {"id": resource_id})
+            for statement in forgets:
+                conn.execute(query(statement), {"id": resource_id})
             return True
 
         return await self._write(update)

@@ -10,7 +10,7 @@ from hauler.config import Settings, WorkerSettings
 from hauler.gate import OPEN
 from hauler.observe import Observer
 from hauler.store import open_store
-from hauler.worker.runner import Summary, Worker
+from hauler.worker.runner import Identity, Summary, Worker
 
 # Called once the worker is built, before it claims a job (e.g. to print who it is).
 OnStarted = Callable[[Worker], None]
@@ -33,12 +33,15 @@ async def serve(
     from hauler.pipeline.acquire import broker_for
     from hauler.pipeline.kinds import resolver_for
     from hauler.pipeline.run import Pipeline
+    from hauler.pools.holds import sweeping
     from hauler.pools.hostgate import HostGate
     from hauler.pools.prober import probing
     from hauler.transfer.engine import Engine
     from hauler.worker.signals import install_stop_signals
 
     store = await open_store(settings.store)
+    # Known before the worker is built: its lends are held under the name it registers under.
+    identity = Identity.of(ws)
     try:
         transfer = settings.transfer
         if transfer.fsync_files is None:
@@ -49,17 +52,21 @@ async def serve(
                 pipeline = Pipeline(
                     resolver_for(engine, store),
                     ws.output_dir,
-                    broker=broker_for(store, settings.pools, transfer.proxy),
+                    broker=broker_for(store, settings.pools, transfer.proxy, holder=identity.name),
                     observer=observer,
                     durable=bool(transfer.fsync_files),
                     on_bannable=settings.pools.on_bannable,
                 )
-                worker = Worker(store, pipeline, ws, observer=observer)
+                worker = Worker(store, pipeline, ws, identity=identity, observer=observer)
                 remove_signals = install_stop_signals(worker)
                 on_started(worker)
                 try:
-                    # With [pools] probe_url: banned proxies are probed beside the lanes.
-                    async with probing(store, settings.pools):
+                    # With [pools] probe_url: banned proxies are probed beside the lanes; with
+                    # the pools on, what dead workers held is given back.
+                    async with (
+                        probing(store, settings.pools),
+                        sweeping(store, settings.pools, identity.name),
+                    ):
                         return await worker.run()
                 finally:
                     remove_signals()

@@ -591,3 +591,134 @@ def test_the_fast_rank_is_the_policy_score_in_steps(
     score = selection.score(Resource(id="p1", spec=proxy(), counters=counters))
     steps = int(score * pools_updates.SCORE_STEPS)
     assert pools_updates.fast_rank(counters) == pools_updates.FAST_TOP - steps
+
+
+# --- holders: what each worker holds, released when it died ------------------------------------
+
+
+async def in_use_of(store: ResourcePools) -> dict[str, int]:
+    return {r.id: r.counters.in_use for r in await store.list_resources()}
+
+
+async def test_holds_are_counted_per_holder_and_go_with_the_give_backs(
+    store: ResourcePools, clock: FakeClock
+) -> None:
+    p1, p2 = await store.add_resources(proxies(2))
+    by_chooser = await store.lend(PROXY, first_usable, holder="w1")
+    by_strategy = await store.lend_by(PROXY, RR, sticky_id=p1, holder="w1")
+    other = await store.lend_by(PROXY, RR, sticky_id=p2, holder="w2")
+    untracked = await store.lend_by(PROXY, RR, sticky_id=p2)
+    assert [r.id for r in (by_chooser, by_strategy, other, untracked) if r] == [p1, p1, p2, p2]
+    assert await store.resource_holders() == {"w1": 2, "w2": 1}
+    assert await in_use_of(store) == {p1: 2, p2: 2}
+    back = await store.give_back(p1, success(p1, clock.now()), tally, holder="w1")
+    assert back is not None and back.counters.in_use == 1
+    assert await store.resource_holders() == {"w1": 1, "w2": 1}
+    await store.give_back(p1, success(p1, clock.now()), tally, holder="w1")
+    await store.give_back(p2, success(p2, clock.now()), tally)  # the untracked one
+    assert await store.resource_holders() == {"w2": 1}
+    assert await in_use_of(store) == {p1: 0, p2: 1}
+
+
+async def test_release_holder_gives_back_all_it_held_and_moves_nothing_else(
+    store: ResourcePools, clock: FakeClock
+) -> None:
+    p1, p2 = await store.add_resources(proxies(2))
+    (aid,) = await store.add_resources([account()])
+    for resource_id, holder in [(p1, "w1"), (p1, "w1"), (p2, "w1"), (p1, "w2"), (p2, None)]:
+        assert await store.lend_by(PROXY, RR, sticky_id=resource_id, holder=holder)
+    assert await store.lend(ACCOUNT, first_usable, holder="w1")
+    await store.give_back(p2, Use(p2, clock.now(), "bot_check"), tally)  # bans p2
+    before = {r.id: r for r in await store.list_resources()}
+    histories = {i: await store.resource_uses(i) for i in before}
+    version = await store.pools_version()
+    clock.advance(5)
+    assert await store.release_holder("w1") == 4
+    after = {r.id: r for r in await store.list_resources()}
+    assert {i: r.counters.in_use for i, r in after.items()} == {p1: 1, p2: 0, aid: 0}
+    assert await store.resource_holders() == {"w2": 1}
+    for i, r in after.items():
+        kept = dataclasses.replace(r.counters, in_use=before[i].counters.in_use)
+        assert (r.state, r.until, kept) == (before[i].state, before[i].until, before[i].counters)
+        assert await store.resource_uses(i) == histories[i]
+    assert after[p2].state is ResourceState.BANNED
+    assert await store.pools_version() == version
+    assert await store.release_holder("w1") == 0
+    assert await store.release_holder("nobody") == 0
+
+
+async def test_a_give_back_after_the_release_takes_nothing_off(
+    store: ResourcePools, open_more: Opener, clock: FakeClock
+) -> None:
+    (pid,) = await store.add_resources([proxy()])
+    other = await open_more()
+    await store.lend_by(PROXY, LC, holder="dead")
+    await other.lend(PROXY, first_usable, holder="alive")
+    assert await other.release_holder("dead") == 1
+    late = await store.give_back(pid, success(pid, clock.now()), tally, holder="dead")
+    assert late is not None and late.counters.in_use == 1  # the live holder's lend stands
+    assert late.counters.successes == 1 and len(await store.resource_uses(pid)) == 1
+    assert await store.resource_holders() == {"alive": 1}
+    await other.give_back(pid, success(pid, clock.now()), tally, holder="alive")
+    assert await in_use_of(store) == {pid: 0}
+    assert await store.resource_holders() == {}
+
+
+async def test_reset_and_remove_forget_the_resources_holds(
+    store: ResourcePools, clock: FakeClock
+) -> None:
+    p1, p2 = await store.add_resources(proxies(2))
+    for resource_id in (p1, p1, p2):
+        await store.lend_by(PROXY, RR, sticky_id=resource_id, holder="w1")
+    assert await store.reset_resource(p1) is True
+    assert await store.resource_holders() == {"w1": 1}
+    await store.lend_by(PROXY, RR, sticky_id=p1, holder="w2")
+    await store.give_back(p1, success(p1, clock.now()), tally, holder="w1")  # reset meanwhile
+    assert await in_use_of(store) == {p1: 1, p2: 1}
+    assert await store.remove_resource(p2) is True
+    assert await store.resource_holders() == {"w2": 1}
+    assert await store.release_holder("w1") == 0
+    assert await store.release_holder("w2") == 1
+    assert await in_use_of(store) == {p1: 0}
+
+
+async def test_racing_lends_give_backs_and_a_release_leave_in_use_exact(
+    store: ResourcePools, open_more: Opener, clock: FakeClock
+) -> None:
+    await store.add_resources(proxies(2))
+    clients = [store, *[await open_more() for _ in range(3)]]
+    kept: dict[int, list[str]] = {}
+
+    async def work(i: int, client: ResourcePools) -> None:
+        """10 lends (chooser and strategies in turn) and 5 give backs, interleaved."""
+        holder, held = f"w{i % 2}", []
+        for n in range(10):
+            if n % 3 == 0:
+                lent = await client.lend(PROXY, first_usable, holder=holder)
+            else:
+                lent = await client.lend_by(PROXY, LC if n % 2 else RR, holder=holder)
+            assert lent is not None
+            held.append(lent.id)
+            if n % 2:
+                gone = held.pop(0)
+                await client.give_back(gone, success(gone, clock.now()), tally, holder=holder)
+        kept[i] = held
+
+    await asyncio.gather(*[work(i, c) for i, c in enumerate(clients)])
+    assert await store.resource_holders() == {"w0": 10, "w1": 10}
+
+    async def give_back(i: int, count: int) -> None:
+        for gone in kept[i][:count]:
+            await clients[i].give_back(gone, success(gone, clock.now()), tally, holder=f"w{i % 2}")
+
+    # w0 dies: its release races with its own late give backs and w1's.
+    await asyncio.gather(
+        clients[1].release_holder("w0"), give_back(0, 5), give_back(2, 5),
+        give_back(1, 3), give_back(3, 3),
+    )  # fmt: skip
+    left = [gone for i in (1, 3) for gone in kept[i][3:]]
+    pool = await store.list_resources()
+    assert {r.id: r.counters.in_use for r in pool} == {r.id: left.count(r.id) for r in pool}
+    assert await store.resource_holders() == {"w1": 4}
+    assert sum(r.counters.uses for r in pool) == 40
+    assert sum(r.counters.successes for r in pool) == 20 + 16

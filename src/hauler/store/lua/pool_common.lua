@@ -73,3 +73,51 @@ local function index_live(K, id, letter, live)
         redis.call('ZADD', K .. 'waiting', back, id)
     end
 end
+
+-- Holds (ResourcePools holders): res:ID:holds (holder -> count), pool:held:HOLDER (id ->
+-- count: what release_holder walks) and pool:holders (holder -> its count over every resource:
+-- resource_holders), changed together; an entry is gone at 0.
+local HOLDERS = P .. ':pool:holders'
+
+local function hold(id, holder)
+    redis.call('HINCRBY', P .. ':res:' .. id .. ':holds', holder, 1)
+    redis.call('HINCRBY', P .. ':pool:held:' .. holder, id, 1)
+    redis.call('HINCRBY', HOLDERS, holder, 1)
+end
+
+-- The holder's total less n, its entry gone at 0.
+local function holder_less(holder, n)
+    if redis.call('HINCRBY', HOLDERS, holder, -n) <= 0 then
+        redis.call('HDEL', HOLDERS, holder)
+    end
+end
+
+-- One of the holder's holds of id taken off; false when it has none left (released).
+local function unhold(id, holder)
+    local key = P .. ':res:' .. id .. ':holds'
+    local n = tonumber(redis.call('HGET', key, holder) or '0')
+    if n <= 0 then
+        return false
+    end
+    local held = P .. ':pool:held:' .. holder
+    if n == 1 then
+        redis.call('HDEL', key, holder)
+        redis.call('HDEL', held, id)
+    else
+        redis.call('HINCRBY', key, holder, -1)
+        redis.call('HINCRBY', held, id, -1)
+    end
+    holder_less(holder, 1)
+    return true
+end
+
+-- Every hold of id forgotten (the resource reset or removed).
+local function forget_holds(id)
+    local key = P .. ':res:' .. id .. ':holds'
+    local holds = redis.call('HGETALL', key)
+    for i = 1, #holds, 2 do
+        redis.call('HDEL', P .. ':pool:held:' .. holds[i], id)
+        holder_less(holds[i], tonumber(holds[i + 1]))
+    end
+    redis.call('DEL', key)
+end

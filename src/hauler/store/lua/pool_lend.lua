@@ -1,8 +1,9 @@
--- pool_lend(kind, letter, now, strategy, sticky_id, max_in_use, rng_value, region, suffixes...)
--- lend_by in one script: pick a resource of the kind by the
--- indexes (no record is read but the one picked), then store it with in_use + 1 and uses + 1,
--- restored to active when its rest or ban is over. '' stands for no sticky id, no limit, no
--- region. Returns {id, live record, specrev} or nil. The indexes, per kind (pool_add,
+-- pool_lend(kind, letter, now, strategy, sticky_id, max_in_use, rng_value, region, holder,
+-- suffixes...) lend_by in one script: pick a resource of the kind by the
+-- indexes (no record is read but the one picked), then store it with in_use + 1 and uses + 1
+-- (and one more hold by the holder: pool_common.lua), restored to active when its rest or ban
+-- is over. '' stands for no sticky id, no limit, no region, no holder.
+-- Returns {id, live record, specrev} or nil. The indexes, per kind (pool_add,
 -- pool_remove and redis_pools keep them with every write), members are ids:
 --   order   score = the id's number: every resource not disabled (round_robin)
 --   lc      in_use * SPAN + number (least_connections; ties in turn by number)
@@ -15,10 +16,10 @@ local kind, letter, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now_text, strategy, sticky = ARGV[3], ARGV[4], ARGV[5]
 local max_in_use = tonumber(ARGV[6])
 local rng = tonumber(ARGV[7])
-local region = ARGV[8]
+local region, holder = ARGV[8], ARGV[9]
 local K = P .. ':pool:' .. kind .. ':'
 local suffixes = {}
-for i = 9, #ARGV do
+for i = 10, #ARGV do
     suffixes[ARGV[i]] = true
 end
 local check_attrs = region ~= '' or redis.call('HLEN', K .. 'attrs') > 0
@@ -131,6 +132,9 @@ if string.match(live, '^{"state":"active"') == nil then
     redis.call('INCR', P .. ':pool:version')
 end
 redis.call('SET', key, live)
+if holder ~= '' then
+    hold(id, holder)
+end
 index_live(K, id, letter, live)
 redis.call('SET', K .. 'cursor', string.sub(id, #letter + 1))
 redis.call('INCR', K .. 'rev')

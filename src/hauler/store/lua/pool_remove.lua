@@ -1,5 +1,5 @@
--- pool_remove(id, kind, letter): forget a resource, its spec, its key, its history and its
--- places in lend_by's indexes (pool_lend.lua), and sum the kind's weights again.
+-- pool_remove(id, kind, letter): forget a resource, its spec, its key, its history, its holds
+-- and its places in lend_by's indexes (pool_lend.lua), and sum the kind's weights again.
 -- Returns 1, or 0 when there was no such resource.
 local id, kind, letter = ARGV[1], ARGV[2], ARGV[3]
 local K = P .. ':pool:' .. kind .. ':'
@@ -15,6 +15,7 @@ redis.call('HDEL', K .. 'attrs', id)
 for _, index in ipairs({'order', 'lc', 'fast', 'waiting'}) do
     redis.call('ZREM', K .. index, id)
 end
+forget_holds(id)
 redis.call('DEL', P .. ':res:' .. id, P .. ':res:' .. id .. ':uses', P .. ':res:' .. id .. ':hrev')
 redis.call('ZREM', K .. 'wcum', id)
 sum_weights(K, letter)

@@ -1,4 +1,5 @@
--- The proxy and account pools: resources, resource_uses and pool_meta (schema.sql, migration 4).
+-- The proxy and account pools: resources, resource_uses and pool_meta (schema.sql, migration 4),
+-- resource_holds (migration 7).
 
 -- name: by_key
 SELECT id FROM resources WHERE key = :key
@@ -197,3 +198,27 @@ SELECT value FROM pool_meta WHERE name = 'version'
 
 -- name: bump_version
 UPDATE pool_meta SET value = value + 1 WHERE name = 'version'
+
+-- Holds (migration 7): how many of a resource a holder has lent now; a row is gone at 0.
+-- name: hold
+INSERT INTO resource_holds (resource_id, holder, count) VALUES (:id, :holder, 1)
+ON CONFLICT (resource_id, holder) DO UPDATE SET count = count + 1
+
+-- give_back: the last hold goes (rowcount 1), else one of several is taken off (unhold).
+-- name: drop_last_hold
+DELETE FROM resource_holds WHERE resource_id = :id AND holder = :holder AND count <= 1
+
+-- name: unhold
+UPDATE resource_holds SET count = count - 1 WHERE resource_id = :id AND holder = :holder
+
+-- name: holders
+SELECT holder, sum(count) AS count FROM resource_holds GROUP BY holder ORDER BY holder
+
+-- name: holds_of
+SELECT resource_id, count FROM resource_holds WHERE holder = :holder ORDER BY resource_id
+
+-- name: forget_holder
+DELETE FROM resource_holds WHERE holder = :holder
+
+-- name: forget_holds
+DELETE FROM resource_holds WHERE resource_id = :id
