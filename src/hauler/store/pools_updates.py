@@ -146,3 +146,16 @@ def check_rng_value(rng_value: float) -> None:
     """Raise ``ValueError`` unless ``0 <= rng_value < 1`` (the weighted draw)."""
     if not 0.0 <= rng_value < 1.0:
         raise ValueError(f"rng_value must be in [0, 1), not {rng_value!r}")
+
+
+def keeping_in_use(decide: Decider) -> Decider:
+    """``decide`` with one added to the ``in_use`` it returns, so that the give_back's one off
+    (SQLite's ``given_back``, Redis's ``pool_give.lua``) stores it as decided; a give_back whose
+    hold was released takes nothing off, and keeps the one."""
+
+    def kept(resource: Resource, seen: Sequence[Use]) -> tuple[Resource, Sequence[Use]]:
+        decided, history = decide(resource, seen)
+        counters = dataclasses.replace(decided.counters, in_use=decided.counters.in_use + 1)
+        return dataclasses.replace(decided, counters=counters), history
+
+    return kept

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -134,18 +133,6 @@ def _attrs(spec: ResourceSpec) -> str:
         return ""
     sites = [updates.normal_host(site) for site in spec.sites]
     return "\n".join([updates.normal_region(spec.region) or "", *sites])
-
-
-def _keeping_in_use(decide: Decider) -> Decider:
-    """``decide`` with one added to the ``in_use`` it returns, so that ``given_back``'s one off
-    leaves it as decided: ``pool_give.lua`` takes the one off (unless the hold was released)."""
-
-    def kept(resource: Resource, seen: Sequence[Use]) -> tuple[Resource, Sequence[Use]]:
-        decided, history = decide(resource, seen)
-        counters = dataclasses.replace(decided.counters, in_use=decided.counters.in_use + 1)
-        return dataclasses.replace(decided, counters=counters), history
-
-    return kept
 
 
 async def _pause(attempt: int) -> None:
@@ -356,7 +343,7 @@ class RedisPools:
         kind = updates.kind_of_id(resource_id)
         if kind is None:
             return None
-        decide = _keeping_in_use(decide)
+        decide = updates.keeping_in_use(decide)
         for attempt in range(_MAX_TRIES):
             read = await self._read_for_give(kind, resource_id)
             if read is None:

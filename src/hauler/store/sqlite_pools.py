@@ -111,18 +111,6 @@ def _unhold(conn: sqlite3.Connection, resource_id: str, holder: str) -> bool:
     return conn.execute(query("pools.unhold"), params).rowcount > 0
 
 
-def _keeping_in_use(decide: Decider) -> Decider:
-    """``decide`` with one added to the ``in_use`` it returns, so that ``given_back``'s one
-    off stores it as decided (a give_back whose hold was released takes nothing off)."""
-
-    def kept(resource: Resource, seen: Sequence[Use]) -> tuple[Resource, Sequence[Use]]:
-        decided, history = decide(resource, seen)
-        counters = dataclasses.replace(decided.counters, in_use=decided.counters.in_use + 1)
-        return dataclasses.replace(decided, counters=counters), history
-
-    return kept
-
-
 def _released(stored: Resource, count: int, now: float) -> Resource:
     """``stored`` with ``count`` lends given back by a release (``in_use`` never below 0)."""
     in_use = max(0, stored.counters.in_use - count)
@@ -319,7 +307,7 @@ class SqlitePools:
             rows = conn.execute(query("pools.uses"), {"id": resource_id}).fetchall()
             history = uses_from_json(rows[0]["uses"] if rows else None)
             is_held = holder is None or _unhold(conn, resource_id, holder)
-            decider = decide if is_held else _keeping_in_use(decide)
+            decider = decide if is_held else updates.keeping_in_use(decide)
             after, kept = updates.given_back(stored, history, use, decider, self._clock.now())
             _write_live(conn, stored, after)
             conn.execute(query("pools.write_uses"), {"id": resource_id, "uses": uses_to_json(kept)})
