@@ -63,12 +63,16 @@ class Fleet:
     async def until(self, what: str, check: Callable[[], bool]) -> None:
         """Poll ``check`` (bounded); fail at once, with the log, if the worker died."""
         assert self.proc is not None
-        async with asyncio.timeout(WAIT_S):
-            while not check():
-                if self.proc.returncode is not None:
-                    pytest.fail(f"the worker died ({self.proc.returncode}) waiting for {what}: "
-                                f"{self.stderr()[-2000:]!r}")  # fmt: skip
-                await asyncio.sleep(POLL_S)
+        try:
+            async with asyncio.timeout(WAIT_S):
+                while not check():
+                    if self.proc.returncode is not None:
+                        pytest.fail(f"the worker died ({self.proc.returncode}) waiting for "
+                                    f"{what}: {self.stderr()[-2000:]!r}")  # fmt: skip
+                    await asyncio.sleep(POLL_S)
+        except TimeoutError:
+            pytest.fail(f"no {what} within {WAIT_S:g} s; the worker's log: "
+                        f"{self.stderr()[-3000:]!r}")  # fmt: skip
 
     async def stop(self) -> int:
         """``hauler stop`` and the worker's exit status."""
@@ -200,3 +204,19 @@ async def test_a_cut_shm_file_on_a_full_disk_waits_for_room(
     await running(fleet, scenario)
     assert sha256_of(fleet.out / "b.bin") == origin.sha256("b.bin")
     assert await fleet.states() == ["done", "done"]
+
+
+def test_a_shm_file_deleted_while_a_call_runs_still_reads_as_replaced(tmp_path: Path) -> None:
+    """The watch records the file after each call; deleted during one, it must not be taken
+    for "there is none" (the connection would keep the deleted file for good: a race a loaded
+    machine hit one run in seven)."""
+    from hauler.store.sqlite_db import SharedMemoryWatch
+
+    db = tmp_path / "state.db"
+    shm = Path(f"{db}-shm")
+    shm.write_bytes(b"\0" * 32768)
+    watch = SharedMemoryWatch(db)
+    watch.record()  # after one call
+    shm.unlink()  # during the next
+    watch.record()  # that call's end
+    assert watch.change() == ("replaced", 0)

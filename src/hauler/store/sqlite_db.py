@@ -194,8 +194,12 @@ class SharedMemoryWatch:
             return None
 
     def record(self) -> None:
-        """Remember the file as it is now (after SQLite used it, possibly growing it)."""
-        self._seen = self._stat()
+        """Remember the file as it is now (after SQLite used it, possibly growing it). A file
+        gone now is not remembered as "none": deleted while a call ran, it must still read as
+        replaced at the next one (else the connection would keep the deleted file for good)."""
+        now = self._stat()
+        if now is not None or self._seen is None:
+            self._seen = now
 
     def change(self) -> tuple[str, int] | None:
         """How the file changed since ``record``: ``("cut", size it had)``, ``("replaced", 0)``
