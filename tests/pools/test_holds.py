@@ -5,7 +5,6 @@ SIGKILL while a proxy is lent to it, whose proxy a second worker's sweep gives b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from hauler.store import Store, open_store
 from tests.fixtures.proxies import HttpProxy, ProxyFarm, proxy_farm
 from tests.fixtures.stores import Opener
 from tests.transfer.origin import Origin
-from tests.worker.fleet import spawn_worker, wait_exit, wait_for
+from tests.worker.fleet import spawn_worker, stop_workers, wait_exit, wait_for
 
 __all__ = ["proxy_farm"]  # a fixture, imported to be found
 
@@ -110,7 +109,8 @@ async def test_two_sweepers_give_a_dead_workers_holds_back_once(
         assert [await s.sweep() for s in sweepers] == [{}, {}]
         clock.advance(EVERY_S)
     both = await asyncio.gather(*[s.sweep() for s in sweepers])
-    assert sorted(both, key=lambda r: r["dead"]) == [{"dead": 0}, {"dead": 2}]
+    # One releases both holds; the other finds them released, or no longer lists the holder.
+    assert sorted(r.get("dead", 0) for r in both) == [0, 2]
     assert await in_use(store) == {pid: 0}
     assert await store.resource_holders() == {}
 
@@ -179,11 +179,7 @@ async def test_a_killed_workers_proxy_is_given_back_by_another_workers_sweep(
         job = await store.get(job_id)
         assert job is not None and (job.state, job.worker) == (JobState.RUNNING, "wa")
     finally:
-        for worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            await wait_exit(worker, 30.0)
+        await stop_workers(workers)
         await store.close()
     err = (logs / "1.err").read_text()
     assert "gave back 1 resources held by dead worker wa" in err

@@ -6,8 +6,6 @@ requests to that host for 5 s. Arrival times are the origin's own (its clock, it
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from hauler.hosts import HostLimit
 from hauler.models import JobKind, JobSpec, JobState
 from hauler.store import Store, open_store
 from tests.fixtures.hostile import HostileOrigin, hostile_origin, max_rate_per_s
-from tests.worker.fleet import sha256_of, spawn_worker, wait_exit
+from tests.worker.fleet import sha256_of, spawn_worker, stop_workers
 
 __all__ = ["hostile_origin"]  # a fixture, imported to be found
 
@@ -47,11 +45,7 @@ async def test_a_host_limited_to_10_per_s_and_a_retry_after_hold_across_3_worker
         try:
             await _until_done(store, len(job_ids))
         finally:
-            for worker in workers:
-                with contextlib.suppress(ProcessLookupError):
-                    worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                await wait_exit(worker, 30.0)
+            await stop_workers(workers)
         (budget,) = await store.host_budgets()
     finally:
         await store.close()

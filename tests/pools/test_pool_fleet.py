@@ -7,8 +7,6 @@ proxy or account is ever banned, watched in the store every 50 ms while the flee
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from hauler.resources import ResourceKind, ResourceSpec, ResourceState
 from hauler.store import Store, open_store
 from tests.fixtures.hostile import HostileOrigin, hostile_origin
 from tests.fixtures.proxies import ProxyFarm, ProxyMode, proxy_farm
-from tests.worker.fleet import sha256_of, spawn_worker, wait_exit
+from tests.worker.fleet import sha256_of, spawn_worker, stop_workers
 
 __all__ = ["hostile_origin", "proxy_farm"]  # fixtures, imported to be found
 
@@ -64,11 +62,7 @@ async def test_300_jobs_over_3_workers_ban_exactly_the_broken(
         try:
             ever_banned = await _watch_until_done(store, job_ids, broken)
         finally:
-            for worker in workers:
-                with contextlib.suppress(ProcessLookupError):
-                    worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                await wait_exit(worker, 30.0)
+            await stop_workers(workers)
         final = {r.id: r for r in await store.list_resources()}
     finally:
         await store.close()

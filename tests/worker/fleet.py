@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -164,3 +166,12 @@ async def wait_exit(proc: asyncio.subprocess.Process, timeout_s: float = 20.0) -
         proc.kill()
         await proc.wait()
         raise
+
+
+async def stop_workers(workers: list[asyncio.subprocess.Process], timeout_s: float = 30.0) -> None:
+    """SIGTERM every worker still running, then wait for each (killed after ``timeout_s``)."""
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        await wait_exit(worker, timeout_s)

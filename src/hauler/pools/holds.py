@@ -31,6 +31,7 @@ from typing import Protocol
 from hauler.clock import Clock, SystemClock
 from hauler.config import PoolSettings
 from hauler.errors import HaulerError
+from hauler.pools.background import in_background
 from hauler.store.base import ResourcePools, WorkerRegistry
 
 _log = logging.getLogger(__name__)
@@ -120,14 +121,5 @@ async def sweeping(
         yield None
         return
     sweeper = HoldSweeper(store, me, settings.hold_sweep_s, clock, on_sweep=on_sweep)
-    stop = asyncio.Event()
-    task = asyncio.create_task(sweeper.run(stop), name="hauler-hold-sweeper")
-    try:
+    async with in_background("hauler-hold-sweeper", sweeper.run):
         yield sweeper
-    finally:
-        stop.set()
-        task.cancel()  # a sweep waiting on an unreachable store ends at once
-        # Waited for, not awaited: its cancellation is not ours to swallow or raise.
-        await asyncio.wait([task])
-        if not task.cancelled() and (error := task.exception()) is not None:
-            raise error  # a bug, not a failed sweep (those are logged): let it show

@@ -31,6 +31,7 @@ from hauler.config import PoolSettings, TransferSettings
 from hauler.errors import ErrorClass, HaulerError
 from hauler.net import Sessions, probe
 from hauler.policy.ban import BanRules, banned_again, probe_due
+from hauler.pools.background import in_background
 from hauler.redact import redact_url
 from hauler.resources import Resource, ResourceKind, ResourceState, Use
 from hauler.store.base import Decider, ResourcePools
@@ -233,17 +234,8 @@ async def probing(
         yield None
         return
     prober = ProxyProber(pools, settings, clock, rng=rng, on_round=on_round)
-    stop = asyncio.Event()
-    task = asyncio.create_task(prober.run(stop), name="hauler-proxy-prober")
     try:
-        yield prober
+        async with in_background("hauler-proxy-prober", prober.run):
+            yield prober
     finally:
-        stop.set()
-        task.cancel()  # a round in flight (a probe waiting on its timeout) ends at once
-        # Waited for, not awaited: its cancellation is not ours to swallow or raise.
-        try:
-            await asyncio.wait([task])
-        finally:
-            await prober.aclose()
-        if not task.cancelled() and (error := task.exception()) is not None:
-            raise error  # a bug, not a failed probe (those are logged): let it show
+        await prober.aclose()
