@@ -113,6 +113,7 @@ class Receiver:
     """A notify receiver: keeps the JSON POSTed to ``/hook``; answers ``status``."""
 
     status: int = 204
+    redirect_to: str | None = None  # answer 307 with this Location instead
     events: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
@@ -140,6 +141,8 @@ class Receiver:
             self._runner = None
 
     async def _hook(self, request: web.Request) -> web.Response:
+        if self.redirect_to is not None:
+            return web.Response(status=307, headers={"Location": self.redirect_to})
         if self.status >= 300:
             return web.Response(status=self.status, text="no")
         self.headers.append(dict(request.headers))

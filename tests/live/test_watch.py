@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from hauler.clock import FakeClock, SystemClock
+from hauler.config import TransferSettings
 from hauler.errors import BotCheck, NotFound
 from hauler.pipeline.livewatch import RoomWatcher
 from hauler.pipeline.notify import notify
@@ -214,6 +215,26 @@ async def test_notify_failures_warn_and_never_raise(caplog: pytest.LogCaptureFix
     assert len(messages) == 2
     assert "answered 500" in messages[0]
     assert all("hunter2" not in m and f"127.0.0.1:{port}/hook" in m for m in messages)
+
+
+async def test_notify_keeps_to_the_url_guard_and_follows_no_redirect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hook's URL passes the engine's guard (a private address refused where the settings
+    say so, a scheme not allowed refused) and a 307 is not followed to another address."""
+    caplog.set_level(logging.WARNING, logger="hauler.pipeline.notify")
+    event = {"event": "live", "url": "http://127.0.0.1/room"}
+    public_only = TransferSettings(allow_private=False)
+    async with receiver() as hook, receiver() as elsewhere:
+        assert await notify(hook.url(), event, settings=public_only) is False
+        assert await notify("file:///etc/passwd", event) is False
+        hook.redirect_to = elsewhere.url()
+        assert await notify(hook.url(), event) is True  # a 3xx: received, not followed
+    assert hook.events == [] and elsewhere.events == []
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2
+    assert "non-public address 127.0.0.1" in messages[0]
+    assert "scheme" in messages[1]
 
 
 async def test_notify_gives_up_at_its_timeout(caplog: pytest.LogCaptureFixture) -> None:

@@ -90,7 +90,7 @@ class LiveHandler:
         started = time.monotonic()
         options = job.spec.live or LiveOptions()
         ledger = LiveLedger.from_previous(job.continuation.previous)
-        lander = PartLander(job, options, ledger)
+        lander = PartLander(job, options, ledger, self._engine.settings)
         try:
             end = await self._record(job, options, lander)
         finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hauler import nofollow
+from hauler.config import TransferSettings
 from hauler.errors import BadMedia, LeaseLost
 from hauler.live.parts import TEMP_SUFFIX, ClosedPart, OpenPart, PartWriter
 from hauler.media.merge import merge
@@ -31,10 +32,17 @@ REMUX_PREFIX = ".hauler-remux-"
 class PartLander:
     """Lands the parts of one live job (all its sessions) and keeps its ledger saved."""
 
-    def __init__(self, job: JobRun, options: LiveOptions, ledger: LiveLedger) -> None:
+    def __init__(
+        self,
+        job: JobRun,
+        options: LiveOptions,
+        ledger: LiveLedger,
+        settings: TransferSettings | None = None,
+    ) -> None:
         self.job = job
         self.options = options
         self.ledger = ledger
+        self._settings = settings  # the engine's: the notify hook passes the same URL guard
         self.artifacts: list[Artifact] = []
         self.bytes_fetched = 0
         self._source: Any = None
@@ -151,7 +159,7 @@ class PartLander:
         if event == "ended":
             record = self.ledger.record(end)["live"]
             body.update(parts=record["parts"], gaps=record["gaps"], end=end)
-        task = asyncio.ensure_future(notify(self.options.notify_url, body))
+        task = asyncio.ensure_future(notify(self.options.notify_url, body, settings=self._settings))
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hauler.config import TransferSettings
-from hauler.net import Sessions
+from hauler.net import Sessions, check_url
 from hauler.redact import redact_url
 
 _log = logging.getLogger(__name__)
@@ -55,12 +55,20 @@ async def notify(
     sessions: Sessions | None = None,
     *,
     timeout_s: float = NOTIFY_TIMEOUT_S,
+    settings: TransferSettings | None = None,
 ) -> bool:
     """POST ``event`` as JSON to ``url``; True when the receiver answered 2xx or 3xx. Never
-    raises (but a cancel): a failure is logged, redacted, at WARNING."""
+    raises (but a cancel): a failure is logged, redacted, at WARNING.
+
+    The URL passes the guard of ``settings`` first (``net.check_url``: the allowed schemes, and
+    no private address unless allowed), and a redirect is not followed (a hook that moved
+    answers 3xx, which counts as received): the POST goes to the address checked, nowhere else.
+    """
     own = sessions is None
-    active = sessions or Sessions(TransferSettings())
+    checks = settings or TransferSettings()
+    active = sessions or Sessions(checks)
     try:
+        await check_url(url, checks)
         status = await _post(active, url, event_body(event), timeout_s)
     except Exception as exc:  # best effort: whatever the POST raised is only reported
         _log.warning("notify %s (%s) failed: %s", redact_url(url), event.get("event"), _brief(exc))
@@ -78,7 +86,8 @@ async def _post(sessions: Sessions, url: str, body: bytes, timeout_s: float) -> 
     session, proxy = sessions.for_url(url, None)
     headers = {"Content-Type": "application/json"}
     async with asyncio.timeout(timeout_s):
-        async with session.post(url, data=body, headers=headers, proxy=proxy) as response:
+        post = session.post(url, data=body, headers=headers, proxy=proxy, allow_redirects=False)
+        async with post as response:
             await response.read()  # the connection goes back to the pool only once read
             return response.status
 
