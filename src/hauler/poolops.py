@@ -90,7 +90,9 @@ def check_sites(sites: Iterable[str]) -> tuple[str, ...]:
 
 def _weight(value: object) -> float:
     try:
-        weight = float(value)  # type: ignore[arg-type]
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise TypeError  # a JSON list, object, true or null is no weight
+        weight = float(value)
     except (TypeError, ValueError):
         raise BadResource(f"bad weight {printable(str(value))!r}: expected a number") from None
     if not weight > 0:

@@ -18,6 +18,16 @@ EXIT_STORE_UNAVAILABLE = 3
 EXIT_USAGE = 2
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped (to grep, a file), a table is as wide as its rows: rich would cut it to 80 columns.
+PIPED_WIDTH = 1000
+tables = Console(highlight=False, soft_wrap=True)
+if not tables.is_terminal:
+    tables.width = PIPED_WIDTH
+
+
+def say(line: str) -> None:
+    """One line on stdout, as given (no rich markup read in it)."""
+    tables.print(line, markup=False)
 
 
 def store_failure(url: str, exc: StoreUnavailable) -> typer.Exit:

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from hauler import hostops
 from hauler.cli.app import app, globals_of, usage_error
-from hauler.cli.connection import stderr, with_store
+from hauler.cli.connection import say, stderr, tables, with_store
 from hauler.cli.queue_views import print_json
 from hauler.clock import SystemClock
 from hauler.hostops import BadLimit, LimitOptions
@@ -33,11 +32,6 @@ from hauler.hostviews import (
 T = TypeVar("T")
 EXIT_NOT_FOUND = 1
 CLOCK = SystemClock()
-# Piped (to grep, a file), a table is as wide as its rows: rich would cut it to 80 columns.
-PIPED_WIDTH = 1000
-stdout = Console(highlight=False, soft_wrap=True)
-if not stdout.is_terminal:
-    stdout.width = PIPED_WIDTH
 
 host_app = typer.Typer(
     help="Per-host budgets the whole fleet shares: request rate, connections, cooldowns.",
@@ -77,10 +71,6 @@ def _checked(make: Callable[[], T]) -> T:
         usage_error(exc.message)
 
 
-def _say(line: str) -> None:
-    stdout.print(line, markup=False)
-
-
 def hosts_table(listing: HostListing) -> Table:
     """``HOST_COLUMNS``, one row a host."""
     table = Table(*HOST_COLUMNS, box=None)
@@ -109,7 +99,7 @@ def limit_command(
     if as_json:
         print_json(host_record(budget, CLOCK.now()))
     else:
-        _say(f"{budget.host}: {in_force_text(budget)}")
+        say(f"{budget.host}: {in_force_text(budget)}")
 
 
 @host_app.command("list")
@@ -121,9 +111,9 @@ def list_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(listing_record(listing))
     elif listing.budgets:
-        stdout.print(hosts_table(listing))
+        tables.print(hosts_table(listing))
     else:
-        _say("no host has a limit or a cooldown")
+        say("no host has a limit or a cooldown")
 
 
 @host_app.command("remove")
@@ -137,4 +127,4 @@ def remove_command(ctx: typer.Context, host: Host, *, as_json: JsonFlag = False)
     if as_json:
         print_json({"removed": key})
     else:
-        _say(f"removed {key}")
+        say(f"removed {key}")

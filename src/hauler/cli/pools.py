@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from hauler import poolops
 from hauler.cli.app import app, globals_of, usage_error
-from hauler.cli.connection import stderr, with_store
+from hauler.cli.connection import say, stderr, tables, with_store
 from hauler.cli.queue_views import clock_time, print_json
 from hauler.clock import SystemClock
 from hauler.poolops import BadResource, SpecParser
@@ -43,11 +42,6 @@ T = TypeVar("T")
 EXIT_NOT_FOUND = 1
 EXIT_BAD_LINES = 1
 CLOCK = SystemClock()
-# Piped (to grep, a file), a table is as wide as its rows: rich would cut it to 80 columns.
-PIPED_WIDTH = 1000
-stdout = Console(highlight=False, soft_wrap=True)
-if not stdout.is_terminal:
-    stdout.width = PIPED_WIDTH
 
 proxy_app = typer.Typer(
     help="The proxy pool the whole fleet shares: add, import, list, ban, unban, reset, remove.",
@@ -157,13 +151,9 @@ def pool_table(resources: list[Resource], kind: ResourceKind, now: float) -> Tab
 def _print_listing(listing: PoolListing, kind: ResourceKind) -> None:
     resources = listing.of_kind(kind)
     if resources:
-        stdout.print(pool_table(resources, kind, listing.at))
+        tables.print(pool_table(resources, kind, listing.at))
     else:
-        _say(f"no {NOUNS[kind]} in the pool")
-
-
-def _say(line: str) -> None:
-    stdout.print(line, markup=False)
+        say(f"no {NOUNS[kind]} in the pool")
 
 
 async def _and_wake(store: Store, change: Awaitable[Resource | None]) -> Resource | None:
@@ -188,7 +178,7 @@ def _print_added(added: list[Resource], as_json: bool) -> None:
         shown = resource.spec.name
         if resource.spec.kind is ResourceKind.PROXY:
             shown = redact_url(shown)
-        _say(f"added {resource.id} {printable(shown)}")
+        say(f"added {resource.id} {printable(shown)}")
 
 
 def _import(ctx: typer.Context, path: Path, parse: SpecParser, as_json: bool) -> None:
@@ -206,7 +196,7 @@ def _import(ctx: typer.Context, path: Path, parse: SpecParser, as_json: bool) ->
         print_json(import_record(report))
     else:
         refused = f", {len(report.bad)} bad lines" if report.bad else ""
-        _say(f"added {len(report.added)}{refused}")
+        say(f"added {len(report.added)}{refused}")
     if report.bad:
         raise typer.Exit(EXIT_BAD_LINES)
 
@@ -282,7 +272,7 @@ class PoolCommands:
         if as_json:
             print_json({"removed": resource_id})
         else:
-            _say(f"removed {resource_id}")
+            say(f"removed {resource_id}")
 
     def _show(self, found: Resource | None, resource_id: str, verb: str, as_json: bool) -> None:
         """What a ban, unban or reset left (``banned p1: banned for …``); exit 1 without it."""
@@ -291,7 +281,7 @@ class PoolCommands:
         if as_json:
             print_json(resource_record(found, CLOCK.now()))
         else:
-            _say(f"{verb} {found.id}: {found.state.value}{_until(found)}")
+            say(f"{verb} {found.id}: {found.state.value}{_until(found)}")
 
 
 def _until(resource: Resource) -> str:
@@ -394,7 +384,7 @@ def pools_command(ctx: typer.Context, *, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(listing_record(listing))
         return
-    _say("proxies")
+    say("proxies")
     _print_listing(listing, ResourceKind.PROXY)
-    _say("accounts")
+    say("accounts")
     _print_listing(listing, ResourceKind.ACCOUNT)

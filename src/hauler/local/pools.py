@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from types import TracebackType
 
 from hauler.config import PoolSettings
 from hauler.local.infocache import LazyInfoCache
@@ -75,9 +76,14 @@ class _Deferred:
         self._inner = broker.acquire(self._spec)
         return await self._inner.__aenter__()
 
-    async def __aexit__(self, *exc_info: object) -> bool | None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
         assert self._inner is not None
-        return await self._inner.__aexit__(*exc_info)  # type: ignore[arg-type]
+        return await self._inner.__aexit__(exc_type, exc, traceback)
 
 
 def store_may_exist(store_url: str) -> bool:
