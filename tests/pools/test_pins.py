@@ -122,6 +122,22 @@ async def test_a_region_pin_lends_only_that_regions_proxies_on_both_paths(
     assert all(r.counters.in_use == 0 for r in after.values())
 
 
+async def test_a_pool_kind_holding_nothing_costs_no_store_call(
+    store: Store, clock: FakeClock
+) -> None:
+    """Proxies but no accounts: every run is lent a proxy and asks the store nothing about
+    accounts (the lender knows from its view of the pools, read every few seconds)."""
+    await add_regions(store)
+    pools = CountedPools(store)
+    lender = PoolLender(cast(ResourcePools, pools), clock=clock)
+    lent = [
+        one for _ in range(10) for one in await lend_and_give_back(lender, clock, PoolPins(), 1)
+    ]
+    assert all(one.proxy is not None and one.account is None for one in lent)
+    assert pools.calls["lend", PROXY] + pools.calls["lend_by", PROXY] == 10
+    assert pools.calls["lend", ACCOUNT] == pools.calls["lend_by", ACCOUNT] == 0
+
+
 async def test_a_region_pin_with_every_proxy_banned_waits_for_the_first_back(
     store: Store, clock: FakeClock
 ) -> None:
